@@ -1,0 +1,81 @@
+"""The `citystream` command: one entry point whose sub-commands each service contributes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from citystream import dev_cli
+from services.common.logs import configure_logging
+from services.common.settings import CommonSettings
+
+app = typer.Typer(help="CityStream: a city's sensor streams, admitted, stored and watched in real time.",
+                  no_args_is_help=True)
+app.add_typer(dev_cli.app, name="dev")
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topics from the catalogue in schemas/topics.py.", no_args_is_help=True)
+schemas_app = typer.Typer(help="Generated contract files (JSON Schema, AsyncAPI).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(topics_app, name="topics")
+app.add_typer(schemas_app, name="schemas")
+console = Console(stderr=True)
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    configure_logging("DEBUG" if verbose else "INFO")
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending SQL migrations (idempotent)."""
+    from services.common.migrate import migrate
+
+    settings = CommonSettings()
+    try:
+        applied = asyncio.run(migrate(settings.database_url))
+    except (OSError, asyncio.TimeoutError) as problem:
+        console.print(f"[red]error:[/red] database unreachable at {settings.database_url}: {problem}")
+        raise typer.Exit(code=1) from problem
+    console.print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create every catalogue topic that does not exist yet (idempotent)."""
+    from services.common.kafka import create_topics
+
+    settings = CommonSettings()
+    try:
+        created = asyncio.run(create_topics(settings.kafka_bootstrap, prefix=settings.topic_prefix))
+    except Exception as problem:  # aiokafka raises several unrelated types for "broker unreachable"
+        console.print(f"[red]error:[/red] could not create topics on {settings.kafka_bootstrap}: {problem!r}")
+        raise typer.Exit(code=1) from problem
+    console.print(f"created {len(created)} topic(s): {', '.join(created) or 'all existed'}")
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """Print the catalogue: name, partitions, cleanup policy, writer."""
+    from schemas.topics import CATALOGUE
+
+    for spec in CATALOGUE:
+        print(f"{spec.name}\t{spec.partitions}\t{spec.cleanup_policy}\t{spec.writer}")
+
+
+@schemas_app.command("generate")
+def schemas_generate() -> None:
+    """Rewrite schemas/json/*.schema.json and schemas/asyncapi.yaml from the models."""
+    from schemas import generate
+
+    for path in generate.write():
+        console.print(f"wrote {path}")
+
+
+def main() -> None:
+    logging.captureWarnings(True)
+    app()

@@ -1,0 +1,94 @@
+"""`citystream dev up | down | status | logs | reset`: the local runtime, Kafka and TimescaleDB, without Docker."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from citystream.devenv import kafka, postgres
+from citystream.devenv.config import DevSettings
+from citystream.devenv.process import RuntimeProblem
+
+app = typer.Typer(help="Run Kafka and TimescaleDB locally (no Docker).", no_args_is_help=True)
+console = Console(stderr=True)
+
+COMPONENTS = {"kafka": kafka, "timescaledb": postgres}
+
+
+def _fail(problem: Exception) -> None:
+    console.print(f"[red]error:[/red] {problem}")
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def up() -> None:
+    """Install what is missing, then start Kafka and PostgreSQL + TimescaleDB. Idempotent."""
+    settings = DevSettings()
+    try:
+        console.print(kafka.start(settings))
+        console.print(postgres.start(settings))
+    except (RuntimeProblem, subprocess.TimeoutExpired, OSError) as problem:
+        _fail(problem)
+    console.print(f"KAFKA_BOOTSTRAP={settings.kafka_bootstrap}\nDATABASE_URL={settings.database_url}")
+
+
+@app.command()
+def down() -> None:
+    """Stop both servers; data stays."""
+    settings = DevSettings()
+    try:
+        console.print(postgres.stop(settings))
+        console.print(kafka.stop(settings))
+    except RuntimeProblem as problem:
+        _fail(problem)
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False) -> None:
+    """Each component: up/down, version, port (and TimescaleDB's license: apache or timescale)."""
+    settings = DevSettings()
+    report = {name: module.status(settings) for name, module in COMPONENTS.items()}
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        table = Table("component", "state", "version", "port", "license")
+        for name, item in report.items():
+            colour = "green" if item["state"] == "up" else "red"
+            table.add_row(name, f"[{colour}]{item['state']}[/{colour}]", str(item.get("version") or "-"),
+                          str(item["port"]), str(item.get("license") or "-"))
+        Console().print(table)
+    if any(item["state"] != "up" for item in report.values()):
+        raise typer.Exit(code=3)
+
+
+@app.command()
+def logs(
+    component: Annotated[str, typer.Argument(help="kafka or timescaledb")] = "kafka",
+    lines: Annotated[int, typer.Option("-n")] = 50,
+) -> None:
+    """Print the last lines of a component's log."""
+    if component not in COMPONENTS:
+        _fail(ValueError(f"unknown component {component!r}; choose from {', '.join(COMPONENTS)}"))
+    settings = DevSettings()
+    path = COMPONENTS[component].status(settings)["log"]
+    from citystream.devenv.process import tail
+    from pathlib import Path
+
+    print(tail(Path(path), lines))
+
+
+@app.command()
+def reset(yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False) -> None:
+    """Stop everything and delete the local data (not the cached downloads and builds)."""
+    settings = DevSettings()
+    if not yes and not typer.confirm(f"Delete all data under {settings.state_dir}?"):
+        raise typer.Exit(code=1)
+    down()
+    shutil.rmtree(settings.state_dir, ignore_errors=True)
+    console.print(f"removed {settings.state_dir}")

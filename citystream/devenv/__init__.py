@@ -1,0 +1,1 @@
+"""Local runtime: Kafka (KRaft, from Maven Central jars) and PostgreSQL + TimescaleDB, on loopback, no Docker."""

@@ -1,0 +1,45 @@
+"""Where the local runtime keeps its cache and state, and which ports it uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class DevSettings(BaseSettings):
+    """Built once by the CLI from CITYSTREAM_DEV_* environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="CITYSTREAM_DEV_", frozen=True, extra="ignore")
+
+    cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "citystream",
+        description="Downloads and builds reused across clones: Kafka jars, the TimescaleDB build.",
+    )
+    state_dir: Path = Field(default=REPO_ROOT / ".citystream", description="Data, logs and pid files.")
+    kafka_port: int = 19092
+    kafka_controller_port: int = 19093
+    kafka_heap_mb: int = 768
+    postgres_port: int = 15432
+    postgres_user: str = "citystream"
+    postgres_password: str = "citystream"
+    postgres_db: str = "citystream"
+    start_timeout_s: float = 60.0
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def database_url(self) -> str:
+        return (
+            f"postgresql://{self.postgres_user}:{self.postgres_password}"
+            f"@127.0.0.1:{self.postgres_port}/{self.postgres_db}"
+        )
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"

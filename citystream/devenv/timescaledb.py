@@ -1,0 +1,123 @@
+"""TimescaleDB for the local PostgreSQL: use an installed one, else build Debian's Apache-licensed source once.
+
+The source comes from Debian trixie's `timescaledb` source package, fetched through a private apt sources list
+kept in the cache, so the machine's own apt configuration is never touched. The build is cached as a staged
+install tree; installing from the cache is a file copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from citystream.devenv.config import DevSettings
+from citystream.devenv.process import RuntimeProblem
+
+log = logging.getLogger(__name__)
+
+SOURCE_PACKAGE = "timescaledb"
+SOURCES_LIST = (
+    "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main\n"
+)
+BUILD_PACKAGES = ("postgresql-server-dev-{major}", "dpkg-dev", "cmake", "gcc", "make", "libssl-dev")
+
+
+def pg_config(name: str, major: int) -> str:
+    binary = f"/usr/lib/postgresql/{major}/bin/pg_config"
+    if not os.path.exists(binary):
+        binary = shutil.which("pg_config") or binary
+    return subprocess.run([binary, f"--{name}"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def installed(major: int) -> bool:
+    sharedir = Path(f"/usr/share/postgresql/{major}")
+    try:
+        sharedir = Path(pg_config("sharedir", major))
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return (sharedir / "extension" / "timescaledb.control").exists()
+
+
+def _run(command: list[str], cwd: Path | None = None, timeout: int = 900) -> None:
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeProblem(f"`{' '.join(command)}` failed:\n{(result.stdout + result.stderr)[-3000:]}")
+
+
+def _apt_install(packages: list[str]) -> None:
+    if os.geteuid() != 0:
+        raise RuntimeProblem(f"Missing build packages {packages}; run as root or install them with apt-get.")
+    log.info("installing %s with apt-get", " ".join(packages))
+    _run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages], timeout=1200)
+
+
+def _missing_packages(major: int) -> list[str]:
+    wanted = [name.format(major=major) for name in BUILD_PACKAGES]
+    missing = []
+    for package in wanted:
+        probe = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
+        if "install ok installed" not in probe.stdout:
+            missing.append(package)
+    return missing
+
+
+def build(settings: DevSettings, major: int) -> Path:
+    """Build TimescaleDB into a staged tree in the cache (once) and return that tree."""
+    root = settings.cache_dir / f"timescaledb-pg{major}"
+    stage = root / "stage"
+    if (root / ".complete").exists():
+        return stage
+    missing = _missing_packages(major)
+    if missing:
+        _apt_install(missing)
+    apt_dir = root / "apt"
+    (apt_dir / "lists" / "partial").mkdir(parents=True, exist_ok=True)
+    (apt_dir / "sources.list").write_text(SOURCES_LIST)
+    apt_options = [
+        "-o", f"Dir::Etc::SourceList={apt_dir / 'sources.list'}",
+        "-o", "Dir::Etc::SourceParts=/dev/null",
+        "-o", f"Dir::State::Lists={apt_dir / 'lists'}",
+        "-o", "APT::Get::List-Cleanup=0",
+    ]
+    source_dir = root / "source"
+    shutil.rmtree(source_dir, ignore_errors=True)
+    source_dir.mkdir(parents=True)
+    log.info("fetching Debian's %s source package", SOURCE_PACKAGE)
+    _run(["apt-get", *apt_options, "update"], timeout=300)
+    _run(["apt-get", *apt_options, "source", "--download-only", SOURCE_PACKAGE], cwd=source_dir, timeout=300)
+    dsc = next(source_dir.glob("*.dsc"))
+    _run(["dpkg-source", "-x", "--no-check", dsc.name, "src"], cwd=source_dir)
+    build_dir = root / "build"
+    shutil.rmtree(build_dir, ignore_errors=True)
+    log.info("building TimescaleDB (Apache-licensed parts) against PostgreSQL %s", major)
+    _run([
+        "cmake", "-S", str(source_dir / "src"), "-B", str(build_dir),
+        f"-DPG_CONFIG=/usr/lib/postgresql/{major}/bin/pg_config", "-DAPACHE_ONLY=1",
+        "-DREGRESS_CHECKS=OFF", "-DTAP_CHECKS=OFF", "-DUSE_TELEMETRY=OFF", "-DSEND_TELEMETRY_DEFAULT=OFF",
+        "-DCMAKE_BUILD_TYPE=RelWithDebInfo",
+    ])
+    _run(["make", "-C", str(build_dir), f"-j{os.cpu_count() or 2}"], timeout=1800)
+    shutil.rmtree(stage, ignore_errors=True)
+    _run(["make", "-C", str(build_dir), "install", f"DESTDIR={stage}"])
+    shutil.rmtree(build_dir, ignore_errors=True)
+    (root / ".complete").write_text(dsc.name)
+    return stage
+
+
+def ensure(settings: DevSettings, major: int) -> str:
+    """Make TimescaleDB loadable by PostgreSQL `major`. Returns where it came from."""
+    if installed(major):
+        return "installed"
+    stage = build(settings, major)
+    if os.geteuid() != 0:
+        raise RuntimeProblem(
+            f"TimescaleDB is built in {stage} but installing it into PostgreSQL's directories needs root: "
+            f"sudo cp -a {stage}/. /"
+        )
+    shutil.copytree(stage, "/", dirs_exist_ok=True)
+    if not installed(major):
+        raise RuntimeProblem(f"TimescaleDB was copied from {stage} but PostgreSQL {major} still cannot see it.")
+    return "built from Debian source"

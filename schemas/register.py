@@ -1,0 +1,66 @@
+"""The register's change stream, `citystream.register.sensors.v1` (compacted): what every gate needs to admit."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field, model_validator
+
+from schemas.common import AwareDatetime, Domain, SensorId, WireModel
+
+
+class SensorStatus(StrEnum):
+    """Lifecycle: draft → active ⇄ suspended → retired (final). Only `active` may publish."""
+
+    DRAFT = "draft"
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    RETIRED = "retired"
+
+
+class MetricDeclaration(WireModel):
+    """A metric the sensor may publish, with its unit and physical range (inclusive)."""
+
+    name: str = Field(description="Smart Data Models attribute name valid for the sensor's domain.")
+    unit: str = Field(max_length=32, description="Unit of the value, e.g. `km/h`, `kW`, `fraction`.")
+    min: float = Field(description="Lowest physically possible value.")
+    max: float = Field(description="Highest physically possible value.")
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> MetricDeclaration:
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+class CredentialKind(StrEnum):
+    SENSOR = "sensor"
+    GATEWAY = "gateway"
+
+
+class CredentialHash(WireModel):
+    """A credential that may publish for the sensor. Only the SHA-256 of the secret travels; never the secret."""
+
+    key_id: str = Field(description="Public part of the credential, `<key_id>.<secret>` on the wire.")
+    kind: CredentialKind = CredentialKind.SENSOR
+    secret_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the secret.")
+    not_after: AwareDatetime | None = Field(
+        default=None, description="End of the credential's validity (set during a rotation's overlap window)."
+    )
+
+
+class SensorRegistration(WireModel):
+    """A sensor's admission record, keyed by sensor id. A tombstone (null value) deletes the sensor."""
+
+    sensor_id: SensorId
+    version: int = Field(ge=1, description="Bumped on every change; gates keep the highest they saw.")
+    status: SensorStatus
+    domain: Domain
+    owner_organisation: str = Field(description="Who runs the sensor (public).")
+    active_from: AwareDatetime | None = Field(default=None, description="Start of the publishing window.")
+    active_until: AwareDatetime | None = Field(default=None, description="End of the publishing window.")
+    metrics: tuple[MetricDeclaration, ...] = Field(description="Declared metrics; anything else is refused.")
+    rate_limit_per_minute: int = Field(ge=1, description="Readings per minute the sensor may publish.")
+    reporting_interval_s: float = Field(gt=0, description="Expected interval between readings, in seconds.")
+    credentials: tuple[CredentialHash, ...] = Field(default=(), description="Credentials that may publish.")
+    updated_at: AwareDatetime
