@@ -1,0 +1,109 @@
+"""Shared fixtures: the real Kafka and TimescaleDB (see tests/support/infra.py), isolated per test.
+
+- `infrastructure` (session): where Kafka and the database are.
+- `database_url` (session): a fresh database for this run, migrated; dropped afterwards.
+- `fresh_database_url`: a new empty migrated database for one test (slower; only when a test needs empty tables).
+- `topic_prefix`: a unique prefix per test; `kafka_topics` creates the whole catalogue under it.
+- `settings`: CommonSettings pointing at all of the above.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from services.common.kafka import create_topics
+from services.common.migrate import migrate
+from services.common.settings import CommonSettings
+from tests.support.infra import Infrastructure, resolve
+
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = Path(str(item.fspath))
+        tier = path.relative_to(TESTS_DIR).parts[0] if TESTS_DIR in path.parents else ""
+        if tier == "integration":
+            item.add_marker(pytest.mark.integration)
+        elif tier == "e2e":
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def infrastructure() -> Iterator[Infrastructure]:
+    infra, containers = resolve()
+    yield infra
+    for container in containers:
+        container.stop()
+
+
+def _with_database(url: str, name: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+async def _create_database(admin_url: str) -> str:
+    name = f"cs_test_{uuid.uuid4().hex[:12]}"
+    connection = await asyncpg.connect(admin_url, timeout=10)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    url = _with_database(admin_url, name)
+    await migrate(url)
+    return url
+
+
+async def _drop_database(admin_url: str, url: str) -> None:
+    name = url.rpartition("/")[2]
+    connection = await asyncpg.connect(admin_url, timeout=10)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def database_url(infrastructure: Infrastructure) -> Iterator[str]:
+    url = asyncio.run(_create_database(infrastructure.admin_database_url))
+    yield url
+    asyncio.run(_drop_database(infrastructure.admin_database_url, url))
+
+
+@pytest.fixture
+def fresh_database_url(infrastructure: Infrastructure) -> Iterator[str]:
+    url = asyncio.run(_create_database(infrastructure.admin_database_url))
+    yield url
+    asyncio.run(_drop_database(infrastructure.admin_database_url, url))
+
+
+@pytest.fixture
+def kafka_bootstrap(infrastructure: Infrastructure) -> str:
+    return infrastructure.kafka_bootstrap
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """Unique per test, so tests never read each other's records."""
+    return f"test.{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+def kafka_topics(kafka_bootstrap: str, topic_prefix: str) -> str:
+    """Creates every catalogue topic under this test's prefix; returns the prefix."""
+    asyncio.run(create_topics(kafka_bootstrap, prefix=topic_prefix))
+    return topic_prefix
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, database_url: str, kafka_topics: str) -> CommonSettings:
+    return CommonSettings(
+        kafka_bootstrap=kafka_bootstrap, database_url=database_url, topic_prefix=kafka_topics,
+        instance_id=f"test-{uuid.uuid4().hex[:6]}",
+    )

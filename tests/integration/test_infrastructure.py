@@ -1,0 +1,67 @@
+"""The real broker and database answer: produce/consume through Kafka; write and bucket a hypertable."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from schemas import headers
+from schemas.topics import readings_topic
+from services.common import jsonwire
+from services.common.kafka import make_consumer, make_producer
+
+
+async def test_produce_and_consume_through_the_real_broker(kafka_bootstrap, kafka_topics):
+    topic = kafka_topics + readings_topic("traffic")
+    producer = make_producer(kafka_bootstrap, "test-producer")
+    await producer.start()
+    try:
+        sent = {f"sensor-{n:03d}": {"seq": n} for n in range(20)}
+        for key, value in sent.items():
+            await producer.send_and_wait(
+                topic, jsonwire.dumps(value), key=key.encode(), headers=headers.make_headers(topic, "test")
+            )
+    finally:
+        await producer.stop()
+    consumer = make_consumer(kafka_bootstrap, None, topic)
+    await consumer.start()
+    try:
+        received = {}
+        batches = 0
+        while len(received) < len(sent) and batches < 50:
+            batch = await consumer.getmany(timeout_ms=500)
+            batches += 1
+            for records in batch.values():
+                for record in records:
+                    received[record.key.decode()] = jsonwire.loads(record.value)
+                    assert headers.header_value(record.headers, headers.SCHEMA) == topic
+    finally:
+        await consumer.stop()
+    assert received == sent
+
+
+async def test_hypertable_write_and_time_bucket(database_url):
+    connection = await asyncpg.connect(database_url)
+    try:
+        start = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+        rows = [
+            (start + timedelta(seconds=30 * n), "test-bucket-001", n, "traffic", start, 1, f'{{"intensity": {n}}}')
+            for n in range(10)
+        ]
+        await connection.executemany(
+            "INSERT INTO readings (observed_at, sensor_id, seq, domain, received_at, register_version, metrics)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
+            rows,
+        )
+        buckets = await connection.fetch(
+            "SELECT time_bucket('1 minute', observed_at) AS bucket, count(*) AS n,"
+            " avg((metrics->>'intensity')::float8) AS mean"
+            " FROM readings WHERE sensor_id = 'test-bucket-001' GROUP BY bucket ORDER BY bucket"
+        )
+        hypertables = await connection.fetch("SELECT hypertable_name FROM timescaledb_information.hypertables")
+    finally:
+        await connection.close()
+    assert [row["n"] for row in buckets] == [2] * 5
+    assert [row["mean"] for row in buckets] == [0.5, 2.5, 4.5, 6.5, 8.5]
+    assert {"readings", "rejections", "alert_events", "rollups_1m"} <= {row["hypertable_name"] for row in hypertables}
