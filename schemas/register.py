@@ -64,3 +64,16 @@ class SensorRegistration(WireModel):
     reporting_interval_s: float = Field(gt=0, description="Expected interval between readings, in seconds.")
     credentials: tuple[CredentialHash, ...] = Field(default=(), description="Credentials that may publish.")
     updated_at: AwareDatetime
+    location: tuple[float, float] | None = Field(
+        default=None,
+        description="GeoJSON position `[longitude, latitude]` (WGS84) of a fixed sensor; absent when undisclosed.",
+        examples=[[4.8952, 52.3702]],
+    )
+
+    @model_validator(mode="after")
+    def _location_on_earth(self) -> SensorRegistration:
+        if self.location is not None:
+            longitude, latitude = self.location
+            if not (-180.0 <= longitude <= 180.0 and -90.0 <= latitude <= 90.0):
+                raise ValueError(f"location {list(self.location)} is not [longitude, latitude] in WGS84 degrees")
+        return self
