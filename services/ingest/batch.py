@@ -1,0 +1,71 @@
+"""An HTTP batch through the gate, and the one status rule of `POST /v1/readings` (pure, no I/O).
+
+Status rule:
+- 200 every reading admitted (and acknowledged by Kafka);
+- 207 some admitted, some rejected: the body's `outcomes` say which;
+- every reading rejected for one reason: that reason's status from `schemas.rejections.HTTP_STATUS`
+  (401 BAD_CREDENTIALS, 404 UNKNOWN_SENSOR, 403 SENSOR_NOT_ACTIVE / SENSOR_EXPIRED / SENSOR_MISMATCH,
+  422 UNDECLARED_METRIC / OUT_OF_RANGE / TIMESTAMP_*, 400 MALFORMED, 429 RATE_LIMITED with Retry-After);
+- every reading rejected, several reasons: 422 with the outcomes;
+- request-level: 400 MALFORMED (not JSON, no `readings` list, empty), 413 PAYLOAD_TOO_LARGE / BATCH_TOO_LARGE,
+  503 with Retry-After when Kafka did not acknowledge in time or the register view is not ready.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from schemas.rejections import HTTP_STATUS, RejectionReason
+from services.ingest.credentials import PresentedCredential
+from services.ingest.gate import Admitted, GateLimits, Rejected, RegisterLookup, admit
+from services.ingest.ratelimit import RateLimiter
+
+Outcome = Admitted | Rejected
+
+
+@dataclass(frozen=True, slots=True)
+class BatchAnswer:
+    status: int
+    retry_after_s: int | None
+    body: dict[str, Any]
+
+
+def gate_batch(readings: list[Any], credential: PresentedCredential | None, register: RegisterLookup,
+               now: datetime, limits: GateLimits, limiter: RateLimiter) -> list[Outcome]:
+    return [admit(raw, credential, register, now, limits, limiter) for raw in readings]
+
+
+def answer(outcomes: list[Outcome]) -> BatchAnswer:
+    """Status, Retry-After and body for a gated batch whose admitted readings Kafka acknowledged."""
+    items = [_item(index, outcome) for index, outcome in enumerate(outcomes)]
+    rejected = [outcome for outcome in outcomes if isinstance(outcome, Rejected)]
+    body = {"accepted": len(outcomes) - len(rejected), "rejected": len(rejected), "outcomes": items}
+    if not rejected:
+        return BatchAnswer(200, None, body)
+    if len(rejected) < len(outcomes):
+        return BatchAnswer(207, None, body)
+    reasons = Counter(outcome.reason for outcome in rejected)
+    if len(reasons) > 1:
+        return BatchAnswer(422, None, body)
+    reason = rejected[0].reason
+    body["reason"] = reason.value
+    retry_after = None
+    if reason is RejectionReason.RATE_LIMITED:
+        retry_after = max(1, math.ceil(max(outcome.retry_after_s or 1.0 for outcome in rejected)))
+    return BatchAnswer(HTTP_STATUS[reason], retry_after, body)
+
+
+def request_error(reason: RejectionReason, detail: str, field: str | None = None) -> BatchAnswer:
+    """A whole request refused before any reading was looked at."""
+    return BatchAnswer(HTTP_STATUS[reason], None, {"reason": reason.value, "detail": detail, "field": field})
+
+
+def _item(index: int, outcome: Outcome) -> dict[str, Any]:
+    if isinstance(outcome, Admitted):
+        return {"index": index, "status": "accepted", "sensor_id": outcome.sensor_id, "seq": outcome.seq}
+    return {"index": index, "status": "rejected", "reason": outcome.reason.value, "field": outcome.field,
+            "detail": outcome.detail, "sensor_id": outcome.sensor_id, "seq": outcome.seq}

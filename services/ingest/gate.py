@@ -1,0 +1,144 @@
+"""The gate: one pure function deciding admit or reject for a reading, used by the HTTP and the Kafka-native path."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from schemas.common import METRICS_BY_DOMAIN, Domain
+from schemas.register import SensorStatus
+from schemas.rejections import RejectionReason as Reason
+from services.ingest.credentials import PresentedCredential, matches
+from services.ingest.ratelimit import RateLimiter
+from services.ingest.reading_shape import Malformed, check_shape
+from services.ingest.register_state import SensorEntry
+
+
+class RegisterLookup(Protocol):
+    def get(self, sensor_id: str) -> SensorEntry | None: ...
+
+    def sensors_for_key(self, key_id: str) -> list[SensorEntry]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class GateLimits:
+    clock_skew: timedelta = timedelta(minutes=5)
+    max_age: timedelta = timedelta(days=7)
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    sensor_id: str
+    seq: int
+    observed_at: datetime
+    received_at: datetime
+    domain: Domain
+    register_version: int
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    reason: Reason
+    detail: str
+    field: str | None = None
+    sensor_id: str | None = None
+    seq: int | None = None
+    retry_after_s: float | None = None  # only for RATE_LIMITED
+
+
+def _claimed(raw: Any, key: str) -> Any:
+    return raw.get(key) if isinstance(raw, dict) else None
+
+
+def admit(raw: Any, credential: PresentedCredential | None, register: RegisterLookup, now: datetime,
+          limits: GateLimits, limiter: RateLimiter, *, sensor_hint: str | None = None) -> Admitted | Rejected:
+    """Decide one reading. `sensor_hint` is the Kafka record key on the raw topic; `now` must be timezone-aware.
+
+    Checks in order: shape, sensor known, credential, status and window, metrics, timestamp, rate. The rate
+    token is only taken for a reading that passed everything else.
+    """
+    seq_claimed = _claimed(raw, "seq")
+    seq = seq_claimed if isinstance(seq_claimed, int) and not isinstance(seq_claimed, bool) else None
+    sensor_claimed = _claimed(raw, "sensor_id")
+    try:
+        shape = check_shape(raw)
+    except Malformed as problem:
+        name = sensor_claimed if isinstance(sensor_claimed, str) else sensor_hint
+        return Rejected(Reason.MALFORMED, problem.detail, problem.field, name, seq)
+    if shape.sensor_id and sensor_hint and shape.sensor_id != sensor_hint:
+        return Rejected(Reason.SENSOR_MISMATCH, f"reading names {shape.sensor_id!r} but the record key is "
+                        f"{sensor_hint!r}", "sensor_id", shape.sensor_id, seq)
+    found = _resolve_sensor(shape.sensor_id or sensor_hint, credential, register, now)
+    if isinstance(found, Rejected):
+        return Rejected(found.reason, found.detail, found.field, found.sensor_id, seq)
+    entry = found
+    record = entry.record
+    sensor_id = record.sensor_id
+    if record.status is not SensorStatus.ACTIVE:
+        return Rejected(Reason.SENSOR_NOT_ACTIVE, f"sensor is {record.status.value}, only active sensors may "
+                        "publish", "sensor_id", sensor_id, seq)
+    if record.active_from is not None and now < record.active_from:
+        return Rejected(Reason.SENSOR_NOT_ACTIVE, f"sensor may publish from {record.active_from.isoformat()}",
+                        "sensor_id", sensor_id, seq)
+    if record.active_until is not None and now >= record.active_until:
+        return Rejected(Reason.SENSOR_EXPIRED, f"sensor's window ended at {record.active_until.isoformat()}",
+                        "sensor_id", sensor_id, seq)
+    domain_metrics = METRICS_BY_DOMAIN[record.domain]
+    for name, value in shape.metrics.items():
+        bounds = entry.ranges.get(name)
+        if bounds is None or name not in domain_metrics:
+            return Rejected(Reason.UNDECLARED_METRIC, f"metric {name!r} is not declared for this sensor",
+                            f"metrics.{name}", sensor_id, seq)
+        if not math.isfinite(value):
+            return Rejected(Reason.OUT_OF_RANGE, f"{name} {value} is not a finite number", f"metrics.{name}",
+                            sensor_id, seq)
+        low, high = bounds
+        if not low <= value <= high:
+            return Rejected(Reason.OUT_OF_RANGE, f"{name} {value} outside declared range [{low}, {high}]",
+                            f"metrics.{name}", sensor_id, seq)
+    if shape.observed_at > now + limits.clock_skew:
+        return Rejected(Reason.TIMESTAMP_IN_FUTURE, f"observed_at is more than {limits.clock_skew} ahead of "
+                        "the ingest clock", "observed_at", sensor_id, seq)
+    if shape.observed_at < now - limits.max_age:
+        return Rejected(Reason.TIMESTAMP_TOO_OLD, f"observed_at is older than {limits.max_age}", "observed_at",
+                        sensor_id, seq)
+    wait_s = limiter.try_acquire(sensor_id, record.rate_limit_per_minute, now.timestamp())
+    if wait_s > 0:
+        return Rejected(Reason.RATE_LIMITED, f"over {record.rate_limit_per_minute} readings per minute",
+                        None, sensor_id, seq, retry_after_s=wait_s)
+    return Admitted(sensor_id, shape.seq, shape.observed_at, now, record.domain, record.version, shape.metrics)
+
+
+def _resolve_sensor(claimed: str | None, credential: PresentedCredential | None, register: RegisterLookup,
+                    now: datetime) -> SensorEntry | Rejected:
+    """The sensor the reading is for, given the credential: by name (gateway or check) or from a sensor key."""
+    if claimed is not None:
+        entry = register.get(claimed)
+        if entry is None:
+            return Rejected(Reason.UNKNOWN_SENSOR, f"sensor {claimed!r} is not in the register", "sensor_id", claimed)
+        if credential is not None and any(matches(credential, stored, now)
+                                          for stored in entry.credentials_for(credential.key_id)):
+            return entry
+        if credential is not None and _valid_elsewhere(credential, register, now):
+            return Rejected(Reason.SENSOR_MISMATCH, f"the credential may not publish for {claimed!r}",
+                            "sensor_id", claimed)
+        return Rejected(Reason.BAD_CREDENTIALS, "missing, unknown, wrong or expired credential", "credential",
+                        claimed)
+    if credential is None:
+        return Rejected(Reason.BAD_CREDENTIALS, "missing or malformed credential", "credential")
+    holders = [entry for entry in register.sensors_for_key(credential.key_id)
+               if any(matches(credential, stored, now) for stored in entry.credentials_for(credential.key_id))]
+    if not holders:
+        return Rejected(Reason.BAD_CREDENTIALS, "unknown, wrong or expired credential", "credential")
+    if len(holders) > 1:
+        return Rejected(Reason.MALFORMED, "sensor_id is required with a gateway credential", "sensor_id")
+    return holders[0]
+
+
+def _valid_elsewhere(credential: PresentedCredential, register: RegisterLookup, now: datetime) -> bool:
+    return any(matches(credential, stored, now)
+               for entry in register.sensors_for_key(credential.key_id)
+               for stored in entry.credentials_for(credential.key_id))

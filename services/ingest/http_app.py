@@ -1,0 +1,144 @@
+"""HTTP ingest: `POST /v1/readings` through the gate to `citystream.readings.<domain>.v1` and the rejected topic."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request, Response
+
+from schemas.rejections import RejectionReason as Reason
+from services.common.errors import DependencyUnavailable
+from services.common.metrics import metrics_payload
+from services.ingest import metrics
+from services.ingest.batch import BatchAnswer, answer, gate_batch, request_error
+from services.ingest.credentials import parse_bearer
+from services.ingest.gate import Admitted
+from services.ingest.records import admitted_record, rejected_record
+from services.ingest.runtime import GateRuntime
+from services.ingest.settings import IngestSettings
+
+log = logging.getLogger(__name__)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_limited(request: Request, limit_bytes: int) -> bytes:
+    """The body, refused as soon as it passes `limit_bytes` — also when chunked without Content-Length."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit_bytes:
+        raise BodyTooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit_bytes:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_body(body: bytes) -> Any:
+    """orjson first; the standard library only as fallback, so NaN/Infinity reach the gate as OUT_OF_RANGE."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
+
+
+def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> FastAPI:
+    """The FastAPI app. Without a `runtime`, its lifespan builds, starts and stops one (the process entrypoint)."""
+    holder: dict[str, GateRuntime] = {}
+    if runtime is not None:
+        holder["runtime"] = runtime
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        owned = "runtime" not in holder
+        if owned:
+            holder["runtime"] = GateRuntime.build(settings, "http")  # aiokafka needs the running loop
+            holder["runtime"].start()
+        try:
+            yield
+        finally:
+            if owned:
+                await holder.pop("runtime").stop()
+
+    app = FastAPI(title="CityStream ingest", lifespan=lifespan)
+
+    @app.post("/v1/readings")
+    async def post_readings(request: Request) -> Response:
+        result = await _handle(request)
+        headers = {"Retry-After": str(result.retry_after_s)} if result.retry_after_s else None
+        return Response(orjson.dumps(result.body), result.status, headers, media_type="application/json")
+
+    async def _handle(request: Request) -> BatchAnswer:
+        runtime = holder["runtime"]
+        try:
+            body = await read_limited(request, settings.max_body_bytes)
+        except BodyTooLarge:
+            return request_error(Reason.PAYLOAD_TOO_LARGE, f"body over {settings.max_body_bytes} bytes")
+        try:
+            document = parse_body(body)
+        except (ValueError, RecursionError) as problem:
+            return request_error(Reason.MALFORMED, f"body is not JSON: {problem}")
+        readings = document.get("readings") if isinstance(document, dict) else None
+        if not isinstance(readings, list) or not readings or set(document) != {"readings"}:
+            return request_error(Reason.MALFORMED, 'body must be {"readings": [reading, ...]} with at least one '
+                                 "reading and nothing else", "readings")
+        if len(readings) > settings.max_batch_readings:
+            return request_error(Reason.BATCH_TOO_LARGE,
+                                 f"{len(readings)} readings > {settings.max_batch_readings} per batch", "readings")
+        if not runtime.ready:
+            return _unavailable("register view or Kafka producer not ready")
+        metrics.BATCH_SIZE.labels("http").observe(len(readings))
+        now = datetime.now(UTC)
+        credential = parse_bearer(request.headers.get("authorization"))
+        outcomes = gate_batch(readings, credential, runtime.view.state, now, runtime.limits, runtime.limiter)
+        records = [admitted_record(outcome, settings.produced_by) if isinstance(outcome, Admitted)
+                   else rejected_record(outcome, raw, "http", now, settings.produced_by)
+                   for outcome, raw in zip(outcomes, readings)]
+        try:
+            await runtime.publisher.publish(records)
+        except DependencyUnavailable as problem:
+            return _unavailable(str(problem))
+        _count(outcomes)
+        return answer(outcomes)
+
+    def _unavailable(detail: str) -> BatchAnswer:
+        return BatchAnswer(503, settings.retry_after_s, {"reason": "UNAVAILABLE", "detail": detail})
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        runtime = holder["runtime"]
+        ready = runtime.ready
+        body = {"register": runtime.view.ready.is_set(), "kafka": runtime.producer_started.is_set(),
+                "sensors": len(runtime.view.state)}
+        return Response(orjson.dumps(body), 200 if ready else 503, media_type="application/json")
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        payload, content_type = metrics_payload()
+        return Response(payload, media_type=content_type)
+
+    return app
+
+
+def _count(outcomes: list) -> None:
+    tally = Counter(
+        ("admitted", "", outcome.domain.value) if isinstance(outcome, Admitted)
+        else ("rejected", outcome.reason.value, "")
+        for outcome in outcomes
+    )
+    for (outcome, reason, domain), count in tally.items():
+        metrics.READINGS.labels("http", outcome, reason, domain).inc(count)

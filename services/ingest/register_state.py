@@ -1,0 +1,84 @@
+"""The register as the gate sees it: in-memory state built from `citystream.register.sensors.v1` records (no I/O)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from schemas.register import CredentialHash, SensorRegistration
+from services.common import jsonwire
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SensorEntry:
+    """A registration plus the lookups the gate needs per reading, computed once per register change."""
+
+    record: SensorRegistration
+    ranges: dict[str, tuple[float, float]]  # metric name -> (min, max), inclusive
+
+    @classmethod
+    def of(cls, record: SensorRegistration) -> SensorEntry:
+        return cls(record, {metric.name: (metric.min, metric.max) for metric in record.metrics})
+
+    def credentials_for(self, key_id: str) -> list[CredentialHash]:
+        return [credential for credential in self.record.credentials if credential.key_id == key_id]
+
+
+class RegisterState:
+    """Highest version per sensor; a tombstone deletes; `key_id -> sensors` index for credential look-ups."""
+
+    def __init__(self) -> None:
+        self._sensors: dict[str, SensorEntry] = {}
+        self._sensors_by_key: dict[str, set[str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._sensors)
+
+    def get(self, sensor_id: str) -> SensorEntry | None:
+        return self._sensors.get(sensor_id)
+
+    def sensors_for_key(self, key_id: str) -> list[SensorEntry]:
+        return [self._sensors[sensor_id] for sensor_id in sorted(self._sensors_by_key.get(key_id, ()))]
+
+    def apply_record(self, key: bytes | None, value: bytes | None) -> bool:
+        """Apply one topic record; returns True when the state changed. Unreadable records are logged and skipped."""
+        if value is None:
+            if key is None:
+                return False
+            return self.delete(key.decode("utf-8", errors="replace"))
+        try:
+            record = SensorRegistration.model_validate(jsonwire.loads(value))
+        except (ValueError, ValidationError) as problem:
+            log.error("unreadable register record for key %r skipped: %s", key, problem)
+            return False
+        return self.put(record)
+
+    def put(self, record: SensorRegistration) -> bool:
+        current = self._sensors.get(record.sensor_id)
+        if current is not None and current.record.version >= record.version:
+            return False  # an older or repeated version: compaction and replays may deliver those
+        self._unindex(current)
+        entry = SensorEntry.of(record)
+        self._sensors[record.sensor_id] = entry
+        for credential in record.credentials:
+            self._sensors_by_key.setdefault(credential.key_id, set()).add(record.sensor_id)
+        return True
+
+    def delete(self, sensor_id: str) -> bool:
+        current = self._sensors.pop(sensor_id, None)
+        self._unindex(current)
+        return current is not None
+
+    def _unindex(self, entry: SensorEntry | None) -> None:
+        if entry is None:
+            return
+        for credential in entry.record.credentials:
+            holders = self._sensors_by_key.get(credential.key_id)
+            if holders is not None:
+                holders.discard(entry.record.sensor_id)
+                if not holders:
+                    del self._sensors_by_key[credential.key_id]

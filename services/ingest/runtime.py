@@ -1,0 +1,69 @@
+"""What a gate process holds while it runs: the register view, the producer (as a Publisher) and the rate limiter."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from services.common.kafka import make_producer
+from services.ingest.gate import GateLimits
+from services.ingest.publisher import Publisher
+from services.ingest.ratelimit import RateLimiter
+from services.ingest.register_view import RegisterView
+from services.ingest.settings import IngestSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GateRuntime:
+    settings: IngestSettings
+    view: RegisterView
+    producer: object
+    publisher: Publisher
+    limits: GateLimits
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    producer_started: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, settings: IngestSettings, path: str) -> GateRuntime:
+        producer = make_producer(settings.kafka_bootstrap, f"ingest-{path}", request_timeout_ms=5_000)
+        limits = GateLimits(timedelta(seconds=settings.clock_skew_s), timedelta(seconds=settings.max_age_s))
+        publisher = Publisher(producer, settings.topic, settings.ack_timeout_s, path)
+        return cls(settings, RegisterView.for_settings(settings), producer, publisher, limits)
+
+    def start(self) -> None:
+        """Start in the background: a process comes up (and says not ready) even while Kafka is down."""
+        self.view.start()
+        self._tasks.append(asyncio.create_task(self._start_producer(), name="producer-start"))
+
+    async def wait_ready(self, timeout_s: float) -> None:
+        await asyncio.wait_for(asyncio.gather(self.view.ready.wait(), self.producer_started.wait()), timeout_s)
+
+    @property
+    def ready(self) -> bool:
+        return self.view.ready.is_set() and self.producer_started.is_set()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.view.stop()
+        if self.producer_started.is_set():
+            await self.producer.stop()
+
+    async def _start_producer(self) -> None:
+        backoff_s = 0.5
+        while True:
+            try:
+                await self.producer.start()
+            except Exception as problem:  # broker unreachable at start-up: retry, stay not-ready meanwhile
+                log.warning("kafka producer not started (%r); retrying in %.1f s", problem, backoff_s)
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 10.0)
+            else:
+                self.producer_started.set()
+                return

@@ -1,0 +1,35 @@
+"""Ingest settings (CITYSTREAM_INGEST_* plus the common CITYSTREAM_* ones), built once per entrypoint."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import CommonSettings
+
+
+class IngestSettings(CommonSettings):
+    """Limits of the gate, the HTTP endpoint and the sink. Defaults suit the local runtime."""
+
+    # populate_by_name: tests and entrypoints may also pass fields by name.
+    model_config = SettingsConfigDict(env_prefix="CITYSTREAM_", frozen=True, extra="ignore", populate_by_name=True)
+
+    http_port: int = Field(default=8082, validation_alias="CITYSTREAM_INGEST_HTTP_PORT")
+    gate_port: int = Field(default=8083, validation_alias="CITYSTREAM_INGEST_GATE_PORT")
+    sink_port: int = Field(default=8084, validation_alias="CITYSTREAM_INGEST_SINK_PORT")
+    max_batch_readings: int = Field(default=10_000, ge=1, validation_alias="CITYSTREAM_INGEST_MAX_BATCH_READINGS")
+    # 10,000 readings of ~200 bytes each fit with room to spare; anything bigger is refused while streaming.
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, validation_alias="CITYSTREAM_INGEST_MAX_BODY_BYTES")
+    clock_skew_s: float = Field(default=300.0, ge=0, validation_alias="CITYSTREAM_INGEST_CLOCK_SKEW_S")
+    max_age_s: float = Field(default=7 * 24 * 3600.0, gt=0, validation_alias="CITYSTREAM_INGEST_MAX_AGE_S")
+    ack_timeout_s: float = Field(default=2.5, gt=0, validation_alias="CITYSTREAM_INGEST_ACK_TIMEOUT_S")
+    retry_after_s: int = Field(default=5, ge=1, validation_alias="CITYSTREAM_INGEST_RETRY_AFTER_S")
+    sink_batch_max: int = Field(default=5000, ge=1, validation_alias="CITYSTREAM_INGEST_SINK_BATCH_MAX")
+    sink_backoff_max_s: float = Field(default=10.0, gt=0, validation_alias="CITYSTREAM_INGEST_SINK_BACKOFF_MAX_S")
+    sink_group_id: str = Field(default="citystream-ingest-sink", validation_alias="CITYSTREAM_INGEST_SINK_GROUP_ID")
+    gate_app_id: str = Field(default="citystream-ingest-gate", validation_alias="CITYSTREAM_INGEST_GATE_APP_ID")
+    gate_data_dir: str = Field(default="/tmp/citystream-ingest-gate", validation_alias="CITYSTREAM_INGEST_GATE_DATA_DIR")
+
+    @property
+    def produced_by(self) -> str:
+        return f"ingest{'-' + self.instance_id if self.instance_id else ''}"
