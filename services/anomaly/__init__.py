@@ -1,0 +1,1 @@
+"""Anomaly detection service: detectors, alert lifecycle and rollups (pure), the Faust worker, replay and eval."""

@@ -1,0 +1,38 @@
+"""Pure, versioned detectors with compact JSON-able per-sensor state; no Faust, Kafka or database imports."""
+
+from __future__ import annotations
+
+from services.anomaly.detectors import energy, generic, traffic, waste
+from services.anomaly.detectors.base import DEFAULT_PROFILE, Detector, Obs, Profile, Verdict, View
+
+GENERIC_METRIC = "value"
+
+
+def detector_set(profile_name: str, metric: str = GENERIC_METRIC, scale: float = 1.0) -> list[Detector]:
+    """The detectors run for a domain (`traffic`, `energy`, `waste`) or for one plain series (`generic`)."""
+    if profile_name == "traffic":
+        return [traffic.Congestion(), traffic.Incident(), generic.AnomalousValue(traffic.INTENSITY),
+                generic.Flatline(traffic.INTENSITY), generic.Flatline(traffic.SPEED), generic.PhysicalRange()]
+    if profile_name == "energy":
+        return [energy.Spike(), energy.Outage(), energy.Drift(), generic.AnomalousValue("voltage"),
+                generic.Flatline(energy.POWER), generic.PhysicalRange()]
+    if profile_name == "waste":
+        return [waste.Overflow(), waste.AbnormalFillRate(), waste.FireRisk(), waste.MissedCollection(),
+                generic.Flatline(waste.TEMPERATURE), generic.PhysicalRange()]
+    if profile_name == "generic":
+        return [generic.AnomalousValue(metric, generic.AnomalousValue.default_threshold * scale),
+                generic.RapidChange(metric, generic.RapidChange.default_threshold * scale),
+                generic.Flatline(metric)]
+    raise ValueError(f"unknown detector profile {profile_name!r}; use traffic, energy, waste or generic")
+
+
+def baseline_metrics(detectors: list[Detector]) -> tuple[str, ...]:
+    """Metrics whose seasonal baseline must be learned for these detectors, in a stable order."""
+    seen: dict[str, None] = {}
+    for detector in detectors:
+        for metric in detector.metrics:
+            seen.setdefault(metric, None)
+    return tuple(seen)
+
+
+__all__ = ["DEFAULT_PROFILE", "Detector", "Obs", "Profile", "Verdict", "View", "baseline_metrics", "detector_set"]

@@ -1,0 +1,114 @@
+"""Detector building blocks: the observation, the sensor profile, the verdict and the detector base class (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from schemas.alerts import AlertKind, ContributingReading, Explanation
+from schemas.common import Severity
+
+# (seq, observed_at epoch seconds, metric, value): cheap to build on the hot path, turned into models only on alerts.
+Contribution = tuple[int, float, str, float]
+
+
+@dataclass(slots=True)
+class Obs:
+    """One reading as the detectors see it: times in epoch seconds, metrics as a plain dict."""
+
+    sensor_id: str
+    seq: int
+    t: float
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What the register declares about a sensor: physical ranges and the reporting interval (seconds)."""
+
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    interval_s: float | None = None
+
+
+DEFAULT_PROFILE = Profile()
+
+
+@dataclass(slots=True)
+class View:
+    """A metric's learned expectation at the reading's time, computed before the reading is learned."""
+
+    value: float
+    expected: float | None  # seasonal (hour-of-week, else hour-of-day, else global) mean; None while warming up
+    sigma: float | None
+    prev: float | None  # previous value of this metric and its time
+    prev_t: float | None
+    short: float | None  # fast EWMA of recent values
+
+
+@dataclass(slots=True)
+class Verdict:
+    """A detector's judgement of one reading: fires at `score >= threshold`, is normal again below `clear_below`."""
+
+    detector: str
+    version: str
+    kind: AlertKind
+    severity: Severity
+    metric: str
+    observed: float
+    expected: float | None
+    score: float
+    threshold: float
+    clear_below: float
+    summary: str
+    contributing: tuple[Contribution, ...] = ()
+
+    @property
+    def firing(self) -> bool:
+        return self.score >= self.threshold
+
+    @property
+    def ratio(self) -> float:
+        return self.score / self.threshold if self.threshold else 0.0
+
+    def explanation(self) -> Explanation:
+        from datetime import UTC, datetime
+
+        return Explanation(
+            detector=self.detector, detector_version=self.version, metric=self.metric,
+            observed=round(self.observed, 6), expected=None if self.expected is None else round(self.expected, 6),
+            score=round(self.score, 6), threshold=self.threshold, summary=self.summary,
+            contributing=tuple(
+                ContributingReading(seq=seq, observed_at=datetime.fromtimestamp(t, UTC), metric=m, value=v)
+                for seq, t, m, v in self.contributing
+            ),
+        )
+
+
+class Detector:
+    """Base of every detector. `observe` reads shared metric views and its own small JSON-able state dict."""
+
+    id: ClassVar[str]
+    version: ClassVar[str] = "1.0.0"
+    kind: ClassVar[AlertKind]
+    severity: ClassVar[Severity] = Severity.MEDIUM
+    default_threshold: ClassVar[float]
+    clear_fraction: ClassVar[float] = 0.7  # hysteresis: normal again only below this share of the threshold
+    metrics: tuple[str, ...] = ()  # metrics whose views the detector needs
+
+    def __init__(self, threshold: float | None = None) -> None:
+        self.threshold = self.default_threshold if threshold is None else threshold
+        self.clear_below = self.threshold * self.clear_fraction
+
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+        raise NotImplementedError
+
+    def verdict(self, metric: str, observed: float, expected: float | None, score: float, summary: str,
+                contributing: tuple[Contribution, ...], severity: Severity | None = None) -> Verdict:
+        return Verdict(self.id, self.version, self.kind, severity or self.severity, metric, observed, expected,
+                       score, self.threshold, self.clear_below, summary, contributing)
+
+
+def escalate(severity: Severity, steps: int) -> Severity:
+    """`severity` raised by `steps` levels on the Smart Data Models scale, capped at critical."""
+    order = list(Severity)
+    return order[min(len(order) - 1, order.index(severity) + steps)]

@@ -1,0 +1,86 @@
+"""Energy detectors (ACMeasurement activePower): consumption spike, outage, sustained drift."""
+
+from __future__ import annotations
+
+from schemas.alerts import AlertKind
+from schemas.common import Severity
+from services.anomaly.detectors.base import Detector, Obs, Profile, Verdict, View, escalate
+
+POWER = "activePower"
+
+
+class Spike(Detector):
+    """activePower far above its seasonal baseline (robust z, upward only, and at least 30 % above)."""
+
+    id = "energy.spike"
+    kind = AlertKind.ENERGY_SPIKE
+    severity = Severity.MEDIUM
+    default_threshold = 5.0
+    clear_fraction = 0.5
+    metrics = (POWER,)
+
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+        v = views.get(POWER)
+        if v is None or v.expected is None:
+            return None
+        z = (v.value - v.expected) / v.sigma
+        if v.value < 1.3 * v.expected:
+            z = min(z, self.clear_below * 0.99)  # a small relative change is not a spike, however steady the load
+        return self.verdict(
+            POWER, v.value, v.expected, z,
+            f"activePower {v.value:.4g} is {z:.1f} sigmas above the usual {v.expected:.4g} at this hour",
+            ((obs.seq, obs.t, POWER, v.value),), escalate(self.severity, 1) if z >= 3 * self.threshold else None,
+        )
+
+
+class Outage(Detector):
+    """activePower near zero where it normally is not. Score = 1 - observed / expected."""
+
+    id = "energy.outage"
+    kind = AlertKind.ENERGY_OUTAGE
+    severity = Severity.HIGH
+    default_threshold = 0.95
+    clear_fraction = 0.7
+    metrics = (POWER,)
+    MIN_EXPECTED_KW = 0.5
+
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+        v = views.get(POWER)
+        if v is None or v.expected is None or v.expected < self.MIN_EXPECTED_KW:
+            return None
+        score = max(0.0, 1.0 - max(v.value, 0.0) / v.expected)
+        return self.verdict(
+            POWER, v.value, v.expected, score,
+            f"activePower {v.value:.4g} where {v.expected:.4g} is usual at this hour: supply looks lost",
+            ((obs.seq, obs.t, POWER, v.value),),
+        )
+
+
+class Drift(Detector):
+    """Sustained drift: a slow EWMA of the clipped residual against the seasonal baseline, in sigmas."""
+
+    id = "energy.drift"
+    kind = AlertKind.ENERGY_DRIFT
+    severity = Severity.LOW
+    default_threshold = 1.5
+    clear_fraction = 0.5
+    metrics = (POWER,)
+    ALPHA = 0.02
+    WARMUP = 100
+
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+        v = views.get(POWER)
+        if v is None or v.expected is None:
+            return None
+        residual = max(-4.0, min(4.0, (v.value - v.expected) / v.sigma))
+        level = st.get("r", 0.0) + self.ALPHA * (residual - st.get("r", 0.0))
+        n = st.get("n", 0) + 1
+        st["r"], st["n"] = level, n
+        if n < self.WARMUP:
+            return None
+        direction = "above" if level > 0 else "below"
+        return self.verdict(
+            POWER, v.value, v.expected, abs(level),
+            f"activePower has stayed {direction} its baseline by {abs(level):.1f} sigmas on average",
+            ((obs.seq, obs.t, POWER, v.value),),
+        )

@@ -1,0 +1,164 @@
+"""Generic detectors for any metric: robust seasonal score, rate of change, flatline, physical range, silence."""
+
+from __future__ import annotations
+
+from schemas.alerts import AlertKind
+from schemas.common import Severity
+from services.anomaly.detectors.base import Detector, Obs, Profile, Verdict, View, escalate
+
+
+class AnomalousValue(Detector):
+    """Robust z-score of a metric against its seasonal baseline (EWMA of mean and absolute deviation)."""
+
+    id = "generic.anomalous_value"
+    kind = AlertKind.ANOMALOUS_VALUE
+    severity = Severity.LOW
+    default_threshold = 5.0
+    clear_fraction = 0.6
+
+    def __init__(self, metric: str, threshold: float | None = None) -> None:
+        super().__init__(threshold)
+        self.metrics = (metric,)
+
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+        metric = self.metrics[0]
+        v = views.get(metric)
+        if v is None or v.expected is None:
+            return None
+        z = abs(v.value - v.expected) / v.sigma
+        return self.verdict(
+            metric, v.value, v.expected, z,
+            f"{metric} {v.value:.4g} is {z:.1f} robust sigmas from its usual {v.expected:.4g} at this hour",
+            ((obs.seq, obs.t, metric, v.value),), escalate(self.severity, 1) if z >= 2 * self.threshold else None,
+        )
+
+
+class RapidChange(Detector):
+    """A step between consecutive readings far larger than the metric's usual step (robust EWMA of |step|)."""
+
+    id = "generic.rapid_change"
+    kind = AlertKind.RAPID_CHANGE
+    severity = Severity.LOW
+    default_threshold = 8.0
+    clear_fraction = 0.5
+    WARMUP = 12
+
+    def __init__(self, metric: str, threshold: float | None = None) -> None:
+        super().__init__(threshold)
+        self.metrics = (metric,)
+
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+        metric = self.metrics[0]
+        v = views.get(metric)
+        if v is None or v.prev is None:
+            return None
+        step = abs(v.value - v.prev)
+        usual, n = st.get("u", 0.0), st.get("n", 0)
+        scale = usual * 1.2533 + 0.001 * abs(v.prev) + 1e-6
+        score = step / scale
+        # Learn the usual step robustly: a huge step counts as at most 4 usual scales.
+        st["u"] = usual + max(1.0 / (n + 1), 0.05) * (min(step, 4 * scale if n else step) - usual)
+        st["n"] = n + 1
+        if n < self.WARMUP:
+            return None
+        return self.verdict(
+            metric, v.value, v.prev, score,
+            f"{metric} jumped from {v.prev:.4g} to {v.value:.4g}, {score:.1f}x its usual step",
+            ((obs.seq, obs.t, metric, v.value),),
+        )
+
+
+class Flatline(Detector):
+    """A metric that normally varies repeats the exact same value for `threshold` readings: a stuck sensor."""
+
+    id = "generic.flatline"
+    kind = AlertKind.STUCK_SENSOR
+    severity = Severity.LOW
+    default_threshold = 12.0
+    clear_fraction = 1.0 / 12.0  # any change of value clears it
+
+    def __init__(self, metric: str, threshold: float | None = None) -> None:
+        super().__init__(threshold)
+        self.metrics = (metric,)
+
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+        metric = self.metrics[0]
+        v = views.get(metric)
+        if v is None or v.sigma is None:
+            return None
+        if v.prev is not None and v.value == v.prev:
+            st["n"] = st.get("n", 1) + 1
+        else:
+            st["n"], st["since"] = 1, obs.seq
+            # A signal that is constant by nature (its usual deviation is ~0) is not stuck when it stays constant.
+            st["varies"] = v.sigma > 1e-6 + 0.011 * abs(v.expected or 0.0)
+        if not st.get("varies", False):
+            return None
+        count = float(st["n"])
+        return self.verdict(
+            metric, v.value, v.expected, count,
+            f"{metric} has repeated {v.value:.4g} for {int(count)} readings; it usually varies",
+            ((obs.seq, obs.t, metric, v.value),),
+        )
+
+
+class PhysicalRange(Detector):
+    """A value outside the physical range the register declares for the metric (score = 1 outside, 0 inside)."""
+
+    id = "generic.physical_range"
+    kind = AlertKind.OUT_OF_RANGE
+    severity = Severity.MEDIUM
+    default_threshold = 1.0
+    clear_fraction = 1.0
+
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+        if not profile.ranges:
+            return None
+        for metric, value in obs.metrics.items():
+            bounds = profile.ranges.get(metric)
+            if bounds is not None and not bounds[0] <= value <= bounds[1]:
+                limit = bounds[0] if value < bounds[0] else bounds[1]
+                return self.verdict(
+                    metric, value, limit, 1.0,
+                    f"{metric} {value:.4g} is outside its declared range [{bounds[0]:.4g}, {bounds[1]:.4g}]",
+                    ((obs.seq, obs.t, metric, value),),
+                )
+        return self.verdict("*", 0.0, None, 0.0, "every metric within its declared range", ())
+
+
+class Silence:
+    """No reading for `k` times the usual interval; judged by a timer (`check`), never by the next reading."""
+
+    id = "generic.silence"
+    version = "1.0.0"
+    kind = AlertKind.SILENCE
+    severity = Severity.MEDIUM
+    INTERVAL_ALPHA = 0.1
+
+    def __init__(self, k: float = 3.0) -> None:
+        self.threshold = k
+        self.clear_below = 1.0  # a reading inside the usual interval means the sensor speaks again
+
+    def seen(self, st: dict, arrival: float) -> None:
+        """Record a reading's arrival (learns the usual interval when the register declares none)."""
+        last = st.get("last")
+        if last is not None and arrival > last:
+            gap = arrival - last
+            usual = st.get("iv")
+            st["iv"] = gap if usual is None else usual + self.INTERVAL_ALPHA * (min(gap, 10 * usual) - usual)
+        st["last"] = arrival
+
+    def interval(self, st: dict, profile: Profile) -> float | None:
+        return profile.interval_s or st.get("iv")
+
+    def check(self, st: dict, now: float, profile: Profile, last_seq: int) -> Verdict | None:
+        last, usual = st.get("last"), self.interval(st, profile)
+        if last is None or not usual:
+            return None
+        gap = max(0.0, now - last)
+        score = gap / usual
+        return Verdict(
+            self.id, self.version, self.kind, self.severity, "*", gap, usual, score, self.threshold,
+            self.clear_below, f"no reading for {gap:.0f} s; the sensor usually reports every {usual:.0f} s",
+            ((last_seq, last, "*", 0.0),),
+        )

@@ -1,0 +1,139 @@
+"""Waste detectors (WasteContainer): overflow, abnormal fill rate, fire risk, missed collection."""
+
+from __future__ import annotations
+
+from schemas.alerts import AlertKind
+from schemas.common import Severity
+from services.anomaly.detectors.base import Detector, Obs, Profile, Verdict, View
+
+LEVEL, TEMPERATURE, METHANE = "fillingLevel", "temperature", "methaneConcentration"
+HOUR_S = 3600.0
+
+
+def _score(candidate: tuple) -> float:
+    return candidate[0]
+
+
+class Overflow(Detector):
+    """fillingLevel at or above the threshold (fraction); hysteresis clears it only below 0.85."""
+
+    id = "waste.overflow"
+    kind = AlertKind.OVERFLOW
+    severity = Severity.MEDIUM
+    default_threshold = 0.9
+    clear_fraction = 0.85 / 0.9
+
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+        level = obs.metrics.get(LEVEL)
+        if level is None:
+            return None
+        return self.verdict(
+            LEVEL, level, self.threshold, level, f"bin is {level:.0%} full (threshold {self.threshold:.0%})",
+            ((obs.seq, obs.t, LEVEL, level),), Severity.HIGH if level >= 0.98 else None,
+        )
+
+
+class AbnormalFillRate(Detector):
+    """Fill rate (fraction per hour) far above the bin's usual positive rate: robust z of the rate."""
+
+    id = "waste.abnormal_fill_rate"
+    kind = AlertKind.ABNORMAL_FILL_RATE
+    severity = Severity.LOW
+    default_threshold = 6.0
+    clear_fraction = 0.5
+    metrics = (LEVEL,)
+    WARMUP = 12
+    MIN_RATE = 0.05  # fraction per hour; slower filling is never alarming
+
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+        v = views.get(LEVEL)
+        if v is None or v.prev is None or v.prev_t is None or obs.t <= v.prev_t:
+            return None
+        rate = (v.value - v.prev) / ((obs.t - v.prev_t) / HOUR_S)
+        if rate < 0:  # emptied: not a filling step
+            return None
+        mean, dev, n = st.get("m", 0.0), st.get("d", 0.0), st.get("n", 0)
+        scale = 1.2533 * dev + 0.002
+        z = (rate - mean) / scale if n else 0.0
+        capped = min(rate, mean + 4 * scale) if n >= self.WARMUP else rate
+        alpha = max(1.0 / (n + 1), 0.05)
+        st["d"] = dev + alpha * (abs(capped - mean) - dev) if n else 0.0
+        st["m"], st["n"] = mean + alpha * (capped - mean), n + 1
+        if n < self.WARMUP:
+            return None
+        score = z if rate >= self.MIN_RATE else min(z, 0.0)
+        return self.verdict(
+            LEVEL, rate, mean, score, f"filling at {rate:.2f}/h against a usual {mean:.3f}/h",
+            ((obs.seq, obs.t, LEVEL, v.value),),
+        )
+
+
+class FireRisk(Detector):
+    """Temperature or methane spike: the worst of temperature/60 °C, methane/5000 ppm (10 % LEL), rise/+25 °C."""
+
+    id = "waste.fire_risk"
+    kind = AlertKind.FIRE_RISK
+    severity = Severity.CRITICAL
+    default_threshold = 1.0
+    clear_fraction = 0.8
+    metrics = (TEMPERATURE,)
+    MAX_TEMPERATURE_C = 60.0
+    MAX_METHANE_PPM = 5000.0
+    MAX_RISE_C = 25.0
+
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+        temperature, methane = obs.metrics.get(TEMPERATURE), obs.metrics.get(METHANE)
+        if temperature is None and methane is None:
+            return None
+        best = (0.0, TEMPERATURE, 0.0, None, "")
+        if temperature is not None:
+            best = max(best, (temperature / self.MAX_TEMPERATURE_C, TEMPERATURE, temperature,
+                              self.MAX_TEMPERATURE_C, f"temperature {temperature:.1f} °C"), key=_score)
+            v = views.get(TEMPERATURE)
+            if v is not None and v.expected is not None:
+                best = max(best, ((temperature - v.expected) / self.MAX_RISE_C, TEMPERATURE, temperature,
+                                  v.expected, f"temperature {temperature:.1f} °C vs usual {v.expected:.1f} °C"), key=_score)
+        if methane is not None:
+            best = max(best, (methane / self.MAX_METHANE_PPM, METHANE, methane, self.MAX_METHANE_PPM,
+                              f"methane {methane:.0f} ppm"), key=_score)
+        score, metric, observed, expected, what = best
+        return self.verdict(metric, observed, expected, score, f"fire risk: {what} (score {score:.2f})",
+                            ((obs.seq, obs.t, metric, observed),))
+
+
+class MissedCollection(Detector):
+    """Full (≥ 80 %) for longer than the bin's usual interval between emptyings (learned; 48 h until known)."""
+
+    id = "waste.missed_collection"
+    kind = AlertKind.MISSED_COLLECTION
+    severity = Severity.MEDIUM
+    default_threshold = 1.0  # full duration / usual emptying interval
+    clear_fraction = 0.5
+    metrics = (LEVEL,)
+    FULL = 0.8
+    EMPTIED_DROP = 0.3
+    DEFAULT_INTERVAL_S = 48 * HOUR_S
+
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+        v = views.get(LEVEL)
+        if v is None:
+            return None
+        if v.prev is not None and v.prev - v.value >= self.EMPTIED_DROP:  # a collection happened
+            last = st.get("last")
+            if last is not None and obs.t > last:
+                gap, usual = obs.t - last, st.get("iv")
+                st["iv"] = gap if usual is None else usual + 0.3 * (gap - usual)
+            st["last"] = obs.t
+        if v.value >= self.FULL:
+            st.setdefault("full", [obs.seq, obs.t])
+        else:
+            st.pop("full", None)
+        usual = max(st.get("iv") or self.DEFAULT_INTERVAL_S, HOUR_S)
+        full = st.get("full")
+        duration = obs.t - full[1] if full else 0.0
+        contributing = ((full[0], full[1], LEVEL, v.value), (obs.seq, obs.t, LEVEL, v.value)) if full else ()
+        return self.verdict(
+            LEVEL, duration / HOUR_S, usual / HOUR_S, duration / usual,
+            f"bin full for {duration / HOUR_S:.1f} h; it is usually emptied every {usual / HOUR_S:.1f} h",
+            contributing,
+        )
