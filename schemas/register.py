@@ -49,6 +49,25 @@ class CredentialHash(WireModel):
     )
 
 
+class SensorDetails(WireModel):
+    """The register's descriptive fields, carried so the whole register can be rebuilt from the topic alone.
+
+    Gates do not need them. `owner_contact_*` are not public: consumers must not republish them.
+    """
+
+    owner_contact_name: str | None = None
+    owner_contact_email: str | None = None
+    location: dict | None = Field(default=None, description="GeoJSON geometry (Point or Polygon), WGS 84 lon/lat.")
+    location_description: str | None = None
+    description: str | None = None
+    purpose: str | None = None
+    legal_ground: str | None = Field(default=None, description="GDPR Art. 6(1) basis, e.g. `public_task`.")
+    personal_data: bool | None = None
+    privacy_statement_url: str | None = None
+    retention_days: int | None = None
+    created_at: AwareDatetime | None = None
+
+
 class SensorRegistration(WireModel):
     """A sensor's admission record, keyed by sensor id. A tombstone (null value) deletes the sensor."""
 
@@ -64,6 +83,9 @@ class SensorRegistration(WireModel):
     reporting_interval_s: float = Field(gt=0, description="Expected interval between readings, in seconds.")
     credentials: tuple[CredentialHash, ...] = Field(default=(), description="Credentials that may publish.")
     updated_at: AwareDatetime
+    details: SensorDetails | None = Field(
+        default=None, description="Descriptive register fields (optional; lets the register be rebuilt from the topic)."
+    )
     location: tuple[float, float] | None = Field(
         default=None,
         description="GeoJSON position `[longitude, latitude]` (WGS84) of a fixed sensor; absent when undisclosed.",

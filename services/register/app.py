@@ -1,0 +1,87 @@
+"""The register's FastAPI app: wires pool, producer, outbox relay and routers; /healthz, /readyz, /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+
+from schemas.topics import BY_NAME, REGISTER_SENSORS
+from services.common.db import create_pool
+from services.common.kafka import create_topics, make_producer
+from services.common.metrics import metrics_payload
+from services.register import routes_access, routes_public, routes_sensors
+from services.register.deps import Context, RegisterContext
+from services.register.http_errors import BodySizeLimit, install_error_handlers
+from services.register.relay import OutboxRelay
+from services.register.service import RegisterService, utc_now
+from services.register.settings import RegisterSettings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: RegisterSettings, *, clock: Callable[[], datetime] = utc_now) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        topic = settings.topic(REGISTER_SENSORS)
+        await create_topics(settings.kafka_bootstrap, [BY_NAME[REGISTER_SENSORS]], prefix=settings.topic_prefix)
+        pool = await create_pool(settings.database_url)
+        producer = make_producer(settings.kafka_bootstrap, f"register-{settings.instance_id or 'main'}", linger_ms=0)
+        await producer.start()
+        relay = OutboxRelay(pool, producer, topic, f"register/{settings.instance_id or 'main'}",
+                            settings.register_relay_poll_s)
+        service = RegisterService(pool, rotation_overlap_s=settings.register_rotation_overlap_s,
+                                  on_commit=relay.wake, clock=clock)
+        app.state.register = RegisterContext(settings, pool, producer, relay, service, clock)
+        relay_task = asyncio.create_task(relay.run(), name="outbox-relay") if settings.register_relay_enabled else None
+        log.info("register ready: topic %s, relay %s", topic, "on" if relay_task else "off")
+        try:
+            yield
+        finally:
+            if relay_task:
+                relay_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay_task
+            await producer.stop()
+            await pool.close()
+
+    app = FastAPI(title="CityStream sensor register", version="1.0.0", lifespan=lifespan,
+                  description="Declare before you publish: the admission policy of CityStream's data plane.")
+    app.add_middleware(BodySizeLimit, max_bytes=settings.register_max_body_bytes)
+    install_error_handlers(app)
+    app.include_router(routes_sensors.router)
+    app.include_router(routes_access.router)
+    app.include_router(routes_public.router)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(context: Context) -> JSONResponse:
+        checks = {}
+        try:
+            async with context.pool.acquire(timeout=2) as conn:
+                await conn.fetchval("SELECT 1")
+            checks["database"] = "ok"
+        except Exception as problem:  # any failure means "not ready"; the text says why
+            checks["database"] = f"unavailable: {problem!r}"
+        try:
+            await asyncio.wait_for(context.producer.client.fetch_all_metadata(), timeout=3)
+            checks["kafka"] = "ok"
+        except Exception as problem:
+            checks["kafka"] = f"unavailable: {problem!r}"
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["ops"])
+    async def metrics() -> Response:
+        payload, content_type = metrics_payload()
+        return Response(payload, media_type=content_type)
+
+    return app

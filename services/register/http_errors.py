@@ -1,0 +1,73 @@
+"""HTTP side of errors: one JSON shape for every refusal ({reason, field, detail}) and a request-body size limit."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.register.domain import RegisterError
+from services.register.metrics import REQUESTS_REFUSED
+
+
+def refusal(status_code: int, reason: str, field: str | None, detail: str, **extra) -> JSONResponse:
+    REQUESTS_REFUSED.labels(reason=reason).inc()
+    return JSONResponse({"reason": reason, "field": field, "detail": detail, **extra}, status_code=status_code)
+
+
+def _field_path(location: tuple) -> str:
+    parts = [str(part) for part in location if part not in ("body", "query", "path", "header")]
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if part.isdigit() else (f".{part}" if path else part)
+    return path or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RegisterError)
+    async def _register_error(_: Request, error: RegisterError) -> JSONResponse:
+        return refusal(error.status_code, error.reason, error.field, error.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [{"field": _field_path(tuple(e["loc"])), "detail": e["msg"]} for e in error.errors()]
+        first = problems[0] if problems else {"field": "body", "detail": "invalid request"}
+        return refusal(422, "INVALID_FIELD", first["field"], f"{first['field']}: {first['detail']}", errors=problems)
+
+
+class BodySizeLimit:
+    """Refuses bodies above `max_bytes` with 413, by Content-Length up front or by counting a streamed body."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await self._too_large(scope, receive, send)
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _BodyTooLarge:
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = refusal(413, "PAYLOAD_TOO_LARGE", "body", f"request body exceeds {self.max_bytes} bytes")
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass

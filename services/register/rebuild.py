@@ -1,0 +1,76 @@
+"""Rebuilds the register from `citystream.register.sensors.v1` alone: read to the end, keep each sensor's latest version.
+
+`read_register` is what a gate does at start-up; `restore_database` refills empty register tables from it
+(disaster recovery: the compacted topic is a complete copy of the register without secrets).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+from pydantic import ValidationError
+
+from schemas.register import SensorRegistration
+from services.common import jsonwire
+from services.common.kafka import make_consumer
+from services.register import records
+from services.register import repository as repo
+
+log = logging.getLogger(__name__)
+
+
+def apply_record(register: dict[str, SensorRegistration], key: bytes | None, value: bytes | None) -> None:
+    """Fold one topic record into the register: tombstones delete; an older version never replaces a newer one."""
+    if key is None:
+        return
+    sensor_id = key.decode()
+    if value is None:
+        register.pop(sensor_id, None)
+        return
+    record = SensorRegistration.model_validate(jsonwire.loads(value))
+    current = register.get(sensor_id)
+    if current is None or record.version >= current.version:
+        register[sensor_id] = record
+
+
+async def read_register(bootstrap: str, topic: str) -> dict[str, SensorRegistration]:
+    """Every sensor on the topic, read from the beginning up to the end offsets seen at start."""
+    from aiokafka import TopicPartition
+
+    consumer = make_consumer(bootstrap, None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(await consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        end_offsets = await consumer.end_offsets(partitions)
+        register: dict[str, SensorRegistration] = {}
+        while any(await consumer.position(tp) < end for tp, end in end_offsets.items()):
+            batches = await consumer.getmany(*partitions, timeout_ms=1000)
+            for tp, messages in batches.items():
+                for message in messages:
+                    try:
+                        apply_record(register, message.key, message.value)
+                    except (ValueError, ValidationError):  # a poison record must not stop a rebuild
+                        log.exception("skipping unreadable record %s[%d]@%d", tp.topic, tp.partition, message.offset)
+        return register
+    finally:
+        await consumer.stop()
+
+
+async def restore_database(pool: asyncpg.Pool, register: dict[str, SensorRegistration]) -> int:
+    """Write the rebuilt register into empty tables, credentials included; marks everything as published."""
+    async with pool.acquire() as conn, conn.transaction():
+        for record in register.values():
+            row = records.row_from_registration(record)
+            await repo.insert_sensor(conn, row)
+            await conn.execute("UPDATE register_sensors SET published_version = version WHERE sensor_id = $1",
+                               record.sensor_id)
+            for credential in record.credentials:
+                await repo.restore_credential(conn, key_id=credential.key_id, kind=credential.kind.value,
+                                              secret_sha256=credential.secret_sha256, not_after=credential.not_after,
+                                              organisation=record.owner_organisation, sensor_id=record.sensor_id)
+            await repo.append_audit(conn, actor="system:rebuild", action="restore", sensor_id=record.sensor_id,
+                                    before=None, after=records.audit_snapshot(row), at=record.updated_at)
+    return len(register)

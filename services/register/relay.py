@@ -1,0 +1,100 @@
+"""Outbox relay: publishes committed register_outbox rows to `citystream.register.sensors.v1`, in order, then stamps them.
+
+A crash after the commit leaves the row unpublished; the next pass (in this process or after a restart) sends it.
+Sending twice is harmless: the topic is compacted and gates keep the highest version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from schemas.headers import make_headers
+from schemas.topics import REGISTER_SENSORS
+from services.common import jsonwire
+from services.register import records
+from services.register import repository as repo
+from services.register.metrics import OUTBOX_FAILURES, OUTBOX_PENDING, OUTBOX_PUBLISHED
+
+log = logging.getLogger(__name__)
+# One relay pass at a time across processes keeps per-sensor order on the topic.
+RELAY_LOCK_ID = 7_346_100
+BATCH = 500
+
+
+class OutboxRelay:
+    def __init__(self, pool: asyncpg.Pool, producer: AIOKafkaProducer, topic: str, produced_by: str,
+                 poll_s: float = 0.5) -> None:
+        self.pool, self.producer, self.topic, self.produced_by, self.poll_s = pool, producer, topic, produced_by, poll_s
+        self._wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        """Called after a commit so the change goes out now rather than at the next poll."""
+        self._wakeup.set()
+
+    async def reconcile(self) -> int:
+        """Start-up check: enqueue every sensor whose current version never reached the topic and has no pending row."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            stale = await conn.fetch(
+                "SELECT sensor_id FROM register_sensors s WHERE published_version < version AND NOT EXISTS"
+                " (SELECT 1 FROM register_outbox o WHERE o.sensor_id = s.sensor_id AND o.published_at IS NULL"
+                "  AND o.version >= s.version) FOR UPDATE")
+            for item in stale:
+                row = await repo.fetch_sensor(conn, item["sensor_id"])
+                record = records.registration(row, await repo.sensor_credentials(conn, row["sensor_id"]))
+                await repo.enqueue(conn, row["sensor_id"], row["version"], record.model_dump(mode="json",
+                                                                                              exclude_none=True))
+        if stale:
+            log.warning("reconciliation re-enqueued %d sensor(s) missing from %s", len(stale), self.topic)
+        return len(stale)
+
+    async def publish_pending(self) -> int:
+        """One pass: send pending rows in outbox order, wait for the broker's ack, then mark them. Returns the count."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK_ID):
+                return 0
+            rows = await conn.fetch("SELECT outbox_id, sensor_id, version, payload FROM register_outbox"
+                                    " WHERE published_at IS NULL ORDER BY outbox_id LIMIT $1", BATCH)
+            OUTBOX_PENDING.set(len(rows))
+            for row in rows:
+                value = None if row["payload"] is None else jsonwire.dumps(row["payload"])
+                headers = make_headers(REGISTER_SENSORS, self.produced_by, f"{row['sensor_id']}@{row['version']}")
+                await self.producer.send_and_wait(self.topic, key=row["sensor_id"].encode(), value=value,
+                                                  headers=headers)
+            if rows:
+                await conn.execute("UPDATE register_outbox SET published_at = now() WHERE outbox_id = ANY($1)",
+                                   [row["outbox_id"] for row in rows])
+                await conn.execute(
+                    "UPDATE register_sensors s SET published_version = GREATEST(s.published_version, v.version)"
+                    " FROM unnest($1::text[], $2::int[]) AS v(sensor_id, version) WHERE s.sensor_id = v.sensor_id",
+                    [row["sensor_id"] for row in rows], [row["version"] for row in rows])
+                OUTBOX_PUBLISHED.inc(len(rows))
+                log.info("published %d register change(s) to %s", len(rows), self.topic)
+        return len(rows)
+
+    async def run(self) -> None:
+        """Reconcile, then drain the outbox whenever woken (or every poll interval) until cancelled."""
+        backoff_s = self.poll_s
+        reconciled = False
+        while True:
+            try:
+                if not reconciled:
+                    await self.reconcile()
+                    reconciled = True
+                while await self.publish_pending() == BATCH:
+                    pass
+                backoff_s = self.poll_s
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # broker or database away: keep the rows, retry with backoff
+                OUTBOX_FAILURES.inc()
+                log.exception("outbox relay pass failed; retrying in %.1fs", backoff_s)
+                backoff_s = min(backoff_s * 2, 30.0)
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout=backoff_s)
+            except TimeoutError:
+                pass
+            self._wakeup.clear()

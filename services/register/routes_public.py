@@ -1,0 +1,49 @@
+"""Public transparency: GeoJSON of non-draft sensors, the map page, removal requests (and their handling)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, status
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from services.register import queries, removals
+from services.register.deps import Caller, Connection, Context
+from services.register.models import RemovalClose, RemovalRequestCreate
+
+router = APIRouter(tags=["public"])
+MAP_HTML = resources.files("services.register").joinpath("static/map.html").read_text()
+
+
+@router.get("/public/sensors.geojson")
+async def public_sensors(context: Context, conn: Connection) -> JSONResponse:
+    """Every non-draft sensor with public fields only: never credentials or contact details."""
+    collection = await queries.public_geojson(conn, context.clock())
+    return JSONResponse(collection, media_type="application/geo+json")
+
+
+@router.get("/map", response_class=HTMLResponse)
+async def public_map() -> HTMLResponse:
+    """The public register map (self-contained: no external tiles, scripts or fonts)."""
+    return HTMLResponse(MAP_HTML)
+
+
+@router.post("/public/removal-requests", status_code=status.HTTP_201_CREATED)
+async def request_removal(body: RemovalRequestCreate, context: Context, conn: Connection) -> dict:
+    """Anyone may ask for a sensor to be removed; its owner and the admins see the request."""
+    request_id = await removals.submit(conn, body, context.clock())
+    return {"request_id": request_id, "status": "open"}
+
+
+@router.get("/v1/removal-requests")
+async def list_removal_requests(caller: Caller, conn: Connection,
+                                state: Annotated[Literal["open", "closed"] | None, Query(alias="status")] = None
+                                ) -> list[dict]:
+    return await removals.list_requests(conn, caller, state)
+
+
+@router.post("/v1/removal-requests/{request_id}/close")
+async def close_removal_request(request_id: int, body: RemovalClose, context: Context, caller: Caller,
+                                conn: Connection) -> dict:
+    return await removals.close(conn, caller, request_id, body.resolution, context.clock())

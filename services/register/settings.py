@@ -1,0 +1,24 @@
+"""Settings of the register service (CITYSTREAM_REGISTER_* env), frozen and built once in the entrypoint."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from services.common.settings import CommonSettings
+
+# Local development only: deployments set CITYSTREAM_REGISTER_ADMIN_TOKEN (see services/register/README.md).
+DEV_ADMIN_TOKEN = "citystream-dev-admin-token"
+
+
+class RegisterSettings(CommonSettings):
+    register_admin_token: SecretStr = Field(
+        default=SecretStr(DEV_ADMIN_TOKEN), min_length=16, description="Bearer token of the bootstrap admin."
+    )
+    register_host: str = Field(default="127.0.0.1")
+    register_port: int = Field(default=8081, ge=1, le=65535)
+    register_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="Largest request body accepted.")
+    register_rotation_overlap_s: int = Field(
+        default=24 * 3600, ge=0, description="How long an old credential keeps working after a rotation."
+    )
+    register_relay_poll_s: float = Field(default=0.5, gt=0, description="Outbox poll interval when idle.")
+    register_relay_enabled: bool = Field(default=True, description="Run the outbox relay in this process.")
