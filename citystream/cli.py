@@ -12,6 +12,7 @@ from rich.console import Console
 from citystream import dev_cli
 from services.common.logs import configure_logging
 from services.common.settings import CommonSettings
+from services.register import cli as register_cli
 
 app = typer.Typer(help="CityStream: a city's sensor streams, admitted, stored and watched in real time.",
                   no_args_is_help=True)
@@ -22,6 +23,7 @@ schemas_app = typer.Typer(help="Generated contract files (JSON Schema, AsyncAPI)
 app.add_typer(db_app, name="db")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(register_cli.app, name="register")
 console = Console(stderr=True)
 
 
