@@ -61,9 +61,9 @@ class Engine:
         worst: dict[str, Verdict] = {}
         dstate = state["d"]
         for detector in self.detectors:
-            st = dstate.get(detector.id)
+            st = dstate.get(detector.state_key)
             if st is None:
-                st = dstate[detector.id] = {}
+                st = dstate[detector.state_key] = {}
             v = detector.observe(st, obs, views, profile)
             if v is not None:
                 kind = v.kind
@@ -92,7 +92,8 @@ class Engine:
         if v is not None:
             outcome.verdicts.append(v)
             # Opening id keyed by the last reading seen, so a re-run timer yields the same silence alert.
-            event = self.lifecycle.judge(state["lc"], sensor_id, self.domain, v, state["seq"], state["sil"]["last"])
+            event = self.lifecycle.judge(state["lc"], sensor_id, self.domain, v, state["seq"], now,
+                                         id_t=state["sil"]["last"])
             if event is not None:
                 outcome.events.append(event)
         if self.with_rollups:

@@ -56,8 +56,12 @@ class Lifecycle:
     def __init__(self, config: LifecycleConfig = LifecycleConfig()) -> None:
         self.config = config
 
-    def judge(self, lc: dict, sensor_id: str, domain: str, v: Verdict, seq: int, t: float) -> AlertEvent | None:
-        """Apply one verdict to the alert of its kind; returns the event it causes, if any."""
+    def judge(self, lc: dict, sensor_id: str, domain: str, v: Verdict, seq: int, t: float,
+              id_t: float | None = None) -> AlertEvent | None:
+        """Apply one verdict (judged at `t`) to the alert of its kind; returns the event it causes, if any.
+
+        The alert id derives from (sensor, kind, seq, id_t or t): the opening reading, so a re-run gives the same id.
+        """
         kind = v.kind.value
         rec = lc["open"].get(kind)
         if rec is None or rec.get("muted"):
@@ -67,7 +71,7 @@ class Lifecycle:
             if rec is not None or not v.firing:
                 return None
             explanation = v.explanation()
-            rec = {"id": alert_id(sensor_id, kind, seq, t), "opened": t, "seq": seq, "sev": v.severity.value,
+            rec = {"id": alert_id(sensor_id, kind, seq, t if id_t is None else id_t), "opened": t, "seq": seq, "sev": v.severity.value,
                    "status": AlertStatus.OPEN.value, "normal": None, "x": explanation.model_dump(mode="json")}
             lc["open"][kind] = rec
             return _event(rec, sensor_id, domain, kind, AlertEventType.OPENED, event_id(rec["id"], "opened", seq),

@@ -43,6 +43,7 @@ class View:
     prev: float | None  # previous value of this metric and its time
     prev_t: float | None
     short: float | None  # fast EWMA of recent values
+    weekly: bool = False  # the expectation comes from a trusted hour-of-week bucket (not a fallback)
 
 
 @dataclass(slots=True)
@@ -98,6 +99,7 @@ class Detector:
     def __init__(self, threshold: float | None = None) -> None:
         self.threshold = self.default_threshold if threshold is None else threshold
         self.clear_below = self.threshold * self.clear_fraction
+        self.state_key = self.id  # per-metric detectors append the metric so their states never collide
 
     def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
         raise NotImplementedError

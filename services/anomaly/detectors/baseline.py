@@ -12,7 +12,7 @@ WEEK_BUCKETS = 168
 DAY_BUCKETS = 24
 MIN_BUCKET_SAMPLES = 8  # a bucket is trusted after this many readings
 MIN_GLOBAL_SAMPLES = 12  # before this the metric is still warming up: no expectation at all
-BUCKET_ALPHA = 0.15  # floor of the bucket learning rate (1/n before that: a plain mean while young)
+BUCKET_ALPHA = 0.05  # floor of the bucket learning rate (1/n before that: a plain mean while young)
 GLOBAL_ALPHA = 0.02
 SHORT_ALPHA = 0.3
 CLIP_SIGMAS = 4.0  # an outlier moves the baseline as if it were only this far out (robust EWMA)
@@ -40,19 +40,21 @@ def view(ms: dict, t: float, x: float) -> View:
     """The expectation for a reading at epoch second `t`, before `x` is learned."""
     g = ms["g"]
     expected = sigma = None
+    weekly = False
     if g[2] >= MIN_GLOBAL_SAMPLES:
         hour = int(t // 3600)
         w = (hour + EPOCH_HOUR_OF_WEEK) % WEEK_BUCKETS
+        # A fallback baseline knows less (weekends look like weekdays to an hour-of-day bucket): widen it.
         if ms["wn"][w] >= MIN_BUCKET_SAMPLES:
-            expected, dev = ms["wm"][w], ms["wd"][w]
+            expected, dev, weekly = ms["wm"][w], ms["wd"][w], True
         else:
             d = hour % DAY_BUCKETS
             if ms["dn"][d] >= MIN_BUCKET_SAMPLES:
-                expected, dev = ms["dm"][d], ms["dd"][d]
+                expected, dev = ms["dm"][d], 1.5 * ms["dd"][d]
             else:
-                expected, dev = g[0], g[1]
+                expected, dev = g[0], 2.0 * g[1]
         sigma = MAD_TO_SIGMA * dev + _floor(ms)
-    return View(x, expected, sigma, ms["p"], ms["pt"], ms["s"])
+    return View(x, expected, sigma, ms["p"], ms["pt"], ms["s"], weekly)
 
 
 def _bucket(means: list, devs: list, counts: list, i: int, x: float, limit: float | None) -> None:

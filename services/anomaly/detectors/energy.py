@@ -57,12 +57,12 @@ class Outage(Detector):
 
 
 class Drift(Detector):
-    """Sustained drift: a slow EWMA of the clipped residual against the seasonal baseline, in sigmas."""
+    """Sustained drift: a slow EWMA of the clipped residual against the hour-of-week baseline, in sigmas."""
 
     id = "energy.drift"
     kind = AlertKind.ENERGY_DRIFT
     severity = Severity.LOW
-    default_threshold = 1.5
+    default_threshold = 1.0
     clear_fraction = 0.5
     metrics = (POWER,)
     ALPHA = 0.02
@@ -70,7 +70,7 @@ class Drift(Detector):
 
     def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
         v = views.get(POWER)
-        if v is None or v.expected is None:
+        if v is None or not v.weekly:  # drift is judged against a full week of history, never a fallback
             return None
         residual = max(-4.0, min(4.0, (v.value - v.expected) / v.sigma))
         level = st.get("r", 0.0) + self.ALPHA * (residual - st.get("r", 0.0))

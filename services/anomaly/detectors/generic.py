@@ -19,6 +19,7 @@ class AnomalousValue(Detector):
     def __init__(self, metric: str, threshold: float | None = None) -> None:
         super().__init__(threshold)
         self.metrics = (metric,)
+        self.state_key = f"{self.id}/{metric}"
 
     def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
         metric = self.metrics[0]
@@ -46,6 +47,7 @@ class RapidChange(Detector):
     def __init__(self, metric: str, threshold: float | None = None) -> None:
         super().__init__(threshold)
         self.metrics = (metric,)
+        self.state_key = f"{self.id}/{metric}"
 
     def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
         metric = self.metrics[0]
@@ -80,6 +82,7 @@ class Flatline(Detector):
     def __init__(self, metric: str, threshold: float | None = None) -> None:
         super().__init__(threshold)
         self.metrics = (metric,)
+        self.state_key = f"{self.id}/{metric}"
 
     def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
         metric = self.metrics[0]

@@ -50,7 +50,7 @@ class AbnormalFillRate(Detector):
         if v is None or v.prev is None or v.prev_t is None or obs.t <= v.prev_t:
             return None
         rate = (v.value - v.prev) / ((obs.t - v.prev_t) / HOUR_S)
-        if rate < 0:  # emptied: not a filling step
+        if rate < 0 or v.prev >= 0.98:  # emptied, or saturated at full: not a filling step to learn from
             return None
         mean, dev, n = st.get("m", 0.0), st.get("d", 0.0), st.get("n", 0)
         scale = 1.2533 * dev + 0.002
