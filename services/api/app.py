@@ -1,0 +1,93 @@
+"""The FastAPI application: wiring of settings, clients, background followers, middleware and routers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from schemas.topics import ALERTS, REGISTER_SENSORS
+from services.api.directory import follow_register
+from services.api.errors import install_error_handlers
+from services.api.hub import AlertHub
+from services.api.hub_consumer import feed_hub
+from services.api.limits import BodySizeLimit
+from services.api.observe import RequestMetrics
+from services.api.routes import alerts, live, ops, sensors
+from services.api.settings import ApiSettings, parse_tokens
+from services.api.state import ApiState
+from services.common.db import create_pool
+from services.common.kafka import make_producer
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Operations API of CityStream: sensor time series, alerts and operator commands, a live alert stream
+(Server-Sent Events with `Last-Event-ID` resume, or WebSocket) and the ops-centre page at `/ops/`.
+
+Authentication: `Authorization: Bearer <token>` (or `?access_token=` for EventSource/WebSocket). Roles: viewer (read),
+operator (also acts on alerts), admin. Every error has the body `{"error": {"code", "message", "field"}}`."""
+
+
+def _client_id(settings: ApiSettings, role: str) -> str:
+    return f"citystream-api-{settings.instance_id or 'local'}-{role}"
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    state: ApiState = app.state.api
+    settings = state.settings
+    state.pool = await create_pool(settings.reader_database_url, min_size=1, max_size=8)
+    state.producer = make_producer(settings.kafka_bootstrap, _client_id(settings, "actions"))
+    await state.producer.start()
+    state.hub = AlertHub(settings.api_live_buffer_events)
+    state.tasks = [
+        asyncio.create_task(_supervise("alert hub", lambda: feed_hub(
+            state.hub, settings.kafka_bootstrap, settings.topic(ALERTS), settings.api_live_window_s,
+            _client_id(settings, "hub"), on_event=lambda _: state.metrics.alert_events.inc()))),
+        asyncio.create_task(_supervise("sensor directory", lambda: follow_register(
+            state.directory, settings.kafka_bootstrap, settings.topic(REGISTER_SENSORS),
+            _client_id(settings, "register")))),
+    ]
+    try:
+        yield
+    finally:
+        for task in state.tasks:
+            task.cancel()
+        for task in state.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await state.producer.stop()
+        await state.pool.close()
+
+
+async def _supervise(name: str, run) -> None:
+    """Keep a follower running; a broker outage restarts it with backoff instead of killing the API."""
+    delay_s = 0.5
+    while True:
+        try:
+            await run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s stopped; restarting in %.1f s", name, delay_s)
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 15.0)
+
+
+def create_app(settings: ApiSettings) -> FastAPI:
+    # Default docs routes carry no policy; services.api.routes.ops serves /openapi.json and /docs with one.
+    app = FastAPI(title="CityStream operations API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan,
+                  openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.api = ApiState(settings)
+    app.state.tokens = parse_tokens(settings.api_tokens)
+    install_error_handlers(app)
+    for module in (ops, sensors, alerts, live):
+        # Flat on the app (not include_router), so app.routes lists every route the policy test must see.
+        app.router.routes.extend(module.router.routes)
+
+    app.add_middleware(RequestMetrics, metrics=app.state.api.metrics)
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.api_max_body_bytes)
+    return app

@@ -1,0 +1,120 @@
+"""Request and response models of the operations API (alerts themselves are schemas.alerts.AlertEvent)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from schemas.alerts import AlertActionType, AlertEvent
+from schemas.common import Domain
+from services.api.status import MapStatus
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int = Field(description="Items matching the filters, over all pages.")
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="Offset of the next page; null on the last page.")
+
+
+class SeriesPoint(BaseModel):
+    bucket_start: datetime
+    avg: float | None = None
+    min: float | None = None
+    max: float | None = None
+    sum: float | None = None
+    count: int | None = None
+    last: float | None = None
+
+
+class SeriesResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "sensor_id": "traffic-ams-0042", "metric": "intensity", "bucket_seconds": 300, "source": "raw",
+        "start": "2026-11-23T07:00:00Z", "end": "2026-11-23T08:00:00Z", "aggregates": ["avg", "max"],
+        "points": [{"bucket_start": "2026-11-23T07:00:00Z", "avg": 812.5, "max": 930.0}]}]})
+
+    sensor_id: str
+    metric: str
+    bucket_seconds: int
+    source: str = Field(description="`raw` (readings) or `rollups` (one-minute rollups).")
+    start: datetime
+    end: datetime
+    aggregates: list[str]
+    points: list[SeriesPoint]
+
+
+class ReadingPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "sensor_id": "traffic-ams-0042", "seq": 1201, "observed_at": "2026-11-23T08:00:00Z",
+        "metrics": {"intensity": 840.0, "averageVehicleSpeed": 42.5}}]})
+
+    sensor_id: str
+    seq: int
+    observed_at: datetime
+    received_at: datetime | None = None
+    metrics: dict[str, Any]
+
+
+class SensorPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "sensor_id": "waste-ams-0007", "domain": "waste", "location": [4.8952, 52.3702], "status": "alerting",
+        "last_observed_at": "2026-11-23T08:00:00Z", "latest": {"fillingLevel": 0.97}, "recent_rejections": 0,
+        "open_alerts": []}]})
+
+    sensor_id: str
+    domain: Domain | None = None
+    location: tuple[float, float] | None = Field(default=None, description="GeoJSON `[longitude, latitude]`.")
+    status: MapStatus
+    last_observed_at: datetime | None = None
+    latest: dict[str, Any] = Field(default_factory=dict, description="Metrics of the latest reading.")
+    recent_rejections: int = Field(description="Readings refused in the last 15 minutes.")
+    open_alerts: list[AlertEvent]
+
+
+class AlertDetail(BaseModel):
+    alert: AlertEvent = Field(description="Current state: the latest event of the alert.")
+    history: list[AlertEvent] = Field(description="Every event of the alert, oldest first.")
+    contributing_readings: list[ReadingPublic] = Field(
+        description="Stored readings named in the explanation (may lag the stream by the sink's delay).")
+
+
+class AlertActionRequest(BaseModel):
+    """An operator command. `assign` needs `assignee`; `comment` needs `comment`."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"action": "acknowledge"}, {"action": "assign", "assignee": "crew-north"},
+        {"action": "comment", "comment": "Crew dispatched"}, {"action": "resolve", "comment": "Bin emptied"}]})
+
+    action: AlertActionType
+    assignee: str | None = Field(default=None, min_length=1, max_length=120)
+    comment: str | None = Field(default=None, min_length=1, max_length=4000)
+
+    @model_validator(mode="after")
+    def _needs(self) -> AlertActionRequest:
+        if self.action == AlertActionType.ASSIGN and not self.assignee:
+            raise ValueError("assign needs an assignee")
+        if self.action == AlertActionType.COMMENT and not self.comment:
+            raise ValueError("comment needs a comment")
+        return self
+
+
+class AlertActionAccepted(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "action_id": "5f0c7c9e-3a44-4b1e-9f7e-8f7f8c1d2e3a", "alert_id": "a-traffic-ams-0042-congestion-1201",
+        "action": "acknowledge", "actor": "operator", "requested_at": "2026-11-23T08:01:00Z"}]})
+
+    action_id: str
+    alert_id: str
+    action: AlertActionType
+    actor: str
+    requested_at: datetime
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, bool] = Field(default_factory=dict)

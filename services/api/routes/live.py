@@ -1,0 +1,153 @@
+"""Live alert stream: Server-Sent Events with `Last-Event-ID` resume, and the WebSocket equivalent.
+
+Event ids are Kafka position vectors of `citystream.alerts.v1` (see services.api.hub), so a reconnecting client
+gets everything after the last event it saw: from the hub's buffer, or from Kafka when the buffer has moved on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import StreamingResponse
+
+from schemas.alerts import AlertEvent
+from schemas.common import Domain, Severity
+from schemas.topics import ALERTS
+from services.api.auth import SECURED, Role, policy, websocket_policy
+from services.api.directory import contains
+from services.api.errors import ERROR_RESPONSES, ApiError
+from services.api.hub import format_vector, parse_vector
+from services.api.hub_consumer import fetch_gap
+from services.api.params import parse_bbox, parse_list
+from services.common import jsonwire
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1/live", tags=["live"], responses=ERROR_RESPONSES, dependencies=SECURED)
+KEEPALIVE_S = 15.0
+
+
+class LiveFilter:
+    def __init__(self, request, domain: str | None, severity: str | None, area: str | None) -> None:
+        self.domains = set(parse_list(domain, Domain, "domain"))
+        self.severities = set(parse_list(severity, Severity, "severity"))
+        self.area = parse_bbox(area, "area")
+        self.directory = request.app.state.api.directory
+
+    def matches(self, event: AlertEvent) -> bool:
+        return ((not self.domains or event.domain.value in self.domains)
+                and (not self.severities or event.severity.value in self.severities)
+                and (self.area is None or contains(self.area, self.directory.location(event.sensor_id))))
+
+
+def _resume_vector(hub, last_event_id: str | None):
+    if not last_event_id:
+        return None
+    try:
+        return parse_vector(last_event_id, len(hub.position))
+    except ValueError as problem:
+        raise ApiError(422, "INVALID_PARAMETER", str(problem), "Last-Event-ID") from problem
+
+
+async def alert_stream(state, live_filter: LiveFilter, resume_from) -> AsyncIterator[tuple[str, AlertEvent | None]]:
+    """(event id, event) pairs; event None is a keepalive carrying the current position."""
+    hub = state.hub
+    subscription, replay, gaps = hub.subscribe(resume_from)
+    state.metrics.live_clients.inc()
+    sent = list(resume_from or hub.vector)
+
+    def advance(vector) -> str:
+        for partition, offset in enumerate(vector):
+            sent[partition] = max(sent[partition], offset)
+        return format_vector(tuple(sent))
+
+    try:
+        yield format_vector(tuple(sent)), None  # the client's starting point, even before any alert
+        if gaps:
+            settings = state.settings
+            for _, _, event, vector in await fetch_gap(settings.kafka_bootstrap, settings.topic(ALERTS), gaps,
+                                                       tuple(sent), f"citystream-api-{settings.instance_id}-gap"):
+                event_id = advance(vector)
+                if live_filter.matches(event):
+                    yield event_id, event
+        for item in replay:
+            event_id = advance(item.vector)
+            if live_filter.matches(item.event):
+                yield event_id, item.event
+        while not subscription.overflowed:
+            try:
+                item = await asyncio.wait_for(subscription.queue.get(), KEEPALIVE_S)
+            except TimeoutError:
+                yield format_vector(tuple(sent)), None
+                continue
+            event_id = advance(item.vector)
+            if live_filter.matches(item.event):
+                yield event_id, item.event
+    finally:
+        hub.unsubscribe(subscription)
+        state.metrics.live_clients.dec()
+
+
+def _ready_hub(request_or_socket):
+    hub = request_or_socket.app.state.api.hub
+    if hub is None or not hub.ready:
+        raise ApiError(503, "NOT_READY", "the alert stream is starting; retry in a moment")
+    return hub
+
+
+@router.get("/alerts", openapi_extra=policy(Role.VIEWER), response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {"example": 'id: 12.5.0.7\nevent: alert\ndata: {...}\n\n'}},
+                             "description": "Stream of `alert` events (AlertEvent JSON) and `position` events"}})
+async def alerts_sse(
+    request: Request,
+    domain: Annotated[str | None, Query(description="Comma list of domains")] = None,
+    severity: Annotated[str | None, Query(description="Comma list of severities")] = None,
+    area: Annotated[str | None, Query(description="min_lon,min_lat,max_lon,max_lat")] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=400)] = None,
+    resume: Annotated[str | None, Query(max_length=400, description="Same as Last-Event-ID, for clients without headers")]
+    = None,
+) -> StreamingResponse:
+    """Server-Sent Events of alert events. Reconnect with `Last-Event-ID` to receive everything missed."""
+    hub = _ready_hub(request)
+    live_filter = LiveFilter(request, domain, severity, area)
+    resume_from = _resume_vector(hub, last_event_id or resume)
+    state = request.app.state.api
+
+    async def frames():
+        async for event_id, event in alert_stream(state, live_filter, resume_from):
+            if event is None:
+                yield f"id: {event_id}\nevent: position\ndata: {{}}\n\n".encode()
+            else:
+                yield b"id: " + event_id.encode() + b"\nevent: alert\ndata: " + jsonwire.dumps(event) + b"\n\n"
+
+    return StreamingResponse(frames(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@router.websocket("/alerts/ws", name="alerts_ws")
+@websocket_policy(Role.VIEWER)
+async def alerts_ws(
+    websocket: WebSocket,
+    domain: str | None = None, severity: str | None = None, area: str | None = None, resume: str | None = None,
+) -> None:
+    """Messages `{"id": ..., "type": "alert"|"position", "event": AlertEvent?}`; resume with `?resume=<id>`."""
+    try:
+        hub = _ready_hub(websocket)
+        live_filter = LiveFilter(websocket, domain, severity, area)
+        resume_from = _resume_vector(hub, resume)
+    except ApiError as problem:
+        await websocket.close(code=1008, reason=problem.message[:120])
+        return
+    await websocket.accept()
+    try:
+        async for event_id, event in alert_stream(websocket.app.state.api, live_filter, resume_from):
+            message = {"id": event_id, "type": "position" if event is None else "alert"}
+            if event is not None:
+                message["event"] = event.model_dump(mode="json", exclude_none=True)
+            await websocket.send_bytes(jsonwire.dumps(message))
+    except WebSocketDisconnect:
+        log.debug("websocket client left")
+

@@ -1,0 +1,85 @@
+"""Liveness, readiness, Prometheus metrics and the ops-centre page's static files."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+
+from services.api.auth import SECURED, Role, policy
+from services.api.errors import ApiError
+from services.api.models import Health
+from services.common.metrics import metrics_payload
+
+router = APIRouter(tags=["operations"], dependencies=SECURED)
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+ASSETS = {"app.js": "text/javascript", "app.css": "text/css", "index.html": "text/html"}
+
+
+@router.get("/healthz", response_model=Health, openapi_extra=policy(Role.PUBLIC))
+async def healthz() -> Health:
+    """Alive: the process answers."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Health, openapi_extra=policy(Role.PUBLIC),
+            responses={503: {"model": Health, "description": "A dependency is not ready"}})
+async def readyz(request: Request):
+    """Ready: the database answers, the alert stream and the sensor register are being followed."""
+    state = request.app.state.api
+    checks = {"database": await _database_answers(state.pool),
+              "alert_stream": bool(state.hub and state.hub.ready),
+              "register": state.directory.caught_up,
+              "producer": state.producer is not None}
+    ready = all(checks.values())
+    body = Health(status="ready" if ready else "not ready", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+async def _database_answers(pool) -> bool:
+    if pool is None:
+        return False
+    try:
+        async with asyncio.timeout(2):
+            async with pool.acquire() as connection:
+                return await connection.fetchval("SELECT 1") == 1
+    except (OSError, TimeoutError, Exception):  # any failure means "not ready"; the reason is in the DB log
+        return False
+
+
+@router.get("/metrics", openapi_extra=policy(Role.PUBLIC), response_class=Response,
+            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus exposition"}})
+async def metrics(request: Request) -> Response:
+    payload, content_type = metrics_payload(request.app.state.api.metrics.registry)
+    return Response(payload, media_type=content_type)
+
+
+@router.get("/", include_in_schema=False, openapi_extra=policy(Role.PUBLIC))
+async def root() -> RedirectResponse:
+    return RedirectResponse("/ops/")
+
+
+@router.get("/ops/", include_in_schema=False, openapi_extra=policy(Role.PUBLIC))
+async def ops_page() -> FileResponse:
+    """The page itself is public; its data calls need a token, entered in the page or passed in the URL fragment."""
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+
+@router.get("/ops/{asset}", include_in_schema=False, openapi_extra=policy(Role.PUBLIC))
+async def ops_asset(asset: str) -> FileResponse:
+    if asset not in ASSETS:
+        raise ApiError(404, "NOT_FOUND", f"no asset {asset!r}", "asset")
+    return FileResponse(STATIC_DIR / asset, media_type=ASSETS[asset])
+
+
+@router.get("/openapi.json", include_in_schema=False, openapi_extra=policy(Role.PUBLIC))
+async def openapi_document(request: Request) -> JSONResponse:
+    return JSONResponse(request.app.openapi())
+
+
+@router.get("/docs", include_in_schema=False, openapi_extra=policy(Role.PUBLIC))
+async def docs() -> Response:
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="CityStream operations API")
