@@ -34,6 +34,18 @@ def apply_record(register: dict[str, SensorRegistration], key: bytes | None, val
         register[sensor_id] = record
 
 
+async def _partition_ids(bootstrap: str, topic: str) -> list[int]:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(p["partition"] for d in described if d.get("error_code", 0) == 0 for p in d["partitions"])
+
+
 async def read_register(bootstrap: str, topic: str) -> dict[str, SensorRegistration]:
     """Every sensor on the topic, read from the beginning up to the end offsets seen at start."""
     from aiokafka import TopicPartition
@@ -41,12 +53,14 @@ async def read_register(bootstrap: str, topic: str) -> dict[str, SensorRegistrat
     consumer = make_consumer(bootstrap, None, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(await consumer.partitions_for_topic(topic) or ())]
+        partitions = [TopicPartition(topic, p) for p in await _partition_ids(bootstrap, topic)]
+        if not partitions:
+            return {}
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         end_offsets = await consumer.end_offsets(partitions)
         register: dict[str, SensorRegistration] = {}
-        while any(await consumer.position(tp) < end for tp, end in end_offsets.items()):
+        while [tp for tp, end in end_offsets.items() if await consumer.position(tp) < end]:
             batches = await consumer.getmany(*partitions, timeout_ms=1000)
             for tp, messages in batches.items():
                 for message in messages:
