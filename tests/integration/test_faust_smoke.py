@@ -1,0 +1,112 @@
+"""Faust on the real broker: a consumer group, a changelog-backed table, and that table recovered after a restart.
+
+This is what proves faust-streaming + aiokafka work with the Kafka version the local runtime pins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from services.common.kafka import make_consumer, make_producer
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def start_worker(bootstrap: str, prefix: str, tmp_path: Path, log_name: str) -> subprocess.Popen:
+    env = os.environ | {
+        "SMOKE_BOOTSTRAP": bootstrap,
+        "SMOKE_APP_ID": f"{prefix}smoke-app",
+        "SMOKE_PREFIX": prefix,
+        "SMOKE_DATADIR": str(tmp_path / "faust-data"),
+    }
+    with open(tmp_path / log_name, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "faust", "-A", "tests.support.faust_smoke_app", "worker", "-l", "info"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+
+async def produce(bootstrap: str, topic: str, keys: list[str]) -> None:
+    producer = make_producer(bootstrap, "smoke-test")
+    await producer.start()
+    try:
+        for key in keys:
+            await producer.send_and_wait(topic, b"x", key=key.encode())
+    finally:
+        await producer.stop()
+
+
+async def wait_for_counts(consumer, expected: dict[str, int], timeout_s: float) -> dict[str, int]:
+    latest: dict[str, int] = {}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline and any(latest.get(k) != v for k, v in expected.items()):
+        batch = await consumer.getmany(timeout_ms=500)
+        for records in batch.values():
+            for record in records:
+                latest[record.key.decode()] = int(record.value)
+    return latest
+
+
+async def wait_for_committed(bootstrap: str, group_id: str, topic: str, expected_total: int, timeout_s: float) -> int:
+    """Sum of the group's committed offsets on `topic`, once it reaches `expected_total` (or the timeout)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    total = 0
+    try:
+        for _ in range(int(timeout_s * 2)):
+            offsets = await admin.list_consumer_group_offsets(group_id)
+            total = sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+            if total >= expected_total:
+                break
+            await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
+    return total
+
+
+def stop(worker: subprocess.Popen, sig: int) -> None:
+    os.killpg(worker.pid, sig)
+    worker.wait(timeout=30)
+
+
+async def test_faust_table_recovers_from_changelog_after_worker_is_killed(kafka_bootstrap, topic_prefix, tmp_path):
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(f"{topic_prefix}smoke.in", 2, 1), NewTopic(f"{topic_prefix}smoke.counts", 1, 1)])
+    finally:
+        await admin.close()
+    consumer = make_consumer(kafka_bootstrap, None, f"{topic_prefix}smoke.counts")
+    await consumer.start()
+    first = start_worker(kafka_bootstrap, topic_prefix, tmp_path, "worker1.log")
+    try:
+        await produce(kafka_bootstrap, f"{topic_prefix}smoke.in", ["north", "south"] * 5)
+        counts = await wait_for_counts(consumer, {"north": 5, "south": 5}, timeout_s=90)
+        assert counts == {"north": 5, "south": 5}, (tmp_path / "worker1.log").read_text()[-3000:]
+        # Faust commits source offsets every few seconds; a kill before that would replay the records on top of
+        # the recovered table (at-least-once). Wait for the commit so the test isolates changelog recovery.
+        committed = await wait_for_committed(
+            kafka_bootstrap, f"{topic_prefix}smoke-app", f"{topic_prefix}smoke.in", 10, timeout_s=30
+        )
+        assert committed == 10
+        # kill -9: no clean shutdown; the table must come back from its changelog topic alone.
+        stop(first, signal.SIGKILL)
+        second = start_worker(kafka_bootstrap, topic_prefix, tmp_path, "worker2.log")
+        try:
+            await produce(kafka_bootstrap, f"{topic_prefix}smoke.in", ["north", "south"])
+            counts = await wait_for_counts(consumer, {"north": 6, "south": 6}, timeout_s=120)
+            assert counts == {"north": 6, "south": 6}, (tmp_path / "worker2.log").read_text()[-3000:]
+        finally:
+            stop(second, signal.SIGTERM)
+    finally:
+        if first.poll() is None:
+            stop(first, signal.SIGKILL)
+        await consumer.stop()

@@ -1,0 +1,34 @@
+"""A minimal Faust app for the smoke test: counts records per key in a changelog-backed table.
+
+Configured by env (the test runs it as a subprocess worker):
+SMOKE_BOOTSTRAP, SMOKE_APP_ID, SMOKE_PREFIX, SMOKE_DATADIR.
+"""
+
+from __future__ import annotations
+
+import os
+
+import faust
+
+app = faust.App(
+    os.environ.get("SMOKE_APP_ID", "citystream-smoke"),
+    broker=f"kafka://{os.environ.get('SMOKE_BOOTSTRAP', '127.0.0.1:19092')}",
+    store="memory://",
+    topic_partitions=2,
+    datadir=os.environ.get("SMOKE_DATADIR", "/tmp/citystream-smoke"),
+    web_enabled=False,
+    producer_acks=-1,
+)
+prefix = os.environ.get("SMOKE_PREFIX", "")
+source_topic = app.topic(f"{prefix}smoke.in", key_serializer="raw", value_serializer="raw", partitions=2)
+counts_topic = app.topic(f"{prefix}smoke.counts", key_serializer="raw", value_serializer="raw")
+key_to_count = app.Table("key_to_count", default=int, partitions=2)
+
+
+@app.agent(source_topic)
+async def count_records(stream):
+    async for key, _value in stream.items():
+        name = key.decode()
+        # Reading and writing the table in the agent keeps it co-partitioned with the source topic.
+        key_to_count[name] += 1
+        await counts_topic.send(key=key, value=str(key_to_count[name]).encode())
