@@ -78,6 +78,21 @@ def schemas_generate() -> None:
         console.print(f"wrote {path}")
 
 
+@app.command("run")
+def run(
+    simulator: Annotated[bool, typer.Option("--simulator/--no-simulator", help="Also run the city simulator.")] = True,
+) -> None:
+    """Start Kafka, TimescaleDB and every service (and the simulator); print the URLs; Ctrl-C stops everything."""
+    from citystream.devenv.process import RuntimeProblem
+    from citystream.run import run_platform
+
+    try:
+        raise typer.Exit(code=run_platform(with_simulator=simulator))
+    except RuntimeProblem as problem:
+        console.print(f"[red]error:[/red] {problem}")
+        raise typer.Exit(code=1) from problem
+
+
 def main() -> None:
     logging.captureWarnings(True)
     app()

@@ -1,0 +1,52 @@
+# CityStream — the commands a newcomer types. Every target installs what it needs first, idempotently.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
+PYTEST_ARGS ?=
+
+.PHONY: help install system-packages infra run test test-unit test-integration bench down status schemas clean-state
+
+help:
+	@echo "make run     install what is missing, start Kafka, TimescaleDB and every service; Ctrl-C stops all"
+	@echo "make test    install what is missing, start the infrastructure, run the whole test suite"
+	@echo "make bench   run the benchmark against the running platform (raw ceiling measured beside it)"
+	@echo "make down    stop Kafka and TimescaleDB (data stays; 'citystream dev reset' deletes it)"
+
+system-packages:
+	@bash deploy/local/install-system-packages.sh
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: system-packages $(STAMP)
+
+infra: install
+	$(BIN)/citystream dev up
+	$(BIN)/citystream db migrate
+	$(BIN)/citystream topics create
+
+run: install
+	$(BIN)/citystream run
+
+test: infra
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+bench: infra
+	$(BIN)/citystream bench
+
+down:
+	@test -x $(BIN)/citystream && $(BIN)/citystream dev down || true
+
+status: install
+	$(BIN)/citystream dev status
+
+schemas: install
+	$(BIN)/citystream schemas generate
