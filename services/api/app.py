@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from schemas.topics import ALERTS, REGISTER_SENSORS
+from services.api.auth import SECURED
 from services.api.directory import follow_register
 from services.api.errors import install_error_handlers
 from services.api.hub import AlertHub
@@ -80,7 +81,7 @@ async def _supervise(name: str, run) -> None:
 def create_app(settings: ApiSettings) -> FastAPI:
     # Default docs routes carry no policy; services.api.routes.ops serves /openapi.json and /docs with one.
     app = FastAPI(title="CityStream operations API", version="1.0.0", description=DESCRIPTION, lifespan=lifespan,
-                  openapi_url=None, docs_url=None, redoc_url=None)
+                  openapi_url=None, docs_url=None, redoc_url=None, dependencies=SECURED)
     app.state.api = ApiState(settings)
     app.state.tokens = parse_tokens(settings.api_tokens)
     install_error_handlers(app)

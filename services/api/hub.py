@@ -43,7 +43,7 @@ def parse_vector(text: str, partitions: int) -> Vector:
     return tuple(int(part) for part in parts)
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: each subscriber is its own
 class Subscription:
     queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(maxsize=2000))
     overflowed: bool = False

@@ -52,11 +52,19 @@ def _resume_vector(hub, last_event_id: str | None):
         raise ApiError(422, "INVALID_PARAMETER", str(problem), "Last-Event-ID") from problem
 
 
-async def alert_stream(state, live_filter: LiveFilter, resume_from) -> AsyncIterator[tuple[str, AlertEvent | None]]:
-    """(event id, event) pairs; event None is a keepalive carrying the current position."""
+def alert_stream(state, live_filter: LiveFilter, resume_from) -> AsyncIterator[tuple[str, AlertEvent | None]]:
+    """(event id, event) pairs; event None is a keepalive carrying the current position.
+
+    Subscribes now, not at the first iteration: anything the hub consumes after this call reaches the client,
+    even if the response takes a moment to start streaming."""
     hub = state.hub
     subscription, replay, gaps = hub.subscribe(resume_from)
     state.metrics.live_clients.inc()
+    return _stream(state, live_filter, resume_from, subscription, replay, gaps)
+
+
+async def _stream(state, live_filter, resume_from, subscription, replay, gaps):
+    hub = state.hub
     sent = list(resume_from or hub.vector)
 
     def advance(vector) -> str:
@@ -116,8 +124,10 @@ async def alerts_sse(
     resume_from = _resume_vector(hub, last_event_id or resume)
     state = request.app.state.api
 
+    stream = alert_stream(state, live_filter, resume_from)
+
     async def frames():
-        async for event_id, event in alert_stream(state, live_filter, resume_from):
+        async for event_id, event in stream:
             if event is None:
                 yield f"id: {event_id}\nevent: position\ndata: {{}}\n\n".encode()
             else:

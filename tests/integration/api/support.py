@@ -46,7 +46,8 @@ async def running_api(settings, **overrides):
                                   **overrides})
     app = create_app(api_settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=api_settings.api_port, log_config=None,
-                                           lifespan="on", ws="websockets-sansio"))
+                                           lifespan="on", ws="websockets-sansio",
+                                           timeout_graceful_shutdown=2))
     task = asyncio.create_task(server.serve())
     base_url = f"http://127.0.0.1:{api_settings.api_port}"
     try:

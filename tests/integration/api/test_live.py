@@ -1,0 +1,149 @@
+"""Live alert stream over real Kafka: SSE with Last-Event-ID resume (nothing missed), WebSocket, operator commands."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import httpx
+import orjson
+import websockets
+
+from schemas.alerts import AlertAction
+from schemas.topics import ALERT_ACTIONS
+from services.common.kafka import make_consumer
+from tests.integration.api.support import (
+    OPERATOR, VIEWER, alert_event, evolve, produce_alerts, register_sensors, registration, running_api,
+    unique_sensor,
+)
+
+
+async def read_sse(response: httpx.Response, wanted: int, timeout_s: float = 15.0) -> list[tuple[str, dict | None]]:
+    """Collect (id, alert) pairs until `wanted` alerts arrived; position frames give (id, None)."""
+    frames: list[tuple[str, dict | None]] = []
+    event_id, kind = None, None
+
+    async def collect():
+        nonlocal event_id, kind
+        async for line in response.aiter_lines():
+            if line.startswith("id: "):
+                event_id = line[4:]
+            elif line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                frames.append((event_id, orjson.loads(line[6:]) if kind == "alert" else None))
+                if sum(1 for _, alert in frames if alert) >= wanted:
+                    return
+
+    await asyncio.wait_for(collect(), timeout_s)
+    return frames
+
+
+async def test_sse_resume_with_last_event_id_misses_nothing(settings):
+    sensor = unique_sensor()
+    first = [alert_event(sensor, severity="high") for _ in range(3)]
+    later = [alert_event(sensor, severity="critical") for _ in range(4)]
+    async with running_api(settings) as (base, _), httpx.AsyncClient(base_url=base, headers=VIEWER,
+                                                                       timeout=20) as client:
+        async with client.stream("GET", "/v1/live/alerts") as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            await produce_alerts(settings, first)
+            frames = await read_sse(response, 3)
+        seen = [alert["alert_id"] for _, alert in frames if alert]
+        assert seen == [event.alert_id for event in first]
+        last_id = [event_id for event_id, alert in frames if alert][-1]
+
+        # Disconnected: these are produced while the client is away.
+        await produce_alerts(settings, later)
+        async with client.stream("GET", "/v1/live/alerts", headers={"Last-Event-ID": last_id}) as response:
+            frames = await read_sse(response, 4)
+        assert [alert["alert_id"] for _, alert in frames if alert] == [event.alert_id for event in later]
+
+        # A filter applies to replay too: only critical alerts of this domain.
+        async with client.stream("GET", "/v1/live/alerts", params={"severity": "critical", "domain": "traffic"},
+                                 headers={"Last-Event-ID": "0.0.0.0"}) as response:
+            frames = await read_sse(response, 4)
+        replayed = [alert for _, alert in frames if alert]
+        assert {alert["severity"] for alert in replayed} == {"critical"}
+        assert [alert["alert_id"] for alert in replayed] == [event.alert_id for event in later]
+
+        bad = await client.get("/v1/live/alerts", headers={"Last-Event-ID": "garbage"})
+        assert bad.status_code == 422 and bad.json()["error"]["field"] == "Last-Event-ID"
+
+
+async def test_resume_older_than_the_buffer_reads_from_kafka(settings):
+    sensor = unique_sensor()
+    events = [alert_event(sensor) for _ in range(6)]
+    await produce_alerts(settings, events)
+    # A buffer of 100 events that starts in the future: everything before it must come from Kafka itself.
+    async with running_api(settings, api_live_window_s=0.001) as (base, app):
+        hub = app.state.api.hub
+        assert all(start >= 0 for start in hub.start) and sum(hub.start) == len(events)
+        async with httpx.AsyncClient(base_url=base, headers=VIEWER, timeout=20) as client:
+            async with client.stream("GET", "/v1/live/alerts", params={"resume": "0.0.0.0"}) as response:
+                frames = await read_sse(response, 6)
+    got = sorted(alert["alert_id"] for _, alert in frames if alert)
+    assert got == sorted(event.alert_id for event in events)
+
+
+async def test_websocket_stream_filters_by_area(settings):
+    inside, outside = unique_sensor("waste"), unique_sensor("waste")
+    await register_sensors(settings, [registration(inside, "waste", (4.90, 52.37)),
+                                      registration(outside, "waste", (5.50, 51.90))])
+    async with running_api(settings) as (base, _):
+        url = base.replace("http", "ws") + "/v1/live/alerts/ws?access_token=t-viewer&area=4.85,52.35,4.95,52.40"
+        async with websockets.connect(url) as socket:
+            hello = orjson.loads(await asyncio.wait_for(socket.recv(), 10))
+            assert hello["type"] == "position"
+            await produce_alerts(settings, [alert_event(outside, domain="waste", kind="overflow"),
+                                            alert_event(inside, domain="waste", kind="overflow")])
+            while True:
+                message = orjson.loads(await asyncio.wait_for(socket.recv(), 10))
+                if message["type"] == "alert":
+                    break
+            assert message["event"]["sensor_id"] == inside
+        try:
+            async with websockets.connect(base.replace("http", "ws") + "/v1/live/alerts/ws") as socket:
+                await socket.recv()
+        except websockets.exceptions.WebSocketException as refused:
+            assert "403" in str(refused) or "1008" in str(refused)
+        else:
+            raise AssertionError("an anonymous WebSocket was accepted")
+
+
+async def test_acknowledge_sends_a_command_keyed_by_sensor(settings):
+    sensor = unique_sensor()
+    opened = alert_event(sensor)
+    consumer = make_consumer(settings.kafka_bootstrap, None, settings.topic(ALERT_ACTIONS))
+    await consumer.start()
+    try:
+        async with running_api(settings) as (base, app), httpx.AsyncClient(base_url=base, headers=OPERATOR) as client:
+            await produce_alerts(settings, [opened])
+            for _ in range(100):  # the hub knows the alert before the sink stores it
+                if opened.alert_id in app.state.api.hub.latest_by_alert:
+                    break
+                await asyncio.sleep(0.05)
+            accepted = await client.post(f"/v1/alerts/{opened.alert_id}/actions", json={"action": "acknowledge"})
+            assert accepted.status_code == 202, accepted.text
+            assert accepted.json()["actor"] == "ops-anna"
+            assign = await client.post(f"/v1/alerts/{opened.alert_id}/actions", json={"action": "assign"})
+            assert assign.status_code == 422
+            record = await asyncio.wait_for(consumer.getone(), 15)
+            assert record.key.decode() == sensor
+            action = AlertAction.model_validate_json(record.value)
+            assert (action.alert_id, action.action, action.actor) == (opened.alert_id, "acknowledge", "ops-anna")
+            assert dict(record.headers)["schema"] == ALERT_ACTIONS.encode()
+
+            # The owner applies it; the API shows the new state as soon as the event is on the stream.
+            await produce_alerts(settings, [evolve(opened, event_id=opened.event_id + "-ack", status="acknowledged",
+                                                   event_type="acknowledged", actor="ops-anna",
+                                                   occurred_at=datetime.now(UTC))])
+            for _ in range(100):
+                detail = (await client.get(f"/v1/alerts/{opened.alert_id}")).json()
+                if detail["alert"]["status"] == "acknowledged":
+                    break
+                await asyncio.sleep(0.05)
+            assert detail["alert"]["status"] == "acknowledged"
+            assert [event["event_type"] for event in detail["history"]][-1] == "acknowledged"
+    finally:
+        await consumer.stop()
