@@ -96,3 +96,7 @@ def run(
 def main() -> None:
     logging.captureWarnings(True)
     app()
+
+
+if __name__ == "__main__":
+    main()
