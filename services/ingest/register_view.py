@@ -47,7 +47,9 @@ class RegisterView:
             try:
                 await self._follow()
             except asyncio.CancelledError:
-                raise
+                if asyncio.current_task().cancelling():
+                    raise
+                log.warning("register view consumer was cancelled from inside aiokafka; restarting")
             except Exception:  # broker gone or topic missing: keep the last state, retry; the gate keeps working
                 log.exception("register view lost %s; retrying in %.1f s", self._topic, backoff_s)
                 await asyncio.sleep(backoff_s)
@@ -67,9 +69,7 @@ class RegisterView:
                 for tp, records in batch.items():
                     for record in records:
                         self.state.apply_record(record.key, record.value)
-                if not self.ready.is_set() and all(
-                    await consumer.position(tp) >= end for tp, end in end_offsets.items()
-                ):
+                if not self.ready.is_set() and await _caught_up(consumer, end_offsets):
                     log.info("register view caught up: %d sensors", len(self.state))
                     self.ready.set()
                 metrics.REGISTER_SENSORS.set(len(self.state))
@@ -78,9 +78,17 @@ class RegisterView:
 
     async def _partitions(self, consumer) -> list[TopicPartition]:
         for _ in range(50):
-            found = consumer.partitions_for_topic(self._topic)
+            # A group-less consumer has no metadata for topics it is not assigned; ask the cluster directly.
+            cluster = await consumer._client.fetch_all_metadata()
+            found = cluster.partitions_for_topic(self._topic)
             if found:
                 return [TopicPartition(self._topic, partition) for partition in sorted(found)]
-            await consumer.force_metadata_update()
             await asyncio.sleep(0.2)
         raise RuntimeError(f"register topic {self._topic} does not exist; run `citystream topics create`")
+
+
+async def _caught_up(consumer, end_offsets: dict) -> bool:
+    for tp, end in end_offsets.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True

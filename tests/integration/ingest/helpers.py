@@ -1,0 +1,84 @@
+"""Helpers for ingest integration tests: register records on the real topic, the HTTP app, draining topics."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+
+import httpx
+from aiokafka import TopicPartition
+
+from schemas.common import Domain
+from schemas.register import SensorRegistration
+from schemas.topics import REGISTER_SENSORS, readings_topic
+from services.common import jsonwire
+from services.common.kafka import make_consumer, make_producer
+from services.ingest.http_app import create_app
+from services.ingest.runtime import GateRuntime
+from services.ingest.settings import IngestSettings
+
+
+def ingest_settings(settings, **overrides) -> IngestSettings:
+    return IngestSettings(kafka_bootstrap=settings.kafka_bootstrap, database_url=settings.database_url,
+                          topic_prefix=settings.topic_prefix, instance_id=settings.instance_id, **overrides)
+
+
+async def publish_register(settings, *records: SensorRegistration, tombstones: tuple[str, ...] = ()) -> None:
+    producer = make_producer(settings.kafka_bootstrap, "test-register")
+    await producer.start()
+    try:
+        topic = settings.topic(REGISTER_SENSORS)
+        for record in records:
+            await producer.send_and_wait(topic, jsonwire.dumps(record), key=record.sensor_id.encode())
+        for sensor_id in tombstones:
+            await producer.send_and_wait(topic, None, key=sensor_id.encode())
+    finally:
+        await producer.stop()
+
+
+@asynccontextmanager
+async def http_ingest(settings: IngestSettings):
+    """A started gate runtime (caught up with the register) and an httpx client on the real FastAPI app."""
+    runtime = GateRuntime.build(settings, "http")
+    runtime.start()
+    try:
+        await runtime.wait_ready(timeout_s=30)
+        transport = httpx.ASGITransport(app=create_app(settings, runtime))
+        async with httpx.AsyncClient(transport=transport, base_url="http://ingest", timeout=30) as client:
+            yield client, runtime
+    finally:
+        await runtime.stop()
+
+
+def bearer(credential: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {credential}"}
+
+
+async def drain(settings, *names: str) -> list:
+    """Every record now on the (prefixed) topics `names`, read from the beginning up to the current end."""
+    topics = [settings.topic(name) for name in names]
+    consumer = make_consumer(settings.kafka_bootstrap, None)
+    await consumer.start()
+    try:
+        partitions = []
+        cluster = await consumer._client.fetch_all_metadata()
+        for topic in topics:
+            partitions += [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while loop.time() < deadline:
+            positions = [await consumer.position(tp) for tp in ends]
+            if all(position >= end for position, end in zip(positions, ends.values())):
+                break
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()
+
+
+READINGS_TOPICS = tuple(readings_topic(domain) for domain in Domain)

@@ -1,0 +1,129 @@
+"""HTTP ingest against the real broker: each rejection path gets its status and reason, and reaches no readings topic."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from schemas.register import CredentialKind, SensorStatus
+from schemas.topics import REJECTED_READINGS
+from services.common import jsonwire
+from tests.integration.ingest.helpers import (READINGS_TOPICS, bearer, drain, http_ingest, ingest_settings,
+                                              publish_register)
+from tests.support.ingest_factories import new_credential, reading, registration
+
+
+@pytest.fixture
+def uid() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+async def test_every_rejection_path_has_its_status_and_reason_and_reaches_no_readings_topic(settings, uid):
+    now = datetime.now(UTC)
+    good_key, good_hash = new_credential()
+    expired_key, expired_hash = new_credential()
+    other_key, other_hash = new_credential()
+    gateway_key, gateway_hash = new_credential(CredentialKind.GATEWAY)
+    good, expired, other = f"traffic-{uid}-good", f"traffic-{uid}-expired", f"traffic-{uid}-other"
+    await publish_register(settings, registration(good, good_hash, gateway_hash),
+                           registration(expired, expired_hash, active_until=now - timedelta(days=1)),
+                           registration(other, other_hash))
+    old = now - timedelta(days=8)
+    cases = [
+        ("unknown sensor", gateway_key, [reading(1, sensor_id=f"traffic-{uid}-nobody")], 404, "UNKNOWN_SENSOR"),
+        ("expired sensor", expired_key, [reading(1)], 403, "SENSOR_EXPIRED"),
+        ("wrong credential", good_key.split(".")[0] + ".not-the-secret", [reading(1)], 401, "BAD_CREDENTIALS"),
+        ("no credential", None, [reading(1)], 401, "BAD_CREDENTIALS"),
+        ("other sensor", good_key, [reading(1, sensor_id=other)], 403, "SENSOR_MISMATCH"),
+        ("undeclared metric", good_key, [reading(1, voltage=230.0)], 422, "UNDECLARED_METRIC"),
+        ("out of range", good_key, [reading(1, averageVehicleSpeed=412.0)], 422, "OUT_OF_RANGE"),
+        ("future", good_key, [reading(1, now + timedelta(minutes=10))], 422, "TIMESTAMP_IN_FUTURE"),
+        ("ancient", good_key, [reading(1, old)], 422, "TIMESTAMP_TOO_OLD"),
+        ("mass assignment", good_key, [reading(1) | {"register_version": 99}], 400, "MALFORMED"),
+    ]
+    async with http_ingest(ingest_settings(settings)) as (client, _):
+        for name, credential, readings, status, reason in cases:
+            response = await client.post("/v1/readings", json={"readings": readings},
+                                         headers=bearer(credential) if credential else {})
+            body = response.json()
+            assert (response.status_code, body.get("reason")) == (status, reason), (name, body)
+            assert body["outcomes"][0]["status"] == "rejected" and body["outcomes"][0]["field"], name
+        # NaN and Infinity are not JSON; senders that emit them anyway get OUT_OF_RANGE, not a parse error.
+        for literal in (b"NaN", b"Infinity", b"-Infinity"):
+            raw = (b'{"readings": [{"seq": 1, "observed_at": "%s", "metrics": {"intensity": %s}}]}'
+                   % (now.isoformat().encode(), literal))
+            response = await client.post("/v1/readings", content=raw, headers=bearer(good_key))
+            assert (response.status_code, response.json()["reason"]) == (422, "OUT_OF_RANGE")
+            assert response.json()["outcomes"][0]["field"] == "metrics.intensity"
+        response = await client.post("/v1/readings", content=b"{not json", headers=bearer(good_key))
+        assert (response.status_code, response.json()["reason"]) == (400, "MALFORMED")
+    assert await drain(settings, *READINGS_TOPICS) == []
+    rejected = [jsonwire.loads(record.value) for record in await drain(settings, REJECTED_READINGS)]
+    assert sorted(r["reason"] for r in rejected) == sorted([c[4] for c in cases] + ["OUT_OF_RANGE"] * 3)
+
+
+async def test_suspension_while_running_bites_at_once(settings, uid):
+    key, stored = new_credential()
+    sensor = f"traffic-{uid}-susp"
+    await publish_register(settings, registration(sensor, stored))
+    async with http_ingest(ingest_settings(settings)) as (client, runtime):
+        first = await client.post("/v1/readings", json={"readings": [reading(1)]}, headers=bearer(key))
+        assert first.status_code == 200
+        await publish_register(settings, registration(sensor, stored, version=2, status=SensorStatus.SUSPENDED))
+        for _ in range(50):  # the view applies changes as they arrive; poll only until it has
+            if runtime.view.state.get(sensor).record.version == 2:
+                break
+            await asyncio.sleep(0.05)
+        second = await client.post("/v1/readings", json={"readings": [reading(2)]}, headers=bearer(key))
+        assert (second.status_code, second.json()["reason"]) == (403, "SENSOR_NOT_ACTIVE")
+    stored_seqs = [jsonwire.loads(r.value)["seq"] for r in await drain(settings, *READINGS_TOPICS)]
+    assert stored_seqs == [1]
+
+
+async def test_batch_and_body_limits(settings, uid):
+    key, stored = new_credential()
+    await publish_register(settings, registration(f"traffic-{uid}-big", stored))
+    async with http_ingest(ingest_settings(settings, max_body_bytes=2 * 1024 * 1024)) as (client, _):
+        batch = {"readings": [reading(n) for n in range(10_001)]}
+        response = await client.post("/v1/readings", json=batch, headers=bearer(key))
+        assert (response.status_code, response.json()["reason"]) == (413, "BATCH_TOO_LARGE")
+
+        async def chunked_body():
+            yield b'{"readings": ['
+            for _ in range(3000):  # ~3 MB, no Content-Length: the limit is enforced while streaming
+                yield b'{"seq": 1, "observed_at": "2026-01-01T00:00:00Z", "metrics": {"intensity": 1.0}},' * 10
+            yield b"]}"
+
+        response = await client.post("/v1/readings", content=chunked_body(), headers=bearer(key))
+        assert "content-length" not in response.request.headers
+        assert (response.status_code, response.json()["reason"]) == (413, "PAYLOAD_TOO_LARGE")
+        sized = b"x" * (2 * 1024 * 1024 + 1)
+        response = await client.post("/v1/readings", content=sized, headers=bearer(key))
+        assert (response.status_code, response.json()["reason"]) == (413, "PAYLOAD_TOO_LARGE")
+    assert await drain(settings, *READINGS_TOPICS) == []
+
+
+async def test_one_flooding_sensor_is_limited_while_others_see_no_429(settings, uid):
+    flood_key, flood_hash = new_credential()
+    calm = [new_credential() for _ in range(3)]
+    await publish_register(settings, registration(f"traffic-{uid}-flood", flood_hash, rate_limit_per_minute=20),
+                           *(registration(f"traffic-{uid}-calm{n}", stored, rate_limit_per_minute=20)
+                             for n, (_, stored) in enumerate(calm)))
+    async with http_ingest(ingest_settings(settings)) as (client, _):
+        statuses = {"flood": [], "calm": []}
+        for round_number in range(5):
+            flood = await client.post("/v1/readings", headers=bearer(flood_key),
+                                      json={"readings": [reading(round_number * 10 + n) for n in range(10)]})
+            statuses["flood"].append(flood.status_code)
+            for key, _ in calm:
+                calm_answer = await client.post("/v1/readings", headers=bearer(key),
+                                                json={"readings": [reading(round_number)]})
+                statuses["calm"].append(calm_answer.status_code)
+        assert statuses["calm"] == [200] * 15
+        assert statuses["flood"][:2] == [200, 200] and statuses["flood"][2:] == [429, 429, 429]
+        assert int(flood.headers["Retry-After"]) >= 1 and flood.json()["reason"] == "RATE_LIMITED"
+    admitted = [jsonwire.loads(r.value)["sensor_id"] for r in await drain(settings, *READINGS_TOPICS)]
+    assert admitted.count(f"traffic-{uid}-flood") == 20
