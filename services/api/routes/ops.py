@@ -83,3 +83,10 @@ async def openapi_document(request: Request) -> JSONResponse:
 @router.get("/docs", include_in_schema=False, openapi_extra=policy(Role.PUBLIC))
 async def docs() -> Response:
     return get_swagger_ui_html(openapi_url="/openapi.json", title="CityStream operations API")
+
+
+@router.get("/v1/me", tags=["operations"], openapi_extra=policy(Role.VIEWER))
+async def me(request: Request) -> dict[str, str]:
+    """Who the token belongs to: the page shows operator buttons only to operators."""
+    principal = request.state.principal
+    return {"name": principal.name, "role": principal.role.name.lower()}

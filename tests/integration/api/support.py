@@ -76,16 +76,17 @@ def unique_sensor(domain: str = "traffic") -> str:
 
 def alert_event(sensor_id: str, *, alert_id: str | None = None, event_type: str = "opened", status: str = "open",
                 severity: str = "high", domain: str = "traffic", kind: str = "congestion",
-                occurred_at: datetime | None = None, contributing=(), actor: str | None = None) -> AlertEvent:
+                occurred_at: datetime | None = None, contributing=(), actor: str | None = None,
+                summary: str = "Intensity 1900 veh/h is 4.2 robust deviations above the baseline",
+                detector: str = "traffic.congestion", metric: str = "intensity") -> AlertEvent:
     occurred_at = occurred_at or datetime.now(UTC)
     alert_id = alert_id or f"a-{sensor_id}-{kind}-{uuid.uuid4().hex[:6]}"
     return AlertEvent(
         event_id=f"{alert_id}-{event_type}-{uuid.uuid4().hex[:6]}", alert_id=alert_id, event_type=event_type,
         sensor_id=sensor_id, domain=domain, kind=kind, severity=severity, status=status,
         opened_at=occurred_at - timedelta(minutes=1), occurred_at=occurred_at, actor=actor,
-        explanation=Explanation(detector="traffic.congestion", detector_version="1.0.0", metric="intensity",
-                                observed=1900.0, expected=800.0, score=4.2, threshold=3.0,
-                                summary="Intensity 1900 veh/h is 4.2 robust deviations above the baseline",
+        explanation=Explanation(detector=detector, detector_version="1.0.0", metric=metric,
+                                observed=1900.0, expected=800.0, score=4.2, threshold=3.0, summary=summary,
                                 contributing=tuple(contributing)))
 
 
