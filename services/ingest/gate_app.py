@@ -64,8 +64,12 @@ def build_app(settings: IngestSettings) -> faust.App:
         runtime = holder["runtime"] = GateRuntime.build(settings, "kafka")
         built.set()
         runtime.start()
-        await runtime.wait_ready(timeout_s=600)
-        log.info("gate ready: %d sensors in the register view", len(runtime.view.state))
+        try:
+            await runtime.wait_ready(timeout_s=600)
+            log.info("gate ready: %d sensors in the register view", len(runtime.view.state))
+            await asyncio.Event().wait()  # hold the runtime until the worker cancels this task at shutdown
+        finally:
+            await runtime.stop()
 
     @app.agent(raw_topic)
     async def admit_raw_readings(stream):
