@@ -1,0 +1,58 @@
+"""Prometheus as code: promtool validates the config and rules and runs the rule unit tests; every scraped port is
+a service port, and every metric the rules read is one a service exports."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+PROMETHEUS = ROOT / "deploy" / "prometheus"
+SERVICE_PORTS = {"api": 8080, "register": 8081, "ingest-http": 8082, "ingest-gate": 8083, "ingest-sink": 8084,
+                 "anomaly": 8085}
+
+
+def promtool(*args: str) -> str:
+    binary = shutil.which("promtool")
+    assert binary, "promtool missing: apt-get install prometheus (listed in deploy/local/apt-packages.txt)"
+    done = subprocess.run([binary, *args], cwd=PROMETHEUS, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+def test_config_and_rules_are_valid():
+    assert "SUCCESS" in promtool("check", "config", "prometheus.yml")
+    output = promtool("check", "rules", "rules/recording.yml", "rules/alerts.yml")
+    assert "9 rules found" in output and "6 rules found" in output
+
+
+def test_rule_unit_tests_pass():
+    assert "SUCCESS" in promtool("test", "rules", "rules/alerts.test.yml")
+
+
+def test_every_service_port_is_scraped():
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    scraped = {job["job_name"].removeprefix("citystream-"): int(target.rsplit(":", 1)[1])
+               for job in config["scrape_configs"] for group in job["static_configs"] for target in group["targets"]}
+    assert scraped == SERVICE_PORTS
+
+
+def exported_metric_names() -> set[str]:
+    names = set()
+    for path in (ROOT / "services").rglob("*.py"):
+        names |= set(re.findall(r"[\"'](citystream_[a-z0-9_]+)[\"']", path.read_text()))
+    return names
+
+
+def test_rules_read_only_metrics_that_services_export():
+    exported = exported_metric_names()
+    used = set()
+    for rule_file in ("recording.yml", "alerts.yml"):
+        for group in yaml.safe_load((PROMETHEUS / "rules" / rule_file).read_text())["groups"]:
+            for rule in group["rules"]:
+                used |= set(re.findall(r"\b(citystream_[a-z0-9_]+)", rule["expr"]))
+    assert used and used <= exported, f"not exported by any service: {sorted(used - exported)}"
