@@ -16,6 +16,7 @@ from services.common.db import create_pool
 from services.common.kafka import create_topics, make_producer
 from services.common.metrics import metrics_payload
 from services.register import routes_access, routes_public, routes_sensors
+from services.register.credential_service import CredentialService
 from services.register.deps import Context, RegisterContext
 from services.register.http_errors import BodySizeLimit, install_error_handlers
 from services.register.relay import OutboxRelay
@@ -37,7 +38,9 @@ def create_app(settings: RegisterSettings, *, clock: Callable[[], datetime] = ut
                             settings.register_relay_poll_s)
         service = RegisterService(pool, rotation_overlap_s=settings.register_rotation_overlap_s,
                                   on_commit=relay.wake, clock=clock)
-        app.state.register = RegisterContext(settings, pool, producer, relay, service, clock)
+        credentials = CredentialService(pool, rotation_overlap_s=settings.register_rotation_overlap_s,
+                                        on_commit=relay.wake, clock=clock)
+        app.state.register = RegisterContext(settings, pool, producer, relay, service, credentials, clock)
         relay_task = asyncio.create_task(relay.run(), name="outbox-relay") if settings.register_relay_enabled else None
         log.info("register ready: topic %s, relay %s", topic, "on" if relay_task else "off")
         try:

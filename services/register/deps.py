@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import Depends, Header, Request
 
 from services.register.auth import Principal, authenticate, bearer
+from services.register.credential_service import CredentialService
 from services.register.relay import OutboxRelay
 from services.register.service import RegisterService
 from services.register.settings import RegisterSettings
@@ -24,6 +25,7 @@ class RegisterContext:
     producer: AIOKafkaProducer
     relay: OutboxRelay
     service: RegisterService
+    credentials: CredentialService
     clock: Callable[[], datetime]
 
 

@@ -10,7 +10,7 @@ import asyncpg
 from services.register import domain, records
 from services.register import repository as repo
 from services.register.auth import Principal
-from services.register.service import not_found
+from services.register.changes import not_found
 
 PUBLIC_STATUSES = ["active", "suspended", "retired"]
 

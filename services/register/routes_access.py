@@ -18,19 +18,19 @@ async def issue_credential(sensor_id: str, context: Context, caller: Caller,
                            body: RotateRequest | None = None) -> IssuedCredential:
     """Issue a sensor credential, shown once. Earlier ones keep working until `replaced_not_after` (rotation)."""
     overlap = body.overlap_seconds if body else None
-    return await context.service.rotate_credential(caller, sensor_id, overlap)
+    return await context.credentials.rotate_credential(caller, sensor_id, overlap)
 
 
 @router.post("/gateway-credentials", status_code=status.HTTP_201_CREATED, response_model=IssuedCredential)
 async def issue_gateway_credential(body: GatewayCreate, context: Context, caller: Caller) -> IssuedCredential:
     """One credential (shown once) that may publish for each of the listed sensors."""
-    return await context.service.issue_gateway(caller, body.sensor_ids)
+    return await context.credentials.issue_gateway(caller, body.sensor_ids)
 
 
 @router.delete("/credentials/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_credential(key_id: str, context: Context, caller: Caller) -> Response:
     """Revoke at once: the credential leaves every sensor record it was listed in."""
-    await context.service.revoke_credential(caller, key_id)
+    await context.credentials.revoke_credential(caller, key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -151,6 +151,13 @@ async def test_credentials_rotate_with_overlap_and_revoke(client, organisation):
     assert [a["action"] for a in audit][:2] == ["credential:revoke", "credential:gateway"]
     assert hashlib.sha256(first["credential"].split(".", 1)[1].encode()).hexdigest() not in str(audit)
 
+    body = sensor_body(organisation + " two")
+    del body["sensor_id"]  # the register generates one
+    foreign = (await client.post("/v1/sensors", json=body, headers=ADMIN)).json()["sensor_id"]
+    assert foreign.startswith("traffic-org-")
+    mixed = await client.post("/v1/gateway-credentials", json={"sensor_ids": [ids[1], foreign]}, headers=ADMIN)
+    assert (mixed.status_code, mixed.json()["field"]) == (422, "sensor_ids")
+
 
 async def test_public_geojson_and_map_show_no_secrets_or_contacts(client, organisation):
     body = sensor_body(organisation, owner_contact_email="private.person@example.org",
