@@ -1,0 +1,116 @@
+"""Sink faults on the real broker and TimescaleDB: killed mid-batch and restarted, database unreachable for a while.
+
+After recovery: lost = 0 and duplicates = 0, by set inclusion. (Stopping the Kafka broker itself is not tested
+here: the local broker is shared by every test run.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from schemas.common import Domain
+from schemas.topics import readings_topic
+from services.common import jsonwire
+from services.common.kafka import make_producer
+from tests.integration.ingest.test_accounting import stored_keys, wait_for_rows
+from tests.integration.ingest.test_kafka_gate import free_port
+from tests.support.tcp_proxy import TcpProxy
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def start_sink(settings, database_url: str, port: int, log_path: Path) -> subprocess.Popen:
+    env = os.environ | {
+        "CITYSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "CITYSTREAM_TOPIC_PREFIX": settings.topic_prefix,
+        "CITYSTREAM_DATABASE_URL": database_url, "CITYSTREAM_INGEST_SINK_PORT": str(port),
+        "CITYSTREAM_INGEST_SINK_BATCH_MAX": "200", "CITYSTREAM_INGEST_SINK_BACKOFF_MAX_S": "1",
+    }
+    with log_path.open("ab") as log_file:
+        return subprocess.Popen([sys.executable, "-m", "services.ingest", "sink"], cwd=REPO, env=env,
+                                stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def kill(process: subprocess.Popen, sig: int) -> None:
+    os.killpg(process.pid, sig)
+    process.wait(timeout=30)
+
+
+async def produce_readings(settings, uid: str, seqs: range) -> set[tuple[str, int]]:
+    producer = make_producer(settings.kafka_bootstrap, "test-sink-load")
+    await producer.start()
+    sent, pending = set(), []
+    base = datetime.now(UTC) - timedelta(hours=2)
+    try:
+        for seq in seqs:
+            sensor = f"traffic-{uid}-{seq % 5}"
+            value = {"sensor_id": sensor, "seq": seq, "observed_at": (base + timedelta(seconds=seq)).isoformat(),
+                     "received_at": base.isoformat(), "register_version": 1, "domain": "traffic",
+                     "metrics": {"intensity": float(seq % 50)}}
+            pending.append(await producer.send(settings.topic(readings_topic(Domain.TRAFFIC)),
+                                               jsonwire.dumps(value), key=sensor.encode()))
+            sent.add((sensor, seq))
+        await asyncio.gather(*pending)  # acknowledged: from here on the sink must not lose them
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def retries_seen(client: httpx.AsyncClient) -> float:
+    text = (await client.get("/metrics")).text
+    lines = [line for line in text.splitlines() if line.startswith("citystream_ingest_sink_retries_total ")]
+    return float(lines[0].split()[-1]) if lines else 0.0
+
+
+async def test_sink_killed_mid_batch_and_database_down_loses_nothing_and_stores_once(settings, tmp_path):
+    uid = uuid.uuid4().hex[:8]
+    target = urlsplit(settings.database_url)
+    proxy = TcpProxy(target.hostname, target.port)
+    await proxy.start()
+    proxied_url = urlunsplit(target._replace(netloc=f"{target.username}:{target.password}@127.0.0.1:{proxy.port}"))
+    port, log_path = free_port(), tmp_path / "sink.log"
+    sink = start_sink(settings, proxied_url, port, log_path)
+    try:
+        sent = await produce_readings(settings, uid, range(0, 3000))
+        await wait_for_rows(settings.database_url, f"traffic-{uid}-", 400)
+        kill(sink, signal.SIGKILL)  # mid-stream, most likely mid-batch: no clean shutdown, no offset commit
+        partial = await stored_keys(settings.database_url, f"traffic-{uid}-")
+        assert len(partial) >= 400
+
+        await proxy.stop()  # the database becomes unreachable for the sink
+        sent |= await produce_readings(settings, uid, range(3000, 4000))
+        sink = start_sink(settings, proxied_url, port, log_path)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(60):
+                try:
+                    if (await client.get("/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.5)
+            # The restarted sink gets its partitions once the killed member's session expired, then fails to
+            # write: wait until it has retried at least twice.
+            for _ in range(120):
+                if await retries_seen(client) >= 2:
+                    break
+                await asyncio.sleep(0.5)
+            assert await retries_seen(client) >= 2, log_path.read_text()[-3000:]
+            readiness = await client.get("/readyz")
+            assert readiness.status_code == 503
+            assert await stored_keys(settings.database_url, f"traffic-{uid}-") == partial
+            await proxy.start()  # the database is back; the sink resumes by itself
+            keys = await wait_for_rows(settings.database_url, f"traffic-{uid}-", len(sent), timeout_s=90)
+        assert set(keys) == sent, log_path.read_text()[-3000:]  # lost = 0
+        assert len(keys) == len(set(keys))  # duplicates = 0
+    finally:
+        kill(sink, signal.SIGTERM)
+        await proxy.stop()
