@@ -1,0 +1,52 @@
+"""With Kafka not acknowledging, HTTP ingest answers 503 with Retry-After once the ack deadline passes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from services.ingest.gate import GateLimits
+from services.ingest.http_app import create_app
+from services.ingest.publisher import Publisher
+from services.ingest.runtime import GateRuntime
+from services.ingest.settings import IngestSettings
+from tests.support.ingest_factories import new_credential, reading, registration
+
+
+class SilentProducer:
+    """A producer whose acks never come, as when the broker is unreachable."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def send(self, topic, value, key=None, headers=None):
+        self.sent += 1
+        return asyncio.get_running_loop().create_future()
+
+
+class StubView:
+    def __init__(self, state) -> None:
+        self.state = state
+        self.ready = asyncio.Event()
+        self.ready.set()
+
+
+async def test_no_ack_in_time_gives_503_with_retry_after():
+    from services.ingest.register_state import RegisterState
+
+    key, stored = new_credential()
+    state = RegisterState()
+    state.put(registration("traffic-unit-503", stored))
+    settings = IngestSettings(ack_timeout_s=0.2, retry_after_s=7)
+    producer = SilentProducer()
+    runtime = GateRuntime(settings, StubView(state), producer, Publisher(producer, settings.topic, 0.2, "http"),
+                          GateLimits())
+    runtime.producer_started.set()
+    transport = httpx.ASGITransport(app=create_app(settings, runtime))
+    async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+        response = await client.post("/v1/readings", json={"readings": [reading(1), reading(2)]},
+                                     headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "7"
+    assert producer.sent == 2
