@@ -18,7 +18,7 @@ from pathlib import Path
 
 from citystream.devenv import kafka, postgres
 from citystream.devenv.config import DevSettings
-from citystream.devenv.process import stop_pid, tail
+from citystream.devenv.process import spawn_server, stop_pid, tail
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +64,8 @@ def _prepare_infrastructure(settings: DevSettings) -> list[str]:
 
 
 def _spawn(component: Component, env: dict[str, str], logs_dir: Path) -> subprocess.Popen:
-    logs_dir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", component.module, *component.args]
-    with open(logs_dir / f"{component.name}.log", "ab") as out:
-        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return spawn_server(command, logs_dir / f"{component.name}.log", env=env)
 
 
 def run_platform(with_simulator: bool = True) -> int:

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from citystream.devenv.config import REPO_ROOT, DevSettings
-from citystream.devenv.process import RuntimeProblem, port_open, read_pid, stop_pid, tail, wait_until
+from citystream.devenv.process import (
+    RuntimeProblem,
+    port_open,
+    read_pid,
+    spawn_server,
+    stop_pid,
+    tail,
+    wait_until,
+)
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +165,7 @@ def start(settings: DevSettings) -> str:
         f"-Dlog4j2.configurationFile={LOG4J2}",
         "-cp", f"{paths.libs}/*", "kafka.Kafka", str(paths.config),
     ]
-    with open(paths.log_file, "ab") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    process = spawn_server(command, paths.log_file)
     paths.pid_file.write_text(str(process.pid))
     if not wait_until(lambda: port_open(settings.kafka_port) or process.poll() is not None, settings.start_timeout_s):
         stop_pid(process.pid)

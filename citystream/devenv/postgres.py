@@ -11,7 +11,7 @@ from pathlib import Path
 
 from citystream.devenv import timescaledb
 from citystream.devenv.config import DevSettings
-from citystream.devenv.process import RuntimeProblem, port_open, tail
+from citystream.devenv.process import RuntimeProblem, pid_alive, port_open, tail
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +120,33 @@ def _pg_ctl(settings: DevSettings, *args: str, timeout: int = 90) -> subprocess.
     return subprocess.run(_as_server_user(command), capture_output=True, text=True, timeout=timeout)
 
 
+def _postmaster_pid(settings: DevSettings) -> int | None:
+    try:
+        return int((_data(settings) / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def running(settings: DevSettings) -> bool:
-    return _data(settings).exists() and _pg_ctl(settings, "status").returncode == 0
+    # pg_ctl counts a zombie postmaster (killed, not yet reaped) as running; pid_alive does not.
+    pid = _postmaster_pid(settings)
+    return pid is not None and pid_alive(pid) and _pg_ctl(settings, "status").returncode == 0
+
+
+def _clear_stale_lock(settings: DevSettings) -> None:
+    """After a crash postmaster.pid names a dead process; PostgreSQL would refuse to start while it exists."""
+    pid = _postmaster_pid(settings)
+    if pid is not None and not pid_alive(pid):
+        log.warning("removing stale postmaster.pid of crashed PostgreSQL (pid %s)", pid)
+        (_data(settings) / "postmaster.pid").unlink(missing_ok=True)
+    # The socket lock file names the postmaster too, and a zombie pid looks alive to PostgreSQL's own check.
+    for lock in _run_dir(settings).glob(".s.PGSQL.*.lock"):
+        try:
+            owner = int(lock.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            owner = None
+        if owner is None or not pid_alive(owner):
+            lock.unlink(missing_ok=True)
 
 
 def start(settings: DevSettings) -> str:
@@ -134,7 +159,7 @@ def start(settings: DevSettings) -> str:
         raise RuntimeProblem(
             f"Port {settings.postgres_port} is in use by another program. Stop it or set CITYSTREAM_DEV_POSTGRES_PORT."
         )
-    # A crash leaves postmaster.pid behind; pg_ctl refuses to start only if that pid is alive, so it is safe.
+    _clear_stale_lock(settings)
     _run_dir(settings).mkdir(parents=True, exist_ok=True)
     _chown_for_server(_run_dir(settings))
     log_file = _log_file(settings)

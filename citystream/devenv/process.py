@@ -5,8 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
+
+
+# Servers started by this process. Holding the Popen objects lets us reap them (no zombies) when we stop them.
+_children: dict[int, subprocess.Popen] = {}
 
 
 class RuntimeProblem(RuntimeError):
@@ -44,6 +49,7 @@ def read_pid(pid_file: Path) -> int | None:
         return None
     if pid_alive(pid):
         return pid
+    _reap(pid)
     pid_file.unlink(missing_ok=True)
     return None
 
@@ -57,6 +63,24 @@ def wait_until(check, timeout_s: float, interval_s: float = 0.25) -> bool:
     return check()
 
 
+def spawn_server(command: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start a long-running server in its own session (Ctrl-C in a terminal does not reach it)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    _children[process.pid] = process
+    return process
+
+
+def _reap(pid: int) -> None:
+    child = _children.pop(pid, None)
+    if child is not None:
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
 def stop_pid(pid: int, timeout_s: float = 20.0) -> None:
     """SIGTERM, then SIGKILL if the process is still there after `timeout_s`."""
     try:
@@ -66,13 +90,13 @@ def stop_pid(pid: int, timeout_s: float = 20.0) -> None:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             return
-    if wait_until(lambda: not pid_alive(pid), timeout_s):
-        return
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: not pid_alive(pid), 5)
+    if not wait_until(lambda: not pid_alive(pid), timeout_s):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not pid_alive(pid), 5)
+    _reap(pid)
 
 
 def tail(path: Path, lines: int = 15) -> str:

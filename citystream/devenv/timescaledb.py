@@ -42,7 +42,13 @@ def installed(major: int) -> bool:
 
 
 def _run(command: list[str], cwd: Path | None = None, timeout: int = 900) -> None:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    try:
+        result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError as missing:
+        raise RuntimeProblem(
+            f"`{command[0]}` is not installed; building TimescaleDB needs: "
+            + " ".join(BUILD_PACKAGES).format(major="15")
+        ) from missing
     if result.returncode != 0:
         raise RuntimeProblem(f"`{' '.join(command)}` failed:\n{(result.stdout + result.stderr)[-3000:]}")
 
