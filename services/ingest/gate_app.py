@@ -30,8 +30,10 @@ log = logging.getLogger(__name__)
 TAKE_MAX, TAKE_WITHIN_S = 1000, 0.2
 
 
-def gate_event(runtime: GateRuntime, key: bytes | None, value: bytes | None, header_pairs, now: datetime) -> OutRecord:
-    """One raw record → the record to produce (admitted reading or rejection). Never raises on bad input."""
+def gate_event(runtime: GateRuntime, key: bytes | None, value: bytes | None, header_pairs,
+               now: datetime) -> tuple[OutRecord, tuple[str, str, str]]:
+    """One raw record → the record to produce (admitted reading or rejection) and its metric labels
+    (outcome, reason, domain). Never raises on bad input."""
     produced_by = runtime.settings.produced_by
     hint = key.decode("utf-8", errors="replace") if key else None
     try:
@@ -41,12 +43,12 @@ def gate_event(runtime: GateRuntime, key: bytes | None, value: bytes | None, hea
             raw = json.loads(value)  # NaN / Infinity: refused by the gate as OUT_OF_RANGE, not as MALFORMED
         except (ValueError, RecursionError) as problem:
             rejection = Rejected(RejectionReason.MALFORMED, f"value is not JSON: {problem}", None, hint)
-            return rejected_record(rejection, value, "kafka", now, produced_by)
+            return rejected_record(rejection, value, "kafka", now, produced_by), ("rejected", "MALFORMED", "")
     credential = parse_credential(wire_headers.header_value(header_pairs, wire_headers.CREDENTIAL))
     outcome = admit(raw, credential, runtime.view.state, now, runtime.limits, runtime.limiter, sensor_hint=hint)
     if isinstance(outcome, Admitted):
-        return admitted_record(outcome, produced_by)
-    return rejected_record(outcome, raw, "kafka", now, produced_by)
+        return admitted_record(outcome, produced_by), ("admitted", "", outcome.domain.value)
+    return rejected_record(outcome, raw, "kafka", now, produced_by), ("rejected", outcome.reason.value, "")
 
 
 def build_app(settings: IngestSettings) -> faust.App:
@@ -81,19 +83,20 @@ def build_app(settings: IngestSettings) -> faust.App:
             out, tally = [], Counter()
             for event in events:
                 try:
-                    record = gate_event(runtime, event.key, event.value, _header_pairs(event), now)
+                    record, labels = gate_event(runtime, event.key, event.value, _header_pairs(event), now)
                 except Exception as problem:  # a bug must not stop the stream: dead-letter with context
                     where = f"{event.message.topic}[{event.message.partition}]@{event.message.offset}"
                     log.exception("gate failed on %s", where)
                     rejection = Rejected(RejectionReason.MALFORMED, f"gate error on {where}: {problem!r}")
                     record = rejected_record(rejection, event.value, "kafka", now, settings.produced_by)
+                    labels = ("rejected", "MALFORMED", "")
                 out.append(record)
-                tally[record.topic] += 1
+                tally[labels] += 1
             metrics.BATCH_SIZE.labels("kafka").observe(len(events))
             # Retried until acknowledged: the offsets of these events are committed only after this returns.
             await _publish_until_acked(runtime, out)
-            for topic, count in tally.items():
-                metrics.READINGS.labels("kafka", "rejected" if "rejected" in topic else "admitted", "", "").inc(count)
+            for (outcome, reason, domain), count in tally.items():
+                metrics.READINGS.labels("kafka", outcome, reason, domain).inc(count)
 
     @app.page("/readyz")
     async def readyz(web, request):
