@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -34,11 +35,16 @@ def test_rule_unit_tests_pass():
     assert "SUCCESS" in promtool("test", "rules", "rules/alerts.test.yml")
 
 
-def test_every_service_port_is_scraped():
-    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
-    scraped = {job["job_name"].removeprefix("citystream-"): int(target.rsplit(":", 1)[1])
+@pytest.mark.parametrize(("config_file", "host"), [("prometheus.yml", "127.0.0.1"), ("prometheus.compose.yml", None)])
+def test_every_service_port_is_scraped(config_file, host):
+    if config_file != "prometheus.yml":
+        assert "SUCCESS" in promtool("check", "config", config_file)
+    config = yaml.safe_load((PROMETHEUS / config_file).read_text())
+    targets = {job["job_name"].removeprefix("citystream-"): target.rsplit(":", 1)
                for job in config["scrape_configs"] for group in job["static_configs"] for target in group["targets"]}
-    assert scraped == SERVICE_PORTS
+    assert {job: int(port) for job, (_, port) in targets.items()} == SERVICE_PORTS
+    # Locally every service is on this host; in Compose each job's host is its service name.
+    assert all(target_host == (host or job) for job, (target_host, _) in targets.items())
 
 
 def exported_metric_names() -> set[str]:
