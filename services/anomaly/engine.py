@@ -48,7 +48,7 @@ class Engine:
         if obs.seq <= state["seq"]:
             return Outcome(duplicate=True)
         state["seq"] = obs.seq
-        self.silence.seen(state["sil"], obs.t if arrival is None else arrival)
+        self.silence.seen(state["sil"], obs.t if arrival is None else arrival, obs.t)
         t, metrics, learned = obs.t, obs.metrics, state["m"]
         views = {}
         for metric in self.metrics:

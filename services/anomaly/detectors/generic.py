@@ -142,13 +142,15 @@ class Silence:
         self.threshold = k
         self.clear_below = 1.0  # a reading inside the usual interval means the sensor speaks again
 
-    def seen(self, st: dict, arrival: float) -> None:
-        """Record a reading's arrival (learns the usual interval when the register declares none)."""
-        last = st.get("last")
-        if last is not None and arrival > last:
-            gap = arrival - last
+    def seen(self, st: dict, arrival: float, observed_t: float) -> None:
+        """Record a reading: the usual interval is learned from the sensor's own clock (batched uploads arrive
+        in bursts), silence is judged against arrival time (a stale sensor clock must not hide a silence)."""
+        prev = st.get("obs")
+        if prev is not None and observed_t > prev:
+            gap = observed_t - prev
             usual = st.get("iv")
             st["iv"] = gap if usual is None else usual + self.INTERVAL_ALPHA * (min(gap, 10 * usual) - usual)
+        st["obs"] = max(observed_t, prev or observed_t)
         st["last"] = arrival
 
     def interval(self, st: dict, profile: Profile) -> float | None:

@@ -1,0 +1,11 @@
+"""Prometheus metrics of the anomaly worker (served on its /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+READINGS = Counter("citystream_anomaly_readings_total", "Readings judged by the detectors.", ["domain"])
+REJECTED = Counter("citystream_anomaly_rejected_total", "Readings that failed validation in the worker.", ["domain"])
+ALERT_EVENTS = Counter("citystream_anomaly_alert_events_total", "Alert events published.", ["kind", "event_type"])
+ROLLUPS = Counter("citystream_anomaly_rollups_total", "One-minute rollups published.")
+ERRORS = Counter("citystream_anomaly_errors_total", "Messages whose processing raised (logged, skipped).", ["stage"])

@@ -1,0 +1,97 @@
+"""Runs `python -m services.anomaly worker` as a subprocess against the real broker, and reads its outputs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from schemas.headers import make_headers
+from services.common import jsonwire
+from services.common.kafka import make_consumer, make_producer
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Worker:
+    def __init__(self, bootstrap: str, prefix: str, app_id: str, log_path: Path, **env: str) -> None:
+        self.port = free_port()
+        self.env = {**os.environ, "CITYSTREAM_KAFKA_BOOTSTRAP": bootstrap, "CITYSTREAM_TOPIC_PREFIX": prefix,
+                    "CITYSTREAM_APP_ID": app_id, "CITYSTREAM_WEB_PORT": str(self.port),
+                    "CITYSTREAM_STORE": "memory://", "CITYSTREAM_TICK_INTERVAL_S": "1", **env}
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout_s: float = 60) -> Worker:
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen([sys.executable, "-m", "services.anomaly", "worker"], cwd=ROOT,
+                                            env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"worker exited: {self.log_path.read_text()[-3000:]}"
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise AssertionError(f"worker not ready: {self.log_path.read_text()[-3000:]}")
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def reading(sensor_id: str, seq: int, t: float, domain: str, **metrics: float) -> dict:
+    at = datetime.fromtimestamp(t, UTC).isoformat()
+    return {"sensor_id": sensor_id, "seq": seq, "observed_at": at, "received_at": at, "register_version": 1,
+            "domain": domain, "metrics": metrics}
+
+
+async def produce(bootstrap: str, topic: str, records: list[tuple[str, object]]) -> None:
+    producer = make_producer(bootstrap, "anomaly-test")
+    await producer.start()
+    try:
+        for key, value in records:
+            body = value if isinstance(value, bytes) else jsonwire.dumps(value)
+            await producer.send_and_wait(topic, body, key=key.encode(), headers=make_headers(topic, "test"))
+    finally:
+        await producer.stop()
+
+
+async def consume_until(bootstrap: str, topic: str, done, timeout_s: float = 60) -> list[dict]:
+    """All records of `topic` from the beginning until `done(records)` holds (or the timeout)."""
+    consumer = make_consumer(bootstrap, None, topic)
+    await consumer.start()
+    records: list[dict] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not done(records):
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records += [jsonwire.loads(record.value) for record in batch]
+    finally:
+        await consumer.stop()
+    return records
