@@ -41,7 +41,7 @@ COMPONENTS = (
     Component("ingest-gate", "services.ingest", ("gate",), 8083, "/metrics"),
     Component("ingest-sink", "services.ingest", ("sink",), 8084, "/metrics"),
     Component("anomaly", "services.anomaly", ("worker",), 8085, "/metrics"),
-    Component("api", "services.api", (), 8080, "/"),
+    Component("api", "services.api", (), 8080, "/ops/#token=dev-operator"),
 )
 SIMULATOR = Component("simulator", "citystream.simulate", ("--rate", "20"), None)
 
