@@ -44,6 +44,8 @@ class View:
     prev_t: float | None
     short: float | None  # fast EWMA of recent values
     weekly: bool = False  # the expectation comes from a trusted hour-of-week bucket (not a fallback)
+    lo: float | None = None  # lowest and highest value seen so far
+    hi: float | None = None
 
 
 @dataclass(slots=True)

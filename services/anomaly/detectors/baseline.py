@@ -25,15 +25,18 @@ def new_state() -> dict:
     return {
         "wm": [0.0] * WEEK_BUCKETS, "wd": [0.0] * WEEK_BUCKETS, "wn": [0] * WEEK_BUCKETS,
         "dm": [0.0] * DAY_BUCKETS, "dd": [0.0] * DAY_BUCKETS, "dn": [0] * DAY_BUCKETS,
-        "g": [0.0, 0.0, 0], "p": None, "pt": None, "s": None,
+        "g": [0.0, 0.0, 0], "p": None, "pt": None, "s": None, "lo": None, "hi": None,
     }
 
 
 def _floor(ms: dict) -> float:
     # Keeps a perfectly regular signal from dividing by zero (1 % of its level, at least a tiny absolute value),
     # and a young bucket's deviation from being trusted below a tenth of the metric's overall spread.
+    # A metric that sits still for long stretches (zeros between load spikes) has no usable deviation; 2 % of
+    # its observed range keeps one normal excursion from scoring thousands of sigmas.
     g = ms["g"]
-    return 0.01 * abs(g[0]) + 0.1 * MAD_TO_SIGMA * g[1] + 1e-6
+    spread = (ms["hi"] - ms["lo"]) if ms.get("hi") is not None else 0.0
+    return 0.01 * abs(g[0]) + 0.1 * MAD_TO_SIGMA * g[1] + 0.02 * spread + 1e-6
 
 
 def view(ms: dict, t: float, x: float) -> View:
@@ -54,7 +57,7 @@ def view(ms: dict, t: float, x: float) -> View:
             else:
                 expected, dev = g[0], 2.0 * g[1]
         sigma = MAD_TO_SIGMA * dev + _floor(ms)
-    return View(x, expected, sigma, ms["p"], ms["pt"], ms["s"], weekly)
+    return View(x, expected, sigma, ms["p"], ms["pt"], ms["s"], weekly, ms.get("lo"), ms.get("hi"))
 
 
 def _bucket(means: list, devs: list, counts: list, i: int, x: float, limit: float | None) -> None:
@@ -89,3 +92,9 @@ def learn(ms: dict, t: float, x: float, v: View) -> None:
         g[2] += 1
     ms["s"] = x if ms["s"] is None else ms["s"] + SHORT_ALPHA * (x - ms["s"])
     ms["p"], ms["pt"] = x, t
+    if ms.get("hi") is None:
+        ms["lo"] = ms["hi"] = x
+    elif x > ms["hi"]:
+        ms["hi"] = x
+    elif x < ms["lo"]:
+        ms["lo"] = x

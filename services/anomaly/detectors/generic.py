@@ -56,7 +56,7 @@ class RapidChange(Detector):
             return None
         step = abs(v.value - v.prev)
         usual, n = st.get("u", 0.0), st.get("n", 0)
-        scale = usual * 1.2533 + 0.001 * abs(v.prev) + 1e-6
+        scale = usual * 1.2533 + 0.001 * abs(v.prev) + 1e-6 + 0.02 * (v.hi - v.lo if v.hi is not None else 0.0)
         score = step / scale
         # Learn the usual step robustly: a huge step counts as at most 4 usual scales.
         st["u"] = usual + max(1.0 / (n + 1), 0.05) * (min(step, 4 * scale if n else step) - usual)
