@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from citystream import dev_cli
+from services.anomaly import cli as anomaly_cli
 from services.common.logs import configure_logging
 from services.common.settings import CommonSettings
 from services.register import cli as register_cli
@@ -17,6 +18,7 @@ from services.register import cli as register_cli
 app = typer.Typer(help="CityStream: a city's sensor streams, admitted, stored and watched in real time.",
                   no_args_is_help=True)
 app.add_typer(dev_cli.app, name="dev")
+app.registered_commands += anomaly_cli.app.registered_commands  # `citystream eval`, `citystream replay`
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics from the catalogue in schemas/topics.py.", no_args_is_help=True)
 schemas_app = typer.Typer(help="Generated contract files (JSON Schema, AsyncAPI).", no_args_is_help=True)
