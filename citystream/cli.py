@@ -11,6 +11,7 @@ from rich.console import Console
 
 from citystream import dev_cli
 from services.anomaly import cli as anomaly_cli
+from citystream.simulate import cli as simulate_cli
 from services.common.logs import configure_logging
 from services.common.settings import CommonSettings
 from services.register import cli as register_cli
@@ -26,6 +27,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(register_cli.app, name="register")
+app.add_typer(simulate_cli.app, name="simulate")
 console = Console(stderr=True)
 
 

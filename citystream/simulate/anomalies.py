@@ -1,0 +1,122 @@
+"""Labelled anomaly injection: which sensor misbehaves how, when, for how long, and what it then reports.
+
+One episode per anomaly kind the detectors know (schemas.alerts.AlertKind), scheduled deterministically for a seed
+and cycled for as long as the simulation runs. Each episode is also a label: (sensor_id, kind, start, end).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from schemas.alerts import AlertKind
+from schemas.common import Domain
+
+# kind → (domain, duration in reporting intervals). Durations are long enough for each detector's own rule
+# (a flatline needs 12 equal readings, silence k=3 missed intervals); missed collection needs a long full bin.
+EPISODES: dict[AlertKind, tuple[Domain, int]] = {
+    AlertKind.CONGESTION: (Domain.TRAFFIC, 40),
+    AlertKind.INCIDENT: (Domain.TRAFFIC, 20),
+    AlertKind.STUCK_SENSOR: (Domain.TRAFFIC, 40),
+    AlertKind.ENERGY_SPIKE: (Domain.ENERGY, 8),
+    AlertKind.ENERGY_OUTAGE: (Domain.ENERGY, 30),
+    AlertKind.SILENCE: (Domain.ENERGY, 40),
+    AlertKind.OVERFLOW: (Domain.WASTE, 40),
+    AlertKind.FIRE_RISK: (Domain.WASTE, 20),
+    AlertKind.MISSED_COLLECTION: (Domain.WASTE, 240),
+}
+INJECTED_KINDS: tuple[AlertKind, ...] = tuple(EPISODES)
+
+
+@dataclass
+class Episode:
+    """One injected anomaly; `frozen` remembers the first values for a stuck sensor."""
+
+    kind: AlertKind
+    sensor_id: str
+    domain: Domain
+    start_t: float
+    end_t: float
+    frozen: dict[str, float] | None = field(default=None, repr=False)
+
+    def active(self, t: float) -> bool:
+        return self.start_t <= t < self.end_t
+
+    def label(self) -> dict:
+        return {"category": "anomaly", "sensor_id": self.sensor_id, "kind": self.kind.value, "domain": self.domain.value,
+                "start": self.start_t, "end": self.end_t}
+
+    def apply(self, metrics: dict[str, float], t: float) -> dict[str, float] | None:
+        """The metrics the sensor reports instead of `metrics` at `t`, or None when it stays silent."""
+        ramp = min(1.0, (t - self.start_t) / max(1.0, (self.end_t - self.start_t) / 4))
+        kind = self.kind
+        if kind is AlertKind.SILENCE:
+            return None
+        if kind is AlertKind.STUCK_SENSOR:
+            if self.frozen is None:
+                self.frozen = dict(metrics)
+            return dict(self.frozen)
+        if kind is AlertKind.CONGESTION:
+            return {**metrics, "averageVehicleSpeed": round(max(3.0, metrics["averageVehicleSpeed"] * 0.25), 2),
+                    "occupancy": round(max(metrics["occupancy"], 0.6), 4)}
+        if kind is AlertKind.INCIDENT:
+            return {**metrics, "intensity": 0.0, "averageVehicleSpeed": round(max(2.0, metrics["averageVehicleSpeed"]
+                                                                                * 0.1), 2)}
+        if kind is AlertKind.ENERGY_SPIKE:
+            power = round(metrics["activePower"] * 4.0, 4)
+            return {**metrics, "activePower": power, "current": round(metrics["current"] * 4.0, 3)}
+        if kind is AlertKind.ENERGY_OUTAGE:
+            return {**metrics, "activePower": 0.0, "current": 0.0, "voltage": 0.0}
+        if kind is AlertKind.OVERFLOW:
+            level = min(1.0, max(metrics["fillingLevel"], 0.88 + 0.12 * ramp))
+            return {**metrics, "fillingLevel": round(level, 4)}
+        if kind is AlertKind.FIRE_RISK:
+            return {**metrics, "temperature": round(metrics["temperature"] + 60.0 * ramp, 2),
+                    "methaneConcentration": round(metrics["methaneConcentration"] + 6000.0 * ramp, 1)}
+        if kind is AlertKind.MISSED_COLLECTION:
+            # The round did not come: the bin stays full and keeps filling instead of being emptied.
+            level = min(1.0, 0.85 + 0.15 * ramp)
+            return {**metrics, "fillingLevel": round(level, 4)}
+        return metrics
+
+
+class AnomalyPlan:
+    """An endless, seed-determined schedule: one episode every `spacing_s`, kinds in a shuffled cycle.
+
+    A sensor carries at most one episode at a time, so each label has exactly one cause.
+    """
+
+    def __init__(self, seed: int, sensors_by_domain: dict[Domain, list[str]], first_t: float, spacing_s: float,
+                 interval_s: float) -> None:
+        self._rng = random.Random(f"anomalies/{seed}")
+        self._sensors = {domain: sorted(ids) for domain, ids in sensors_by_domain.items() if ids}
+        self._next_t = first_t
+        self._spacing_s = spacing_s
+        self._interval_s = interval_s
+        self._cycle: list[AlertKind] = []
+        self.active: dict[str, Episode] = {}
+
+    def advance(self, t: float) -> list[Episode]:
+        """Start every episode due by sim time `t`; return the new ones (their labels are final)."""
+        for sensor_id in [s for s, e in self.active.items() if e.end_t <= t]:
+            del self.active[sensor_id]
+        started = []
+        while self._next_t <= t:
+            episode = self._schedule(self._next_t)
+            if episode is not None:
+                self.active[episode.sensor_id] = episode
+                started.append(episode)
+            self._next_t += self._spacing_s
+        return started
+
+    def _schedule(self, start_t: float) -> Episode | None:
+        if not self._cycle:
+            self._cycle = list(INJECTED_KINDS)
+            self._rng.shuffle(self._cycle)
+        kind = self._cycle.pop()
+        domain, intervals = EPISODES[kind]
+        free = [s for s in self._sensors.get(domain, []) if s not in self.active]
+        if not free:
+            return None
+        sensor_id = self._rng.choice(free)
+        return Episode(kind, sensor_id, domain, start_t, start_t + intervals * self._interval_s)
