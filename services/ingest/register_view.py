@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas.topics import REGISTER_SENSORS
 from services.common.kafka import make_consumer
@@ -59,7 +60,7 @@ class RegisterView:
         consumer = make_consumer(self._bootstrap, None, client_id="ingest-register-view")
         await consumer.start()
         try:
-            partitions = await self._partitions(consumer)
+            partitions = await self._partitions()
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             end_offsets = await consumer.end_offsets(partitions)
@@ -76,15 +77,26 @@ class RegisterView:
         finally:
             await consumer.stop()
 
-    async def _partitions(self, consumer) -> list[TopicPartition]:
+    async def _partitions(self) -> list[TopicPartition]:
         for _ in range(50):
-            # A group-less consumer has no metadata for topics it is not assigned; ask the cluster directly.
-            cluster = await consumer._client.fetch_all_metadata()
-            found = cluster.partitions_for_topic(self._topic)
+            found = await topic_partitions(self._bootstrap, self._topic)
             if found:
-                return [TopicPartition(self._topic, partition) for partition in sorted(found)]
+                return found
             await asyncio.sleep(0.2)
         raise RuntimeError(f"register topic {self._topic} does not exist; run `citystream topics create`")
+
+
+async def topic_partitions(bootstrap: str, topic: str) -> list[TopicPartition]:
+    """The partitions of `topic` ([] when it does not exist). A group-less consumer has no metadata for topics it
+    is not assigned yet, so ask the cluster through the admin client (which never auto-creates the topic)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="ingest-register-view")
+    try:
+        await admin.start()
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return [TopicPartition(topic, part["partition"]) for entry in described if entry["error_code"] == 0
+            for part in sorted(entry["partitions"], key=lambda p: p["partition"])]
 
 
 async def _caught_up(consumer, end_offsets: dict) -> bool:

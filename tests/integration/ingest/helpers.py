@@ -6,7 +6,6 @@ import asyncio
 from contextlib import asynccontextmanager
 
 import httpx
-from aiokafka import TopicPartition
 
 from schemas.common import Domain
 from schemas.register import SensorRegistration
@@ -14,6 +13,7 @@ from schemas.topics import REGISTER_SENSORS, readings_topic
 from services.common import jsonwire
 from services.common.kafka import make_consumer, make_producer
 from services.ingest.http_app import create_app
+from services.ingest.register_view import topic_partitions
 from services.ingest.runtime import GateRuntime
 from services.ingest.settings import IngestSettings
 
@@ -61,9 +61,8 @@ async def drain(settings, *names: str) -> list:
     await consumer.start()
     try:
         partitions = []
-        cluster = await consumer._client.fetch_all_metadata()
         for topic in topics:
-            partitions += [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
+            partitions += await topic_partitions(settings.kafka_bootstrap, topic)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
