@@ -26,6 +26,10 @@ class IngestSettings(CommonSettings):
     retry_after_s: int = Field(default=5, ge=1, validation_alias="CITYSTREAM_INGEST_RETRY_AFTER_S")
     sink_batch_max: int = Field(default=5000, ge=1, validation_alias="CITYSTREAM_INGEST_SINK_BATCH_MAX")
     sink_backoff_max_s: float = Field(default=10.0, gt=0, validation_alias="CITYSTREAM_INGEST_SINK_BACKOFF_MAX_S")
+    # Readiness: the sink probes the database at start and whenever it has not touched it for this long.
+    sink_db_probe_s: float = Field(default=5.0, gt=0, validation_alias="CITYSTREAM_INGEST_SINK_DB_PROBE_S")
+    sink_db_probe_timeout_s: float = Field(default=3.0, gt=0,
+                                           validation_alias="CITYSTREAM_INGEST_SINK_DB_PROBE_TIMEOUT_S")
     sink_group_id: str = Field(default="citystream-ingest-sink", validation_alias="CITYSTREAM_INGEST_SINK_GROUP_ID")
     gate_app_id: str = Field(default="citystream-ingest-gate", validation_alias="CITYSTREAM_INGEST_GATE_APP_ID")
     gate_data_dir: str = Field(default="/tmp/citystream-ingest-gate", validation_alias="CITYSTREAM_INGEST_GATE_DATA_DIR")

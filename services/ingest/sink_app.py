@@ -51,8 +51,8 @@ def create_sink_app(settings: IngestSettings) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz(response: Response) -> dict[str, bool]:
-        response.status_code = 200 if worker.healthy_db else 503
-        return {"database": worker.healthy_db}
+        response.status_code = 200 if worker.ready else 503
+        return {"database": worker.database_ok, "consumer": worker.consumer_joined}
 
     @app.get("/metrics")
     async def prometheus() -> Response:

@@ -38,6 +38,8 @@ def reading_row(value: dict) -> tuple:
     sensor_id, seq, version = value["sensor_id"], value["seq"], value["register_version"]
     if not isinstance(sensor_id, str) or not isinstance(seq, int) or not isinstance(version, int):
         raise Poison("sensor_id, seq or register_version has the wrong type")
+    if not (0 <= seq < 2**63 and 0 <= version < 2**31):  # the bigint and integer columns
+        raise Poison("seq or register_version is out of range")
     metrics = value["metrics"]
     if not isinstance(metrics, dict):
         raise Poison("metrics is not an object")

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import asyncpg
+from asyncpg.exceptions._base import DataError as ClientDataError  # not exported at top level
 
 
 @dataclass(frozen=True)
@@ -59,5 +60,9 @@ async def write_rows(connection: asyncpg.Connection, rows_by_table: Mapping[str,
 
 
 def is_data_error(error: BaseException) -> bool:
-    """True when the rows themselves are at fault (SQLSTATE class 22 or 23): retrying the same rows cannot help."""
-    return isinstance(error, (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError))
+    """True when the rows themselves are at fault: retrying the same rows cannot help.
+
+    Server side that is SQLSTATE class 22 or 23; client side, asyncpg refusing to encode a value (its own
+    DataError, or OverflowError for an integer beyond the column's range)."""
+    return isinstance(error, (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, ClientDataError,
+                              OverflowError))
