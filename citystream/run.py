@@ -19,6 +19,7 @@ from pathlib import Path
 from citystream.devenv import kafka, postgres
 from citystream.devenv.config import DevSettings
 from citystream.devenv.process import spawn_server, stop_pid, tail
+from services.common.roles import APP_ROLE, READER_ROLE, with_role
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +31,17 @@ class Component:
     args: tuple[str, ...]
     port: int | None
     url_path: str = "/"
+    database_role: str | None = None  # least privilege: None = the migrations' owner role
 
     def available(self) -> bool:
         return importlib.util.find_spec(self.module) is not None
 
 
 COMPONENTS = (
-    Component("register", "services.register", (), 8081, "/map"),
+    Component("register", "services.register", (), 8081, "/map", database_role=APP_ROLE),
     Component("ingest-http", "services.ingest", ("http",), 8082, "/docs"),
     Component("ingest-gate", "services.ingest", ("gate",), 8083, "/metrics"),
-    Component("ingest-sink", "services.ingest", ("sink",), 8084, "/metrics"),
+    Component("ingest-sink", "services.ingest", ("sink",), 8084, "/metrics", database_role=APP_ROLE),
     Component("anomaly", "services.anomaly", ("worker",), 8085, "/metrics"),
     Component("api", "services.api", (), 8080, "/ops/#token=dev-operator"),
 )
@@ -65,6 +67,8 @@ def _prepare_infrastructure(settings: DevSettings) -> list[str]:
 
 def _spawn(component: Component, env: dict[str, str], logs_dir: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", component.module, *component.args]
+    if component.database_role:
+        env = env | {"CITYSTREAM_DATABASE_URL": with_role(env["CITYSTREAM_DATABASE_URL"], component.database_role)}
     return spawn_server(command, logs_dir / f"{component.name}.log", env=env)
 
 
@@ -74,6 +78,7 @@ def run_platform(with_simulator: bool = True) -> int:
     env = os.environ | {
         "CITYSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "CITYSTREAM_DATABASE_URL": settings.database_url,
+        "CITYSTREAM_API_DATABASE_URL": with_role(settings.database_url, READER_ROLE),
     }
     wanted = [c for c in COMPONENTS if c.available()]
     if with_simulator and SIMULATOR.available():

@@ -1,4 +1,4 @@
-"""End to end, every service as a real process on the real Kafka and TimescaleDB:
+"""End to end, every service as a real process on the real Kafka and TimescaleDB, each with its own database role:
 
 declare a bin in the register → publish through HTTP ingest → the sink stores readings and rejections →
 the anomaly worker raises an overflow alert → the API lists it → an operator acknowledges it through the API →
@@ -16,6 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
+from services.common.roles import APP_ROLE, READER_ROLE, with_role
 from services.common.settings import CommonSettings
 from tests.support.processes import ServiceProcess, free_port
 
@@ -31,17 +32,19 @@ def platform(settings: CommonSettings, tmp_path) -> Iterator[dict[str, ServicePr
         "CITYSTREAM_TOPIC_PREFIX": settings.topic_prefix,
         "CITYSTREAM_LOG_LEVEL": "INFO",
     }
+    app_dsn = {"CITYSTREAM_DATABASE_URL": with_role(settings.database_url, APP_ROLE)}
     ports = {name: free_port() for name in ("register", "ingest", "sink", "anomaly", "api")}
     specs = [
-        ("register", ("services.register",), {"CITYSTREAM_REGISTER_PORT": str(ports["register"]),
+        ("register", ("services.register",), app_dsn | {"CITYSTREAM_REGISTER_PORT": str(ports["register"]),
                                               "CITYSTREAM_REGISTER_ADMIN_TOKEN": ADMIN_TOKEN,
                                               "CITYSTREAM_REGISTER_RELAY_POLL_S": "0.1"}),
         ("ingest", ("services.ingest", "http"), {"CITYSTREAM_INGEST_HTTP_PORT": str(ports["ingest"])}),
-        ("sink", ("services.ingest", "sink"), {"CITYSTREAM_INGEST_SINK_PORT": str(ports["sink"])}),
+        ("sink", ("services.ingest", "sink"), app_dsn | {"CITYSTREAM_INGEST_SINK_PORT": str(ports["sink"])}),
         ("anomaly", ("services.anomaly", "worker"), {"CITYSTREAM_WEB_PORT": str(ports["anomaly"]),
                                                      "CITYSTREAM_APP_ID": f"{settings.topic_prefix}anomaly",
                                                      "CITYSTREAM_STORE": "memory://"}),
         ("api", ("services.api",), {"CITYSTREAM_API_PORT": str(ports["api"]),
+                                    "CITYSTREAM_API_DATABASE_URL": with_role(settings.database_url, READER_ROLE),
                                     "CITYSTREAM_API_TOKENS": f"{OPERATOR_TOKEN}:operator:e2e-operator"}),
     ]
     services = {
