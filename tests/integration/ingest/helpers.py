@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 
@@ -16,6 +20,8 @@ from services.ingest.http_app import create_app
 from services.ingest.register_view import topic_partitions
 from services.ingest.runtime import GateRuntime
 from services.ingest.settings import IngestSettings
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def ingest_settings(settings, **overrides) -> IngestSettings:
@@ -81,3 +87,21 @@ async def drain(settings, *names: str) -> list:
 
 
 READINGS_TOPICS = tuple(readings_topic(domain) for domain in Domain)
+
+
+def start_sink(settings, database_url: str, port: int, log_path: Path, **env: str) -> subprocess.Popen:
+    """`python -m services.ingest sink` as a process of its own session (killable with its children)."""
+    env = os.environ | {
+        "CITYSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "CITYSTREAM_TOPIC_PREFIX": settings.topic_prefix,
+        "CITYSTREAM_DATABASE_URL": database_url, "CITYSTREAM_INGEST_SINK_PORT": str(port),
+        "CITYSTREAM_INGEST_SINK_BATCH_MAX": "200", "CITYSTREAM_INGEST_SINK_BACKOFF_MAX_S": "1",
+    } | env
+    with log_path.open("ab") as log_file:
+        return subprocess.Popen([sys.executable, "-m", "services.ingest", "sink"], cwd=REPO, env=env,
+                                stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def kill(process: subprocess.Popen, sig: int) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+    process.wait(timeout=30)

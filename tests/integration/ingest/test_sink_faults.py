@@ -1,19 +1,15 @@
-"""Sink faults on the real broker and TimescaleDB: killed mid-batch and restarted, database unreachable for a while.
+"""Sink faults on the real broker and TimescaleDB: killed mid-batch and restarted, then the database unreachable
+for 30 s (through a stoppable proxy, the shared server stays up) while load keeps arriving.
 
-After recovery: lost = 0 and duplicates = 0, by set inclusion. (Stopping the Kafka broker itself is not tested
-here: the local broker is shared by every test run.)
+After recovery: lost = 0 and duplicates = 0, by set inclusion. (The broker outage is in test_broker_outage.py.)
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -22,27 +18,12 @@ from schemas.common import Domain
 from schemas.topics import readings_topic
 from services.common import jsonwire
 from services.common.kafka import make_producer
+from tests.integration.ingest.helpers import kill, start_sink
 from tests.integration.ingest.test_accounting import stored_keys, wait_for_rows
 from tests.integration.ingest.test_kafka_gate import free_port
 from tests.support.tcp_proxy import TcpProxy
 
-REPO = Path(__file__).resolve().parents[3]
-
-
-def start_sink(settings, database_url: str, port: int, log_path: Path) -> subprocess.Popen:
-    env = os.environ | {
-        "CITYSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "CITYSTREAM_TOPIC_PREFIX": settings.topic_prefix,
-        "CITYSTREAM_DATABASE_URL": database_url, "CITYSTREAM_INGEST_SINK_PORT": str(port),
-        "CITYSTREAM_INGEST_SINK_BATCH_MAX": "200", "CITYSTREAM_INGEST_SINK_BACKOFF_MAX_S": "1",
-    }
-    with log_path.open("ab") as log_file:
-        return subprocess.Popen([sys.executable, "-m", "services.ingest", "sink"], cwd=REPO, env=env,
-                                stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def kill(process: subprocess.Popen, sig: int) -> None:
-    os.killpg(process.pid, sig)
-    process.wait(timeout=30)
+DATABASE_OUTAGE_S = 30.0
 
 
 async def produce_readings(settings, uid: str, seqs: range) -> set[tuple[str, int]]:
@@ -87,8 +68,19 @@ async def test_sink_killed_mid_batch_and_database_down_loses_nothing_and_stores_
         assert len(partial) >= 400
 
         await proxy.stop()  # the database becomes unreachable for the sink
-        sent |= await produce_readings(settings, uid, range(3000, 4000))
+        loop = asyncio.get_running_loop()
+        back_at = loop.time() + DATABASE_OUTAGE_S
         sink = start_sink(settings, proxied_url, port, log_path)
+
+        async def load_during_outage() -> set[tuple[str, int]]:
+            more, seq = set(), 3000
+            while loop.time() < back_at:
+                more |= await produce_readings(settings, uid, range(seq, seq + 100))
+                seq += 100
+                await asyncio.sleep(1.0)
+            return more
+
+        load = asyncio.create_task(load_during_outage())
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             for _ in range(60):
                 try:
@@ -105,7 +97,8 @@ async def test_sink_killed_mid_batch_and_database_down_loses_nothing_and_stores_
                 await asyncio.sleep(0.5)
             assert await retries_seen(client) >= 2, log_path.read_text()[-3000:]
             readiness = await client.get("/readyz")
-            assert readiness.status_code == 503
+            assert readiness.status_code == 503 and readiness.json()["database"] is False
+            sent |= await load  # the load went on for the whole outage
             assert await stored_keys(settings.database_url, f"traffic-{uid}-") == partial
             await proxy.start()  # the database is back; the sink resumes by itself
             keys = await wait_for_rows(settings.database_url, f"traffic-{uid}-", len(sent), timeout_s=90)
