@@ -12,14 +12,14 @@ from fastapi import FastAPI
 from schemas.topics import ALERTS, REGISTER_SENSORS
 from services.api.auth import SECURED
 from services.api.directory import follow_register
-from services.api.errors import install_error_handlers
+from services.api.errors import install_error_handlers, payload_too_large
 from services.api.hub import AlertHub
 from services.api.hub_consumer import feed_hub
-from services.api.limits import BodySizeLimit
 from services.api.observe import RequestMetrics
 from services.api.routes import alerts, live, ops, sensors
 from services.api.settings import ApiSettings, parse_tokens
 from services.api.state import ApiState
+from services.common.body_limit import BodySizeLimit
 from services.common.db import create_pool
 from services.common.kafka import make_producer
 
@@ -90,5 +90,5 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.router.routes.extend(module.router.routes)
 
     app.add_middleware(RequestMetrics, metrics=app.state.api.metrics)
-    app.add_middleware(BodySizeLimit, max_body_bytes=settings.api_max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.api_max_body_bytes, too_large=payload_too_large)
     return app

@@ -38,6 +38,10 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def payload_too_large(limit: int) -> JSONResponse:
+    return error_response(413, "PAYLOAD_TOO_LARGE", f"request body exceeds {limit} bytes", field="body")
+
+
 ERROR_RESPONSES = {
     status: {"model": ErrorBody, "description": text}
     for status, text in ((400, "Bad request"), (401, "No or unknown token"), (403, "Role too low"),

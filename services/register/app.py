@@ -16,9 +16,10 @@ from services.common.db import create_pool
 from services.common.kafka import create_topics, make_producer
 from services.common.metrics import metrics_payload
 from services.register import routes_access, routes_public, routes_sensors
+from services.common.body_limit import BodySizeLimit
 from services.register.credential_service import CredentialService
 from services.register.deps import Context, RegisterContext
-from services.register.http_errors import BodySizeLimit, install_error_handlers
+from services.register.http_errors import install_error_handlers, payload_too_large
 from services.register.relay import OutboxRelay
 from services.register.service import RegisterService, utc_now
 from services.register.settings import RegisterSettings
@@ -55,7 +56,7 @@ def create_app(settings: RegisterSettings, *, clock: Callable[[], datetime] = ut
 
     app = FastAPI(title="CityStream sensor register", version="1.0.0", lifespan=lifespan,
                   description="Declare before you publish: the admission policy of CityStream's data plane.")
-    app.add_middleware(BodySizeLimit, max_bytes=settings.register_max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.register_max_body_bytes, too_large=payload_too_large)
     install_error_handlers(app)
     app.include_router(routes_sensors.router)
     app.include_router(routes_access.router)

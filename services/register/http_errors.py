@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.register.domain import RegisterError
 from services.register.metrics import REQUESTS_REFUSED
@@ -36,38 +35,5 @@ def install_error_handlers(app: FastAPI) -> None:
         return refusal(422, "INVALID_FIELD", first["field"], f"{first['field']}: {first['detail']}", errors=problems)
 
 
-class BodySizeLimit:
-    """Refuses bodies above `max_bytes` with 413, by Content-Length up front or by counting a streamed body."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return await self._too_large(scope, receive, send)
-        received = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, counting_receive, send)
-        except _BodyTooLarge:
-            await self._too_large(scope, receive, send)
-
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = refusal(413, "PAYLOAD_TOO_LARGE", "body", f"request body exceeds {self.max_bytes} bytes")
-        await response(scope, receive, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
+def payload_too_large(limit: int) -> JSONResponse:
+    return refusal(413, "PAYLOAD_TOO_LARGE", "body", f"request body exceeds {limit} bytes")
