@@ -46,9 +46,10 @@ def gate_event(runtime: GateRuntime, key: bytes | None, value: bytes | None, hea
             return rejected_record(rejection, value, "kafka", now, produced_by), ("rejected", "MALFORMED", "")
     credential = parse_credential(wire_headers.header_value(header_pairs, wire_headers.CREDENTIAL))
     outcome = admit(raw, credential, runtime.view.state, now, runtime.limits, runtime.limiter, sensor_hint=hint)
+    labels = metrics.outcome_labels(outcome, runtime.view.state)
     if isinstance(outcome, Admitted):
-        return admitted_record(outcome, produced_by), ("admitted", "", outcome.domain.value)
-    return rejected_record(outcome, raw, "kafka", now, produced_by), ("rejected", outcome.reason.value, "")
+        return admitted_record(outcome, produced_by), labels
+    return rejected_record(outcome, raw, "kafka", now, produced_by), labels
 
 
 def build_app(settings: IngestSettings) -> faust.App:

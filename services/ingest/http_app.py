@@ -108,7 +108,7 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
             await runtime.publisher.publish(records)
         except DependencyUnavailable as problem:
             return _unavailable(str(problem))
-        _count(outcomes)
+        _count(outcomes, runtime.view.state)
         return answer(outcomes)
 
     def _unavailable(detail: str) -> BatchAnswer:
@@ -134,11 +134,6 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
     return app
 
 
-def _count(outcomes: list) -> None:
-    tally = Counter(
-        ("admitted", "", outcome.domain.value) if isinstance(outcome, Admitted)
-        else ("rejected", outcome.reason.value, "")
-        for outcome in outcomes
-    )
-    for (outcome, reason, domain), count in tally.items():
+def _count(outcomes: list, register) -> None:
+    for (outcome, reason, domain), count in Counter(metrics.outcome_labels(o, register) for o in outcomes).items():
         metrics.READINGS.labels("http", outcome, reason, domain).inc(count)

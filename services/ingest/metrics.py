@@ -1,8 +1,13 @@
-"""Prometheus metrics of the ingest processes (names `citystream_ingest_*`)."""
+"""Prometheus metrics of the ingest processes (names `citystream_ingest_*`), and how a gate outcome is labelled.
+
+Sink rows per second: `rate(citystream_ingest_sink_rows_inserted_total[1m])` (or `…_sink_rows_total` for rows
+offered, duplicates included)."""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from services.ingest.gate import Admitted, Rejected, RegisterLookup
 
 READINGS = Counter("citystream_ingest_readings_total", "Readings decided by the gate.",
                    ["path", "outcome", "reason", "domain"])
@@ -22,3 +27,12 @@ SINK_LAG = Gauge("citystream_ingest_sink_lag_records", "Records behind the parti
 SINK_RETRIES = Counter("citystream_ingest_sink_retries_total", "Database write attempts that failed and are retried.")
 SINK_DEAD_LETTERS = Counter("citystream_ingest_sink_dead_letters_total", "Poison records sent to the rejected topic.",
                             ["topic"])
+
+
+def outcome_labels(outcome: Admitted | Rejected, register: RegisterLookup) -> tuple[str, str, str]:
+    """(outcome, reason, domain) for READINGS. A rejection counts under its sensor's registered domain when the
+    sensor is known (empty otherwise: an unknown sensor has no domain)."""
+    if isinstance(outcome, Admitted):
+        return "admitted", "", outcome.domain.value
+    entry = register.get(outcome.sensor_id) if outcome.sensor_id else None
+    return "rejected", outcome.reason.value, entry.record.domain.value if entry is not None else ""
