@@ -14,6 +14,7 @@ from services.anomaly import cli as anomaly_cli
 from citystream.simulate import cli as simulate_cli
 from services.common.logs import configure_logging
 from services.common.settings import CommonSettings
+from services.ingest import cli as ingest_cli
 from services.register import cli as register_cli
 
 app = typer.Typer(help="CityStream: a city's sensor streams, admitted, stored and watched in real time.",
@@ -27,6 +28,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(register_cli.app, name="register")
+app.add_typer(ingest_cli.app, name="ingest")
 app.add_typer(simulate_cli.app, name="simulate")
 console = Console(stderr=True)
 
