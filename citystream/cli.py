@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from citystream import dev_cli
+from citystream.bench import cli as bench_cli
 from services.anomaly import cli as anomaly_cli
 from citystream.simulate import cli as simulate_cli
 from services.common.logs import configure_logging
@@ -30,6 +31,7 @@ app.add_typer(schemas_app, name="schemas")
 app.add_typer(register_cli.app, name="register")
 app.add_typer(ingest_cli.app, name="ingest")
 app.add_typer(simulate_cli.app, name="simulate")
+app.add_typer(bench_cli.app, name="bench")
 console = Console(stderr=True)
 
 

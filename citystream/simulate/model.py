@@ -70,9 +70,9 @@ class Round:
 class CityModel:
     """Generates rounds in order; keeps the little state the city has (meter totals, running episodes)."""
 
-    def __init__(self, config: SimConfig) -> None:
+    def __init__(self, config: SimConfig, fleet: list[SensorSpec] | None = None) -> None:
         self.config = config
-        self.fleet: list[SensorSpec] = build_fleet(config.seed, config.sensors, config.prefix)
+        self.fleet: list[SensorSpec] = fleet or build_fleet(config.seed, config.sensors, config.prefix)
         self.bad_actors: list[BadActor] = build_bad_actors(config.prefix) if config.bad_traffic else []
         self._rngs = {spec.sensor_id: random.Random(f"{config.seed}/{spec.sensor_id}") for spec in self.fleet}
         for actor in self.bad_actors:

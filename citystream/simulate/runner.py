@@ -42,11 +42,13 @@ class RunOptions:
     anomalies: bool = True
     bad_traffic: bool = True
     expire_after_s: float = 60.0  # wall seconds until the `expired` actor's window ends
+    suspend_at_round: int = 10
 
     def sim_config(self, start_t: float) -> SimConfig:
         interval_s = max(0.1, self.sensors * self.speed / self.rate)
         return SimConfig(seed=self.seed, sensors=self.sensors, interval_s=interval_s, start_t=round(start_t, 3),
-                         prefix=self.prefix, anomalies=self.anomalies, bad_traffic=self.bad_traffic)
+                         prefix=self.prefix, anomalies=self.anomalies, bad_traffic=self.bad_traffic,
+                         suspend_at_round=self.suspend_at_round)
 
 
 @dataclass

@@ -1,0 +1,78 @@
+"""Reading→alert latency: probe bins report an overflow through ingest HTTP while the platform is under load; the
+time from the POST until the `opened` overflow alert appears on `citystream.alerts.v1` is the latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from citystream.bench.fleet import BenchFleet
+
+
+async def _post(client: httpx.AsyncClient, fleet: BenchFleet, index: int, seq: int, level: float) -> int:
+    reading = {"sensor_id": fleet.sensor_ids[index], "seq": seq,
+               "observed_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+               "metrics": {**fleet.variants[index][0], "fillingLevel": level}}
+    response = await client.post("/v1/readings", content=orjson.dumps({"readings": [reading]}),
+                                 headers={"Authorization": f"Bearer {fleet.credentials[index]}",
+                                          "Content-Type": "application/json"})
+    return response.status_code
+
+
+async def alert_latency(bootstrap: str, alerts_topic: str, ingest_url: str, probes: BenchFleet, *,
+                        spacing_s: float, settle_s: float = 20.0) -> tuple[list[float], int]:
+    """(latencies in ms, probes whose alert never came). One overflow per probe bin, `spacing_s` apart."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    sent_at: dict[str, float] = {}
+    latencies: dict[str, float] = {}
+    try:
+        partitions = [TopicPartition(alerts_topic, p) for p in sorted(consumer.partitions_for_topic(alerts_topic)
+                                                                      or await _partitions(consumer, alerts_topic))]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        for tp in partitions:
+            await consumer.position(tp)  # resolve the end offset now, before any probe is sent
+        stop = asyncio.Event()
+
+        async def watch() -> None:
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=200)
+                arrived = time.perf_counter()
+                for records in batch.values():
+                    for record in records:
+                        event = orjson.loads(record.value)
+                        sensor = event.get("sensor_id")
+                        if event.get("event_type") == "opened" and event.get("kind") == "overflow" \
+                                and sensor in sent_at and sensor not in latencies:
+                            latencies[sensor] = (arrived - sent_at[sensor]) * 1000
+
+        watcher = asyncio.create_task(watch())
+        async with httpx.AsyncClient(base_url=ingest_url, timeout=30.0) as client:
+            for index in range(len(probes.sensor_ids)):  # a normal reading first: the detector knows the bin
+                await _post(client, probes, index, 1, 0.3)
+            for index, sensor in enumerate(probes.sensor_ids):
+                sent_at[sensor] = time.perf_counter()
+                status = await _post(client, probes, index, 2, 0.97)
+                if status != 200:
+                    del sent_at[sensor]
+                await asyncio.sleep(spacing_s)
+        deadline = time.monotonic() + settle_s
+        while len(latencies) < len(sent_at) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        stop.set()
+        await watcher
+    finally:
+        await consumer.stop()
+    return list(latencies.values()), len(sent_at) - len(latencies)
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    cluster = await consumer._client.fetch_all_metadata()  # group-less consumers get no metadata otherwise
+    return cluster.partitions_for_topic(topic) or {0}

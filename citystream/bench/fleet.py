@@ -1,0 +1,88 @@
+"""The benchmark's sensors: declared and activated through the register API, with gateway credentials, and the
+reading payloads they send (city-model metrics, a per-sensor seq counter, `observed_at` ≈ now).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from citystream.simulate.city import SensorSpec, build_fleet
+from citystream.simulate.clients import RegisterClient
+from citystream.simulate.model import CityModel, SimConfig
+from schemas.common import Domain
+
+GATEWAY_MAX_SENSORS = 1000
+VARIANTS = 16  # metric sets per sensor, cycled, so detectors do not see a flat line
+
+
+@dataclass
+class BenchFleet:
+    sensor_ids: list[str]
+    credentials: list[str]  # credential of sensor i
+    variants: list[list[dict[str, float]]]  # metric sets of sensor i
+    seq: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.seq = [0] * len(self.sensor_ids)
+        self._cursor = itertools.cycle(range(len(self.sensor_ids)))
+
+    def next_batch(self, size: int, seq_base: int, observed_at: str | None = None) -> tuple[str, list[dict], list[int]]:
+        """`size` readings of consecutive sensors sharing one credential; returns (credential, payloads, keys)."""
+        observed_at = observed_at or datetime.now(UTC).isoformat(timespec="milliseconds")
+        first = next(self._cursor)
+        credential = self.credentials[first]
+        payloads, keys = [], []
+        index = first
+        for _ in range(size):
+            if self.credentials[index] != credential:
+                break
+            n = self.seq[index] = self.seq[index] + 1
+            seq = seq_base + n
+            payloads.append({"sensor_id": self.sensor_ids[index], "seq": seq, "observed_at": observed_at,
+                             "metrics": self.variants[index][n % VARIANTS]})
+            keys.append(key_of(index, seq))
+            index = next(self._cursor)
+        return credential, payloads, keys
+
+
+def key_of(sensor_index: int, seq: int) -> int:
+    """(sensor, seq) packed into one int: a set of a million of them stays small."""
+    return (sensor_index << 44) | seq
+
+
+def variants_for(specs: list[SensorSpec], seed: int) -> list[list[dict[str, float]]]:
+    model = CityModel(SimConfig(seed=seed, sensors=len(specs), interval_s=300, start_t=time.time() - 86_400,
+                                anomalies=False, bad_traffic=False), fleet=specs)
+    rounds = [model.next_round() for _ in range(VARIANTS)]
+    by_sensor = {spec.sensor_id: [] for spec in specs}
+    for rnd in rounds:
+        for reading in rnd.readings:
+            by_sensor[reading.sensor_id].append(reading.metrics)
+    return [by_sensor[spec.sensor_id] for spec in specs]
+
+
+async def register_fleet(register: RegisterClient, prefix: str, count: int, domain: Domain | None,
+                         seed: int = 11, concurrency: int = 8) -> BenchFleet:
+    """Declares `count` sensors (all of `domain`, or the city mix), activates them, issues gateway credentials."""
+    specs = [spec for spec in build_fleet(seed, count * (3 if domain else 1), prefix)
+             if domain is None or spec.domain is domain][:count]
+    # The benchmark measures the platform, not the rate limiter: each sensor may send 10,000 readings/s.
+    specs = [SensorSpec(s.sensor_id, s.domain, s.location, s.params, rate_limit_per_minute=600_000) for s in specs]
+    gate = asyncio.Semaphore(concurrency)
+
+    async def ensure(spec: SensorSpec) -> None:
+        async with gate:
+            await register.ensure_active(spec.declaration(60.0))
+
+    await asyncio.gather(*(ensure(spec) for spec in specs))
+    credentials: list[str] = []
+    ids = [spec.sensor_id for spec in specs]
+    for start in range(0, len(ids), GATEWAY_MAX_SENSORS):
+        chunk = ids[start:start + GATEWAY_MAX_SENSORS]
+        credential = await register.issue_gateway(chunk)
+        credentials.extend([credential] * len(chunk))
+    return BenchFleet(ids, credentials, variants_for(specs, seed))

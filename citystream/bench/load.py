@@ -1,0 +1,131 @@
+"""Load generators: HTTP batches to `POST /v1/readings` and raw records to `citystream.readings.raw.v1`, as fast as
+they go (or at a set rate), recording ack latency, outcomes and the (sensor, seq) keys that were acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+import orjson
+
+from citystream.bench.fleet import BenchFleet, key_of
+from schemas import headers as wire_headers
+from schemas.topics import RAW_READINGS
+from services.common.kafka import make_producer
+
+
+@dataclass
+class LoadResult:
+    started: float = 0.0
+    ended: float = 0.0
+    sent: int = 0
+    accepted_keys: set[int] = field(default_factory=set)
+    rejected: Counter = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: Counter = field(default_factory=Counter)
+
+    @property
+    def seconds(self) -> float:
+        return max(1e-9, self.ended - self.started)
+
+    @property
+    def acked_per_s(self) -> float:
+        return len(self.accepted_keys) / self.seconds
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+async def http_load(url: str, fleet: BenchFleet, *, batch: int, connections: int, duration_s: float, seq_base: int,
+                    rate: float | None = None, progress: Callable[[int], None] = lambda n: None) -> LoadResult:
+    """`connections` workers post batches for `duration_s`; `rate` (readings/s) caps the total when given."""
+    result = LoadResult(started=time.time())
+    deadline = time.monotonic() + duration_s
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits) as client:
+
+        async def worker() -> None:
+            while time.monotonic() < deadline:
+                if rate is not None:
+                    due = result.started + result.sent / rate
+                    if due > time.time():
+                        await asyncio.sleep(due - time.time())
+                credential, payloads, keys = fleet.next_batch(batch, seq_base)
+                result.sent += len(payloads)
+                began = time.perf_counter()
+                try:
+                    response = await client.post("/v1/readings", content=orjson.dumps({"readings": payloads}),
+                                                 headers={"Authorization": f"Bearer {credential}",
+                                                          "Content-Type": "application/json"})
+                except httpx.HTTPError as problem:
+                    result.errors[type(problem).__name__] += 1
+                    continue
+                result.latencies_ms.append((time.perf_counter() - began) * 1000)
+                if response.status_code == 200:
+                    result.accepted_keys.update(keys)
+                elif response.status_code in (207, 400, 401, 403, 404, 413, 422, 429):
+                    body = orjson.loads(response.content)
+                    outcomes = body.get("outcomes") or [{"status": "rejected", "reason": body.get("reason")}] * len(keys)
+                    for key, outcome in zip(keys, outcomes):
+                        if outcome["status"] == "accepted":
+                            result.accepted_keys.add(key)
+                        else:
+                            result.rejected[outcome.get("reason")] += 1
+                else:
+                    result.errors[f"HTTP {response.status_code}"] += 1
+                progress(len(payloads))
+
+        await asyncio.gather(*(worker() for _ in range(connections)))
+    result.ended = time.time()
+    return result
+
+
+async def kafka_load(bootstrap: str, topic: str, fleet: BenchFleet, *, duration_s: float, seq_base: int,
+                     window: int = 20_000, progress: Callable[[int], None] = lambda n: None) -> LoadResult:
+    """Produces raw readings (key = sensor id, `credential` header) with acks=all; a key counts once acknowledged."""
+    result = LoadResult(started=time.time())
+    producer = make_producer(bootstrap, "bench-raw", linger_ms=20)
+    await producer.start()
+    deadline = time.monotonic() + duration_s
+    in_flight: list[tuple[asyncio.Future, int]] = []
+    try:
+        while time.monotonic() < deadline:
+            credential, payloads, keys = fleet.next_batch(1000, seq_base)
+            # One event-id per batch of headers: the gate does not read it, and a uuid per record would cost the
+            # load generator more CPU than the producer itself.
+            headers = [*wire_headers.make_headers(RAW_READINGS, "bench"), (wire_headers.CREDENTIAL, credential.encode())]
+            for payload, key in zip(payloads, keys):
+                future = await producer.send(topic, orjson.dumps(payload), key=payload["sensor_id"].encode(),
+                                             headers=headers)
+                in_flight.append((future, key))
+            result.sent += len(payloads)
+            if len(in_flight) >= window:
+                await _settle(in_flight, result)
+                progress(window)
+        await _settle(in_flight, result)
+    finally:
+        await producer.stop()
+    result.ended = time.time()
+    return result
+
+
+async def _settle(in_flight: list, result: LoadResult) -> None:
+    for future, key in in_flight:
+        try:
+            await future
+            result.accepted_keys.add(key)
+        except Exception as problem:  # an unacknowledged record is not counted as sent-and-acked
+            result.errors[type(problem).__name__] += 1
+    in_flight.clear()
+
+
+__all__ = ["LoadResult", "http_load", "kafka_load", "key_of", "percentile"]
