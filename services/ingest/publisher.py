@@ -1,11 +1,18 @@
-"""Sends a batch of gate records to Kafka and waits for every ack, within a deadline (no ack in time → unavailable)."""
+"""Sends a batch of gate records to Kafka and waits for every ack, within a deadline (no ack in time → unavailable).
+
+An idempotent producer whose batches expired while the broker was down is left with a gap in its sequence
+numbers; after the broker is back every send fails with OutOfOrderSequenceNumber, for ever. aiokafka does not
+reset the producer id itself, so the Publisher replaces such a producer with a fresh one (a new producer id).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+
+from aiokafka.errors import InvalidProducerEpoch, OutOfOrderSequenceNumber, ProducerFenced, UnknownProducerId
 
 from services.common.errors import DependencyUnavailable
 from services.ingest import metrics
@@ -13,15 +20,25 @@ from services.ingest.records import OutRecord
 
 log = logging.getLogger(__name__)
 
+# Errors after which this producer id cannot send again: only a new producer helps.
+PRODUCER_LOST = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch, ProducerFenced)
+
 
 class Publisher:
-    """Wraps an idempotent acks=all producer; `topic_of` maps catalogue names to deployed (prefixed) names."""
+    """Wraps an idempotent acks=all producer; `topic_of` maps catalogue names to deployed (prefixed) names.
 
-    def __init__(self, producer, topic_of: Callable[[str], str], ack_timeout_s: float, path: str) -> None:
-        self._producer = producer
+    `renew`, when given, builds and starts a replacement producer after a PRODUCER_LOST error.
+    """
+
+    def __init__(self, producer, topic_of: Callable[[str], str], ack_timeout_s: float, path: str,
+                 renew: Callable[[], Awaitable[object]] | None = None) -> None:
+        self.producer = producer
         self._topic_of = topic_of
         self._ack_timeout_s = ack_timeout_s
         self._path = path
+        self._renew = renew
+        self._renewing = asyncio.Lock()
+        self._retiring: set[asyncio.Task] = set()
 
     async def publish(self, records: Sequence[OutRecord]) -> None:
         """Send all, then await all acks. Raises DependencyUnavailable when Kafka does not ack in time.
@@ -31,26 +48,54 @@ class Publisher:
         """
         if not records:
             return
-        started = time.perf_counter()
+        started, producer = time.perf_counter(), self.producer
         try:
-            await asyncio.wait_for(self._send_all(records), self._ack_timeout_s)
+            await asyncio.wait_for(self._send_all(producer, records), self._ack_timeout_s)
         except Exception as problem:  # timeout, broker errors: all mean "not acknowledged"
             metrics.KAFKA_UNAVAILABLE.inc()
             log.warning("kafka did not acknowledge %d records: %r", len(records), problem)
+            if isinstance(problem, PRODUCER_LOST) and self._renew is not None:
+                await self._replace(producer, problem)
             raise DependencyUnavailable(f"kafka did not acknowledge in {self._ack_timeout_s}s") from problem
         metrics.ACK_LATENCY.labels(self._path).observe(time.perf_counter() - started)
 
-    async def _send_all(self, records: Sequence[OutRecord]) -> None:
+    async def close(self) -> None:
+        await self.producer.stop()
+        await asyncio.gather(*self._retiring, return_exceptions=True)
+
+    async def _replace(self, failed, problem: Exception) -> None:
+        async with self._renewing:
+            if self.producer is not failed:
+                return  # a concurrent batch already replaced it
+            try:
+                fresh = await self._renew()
+            except Exception as renew_problem:  # broker still away: the next failing batch tries again
+                log.warning("could not replace the producer yet: %r", renew_problem)
+                return
+            self.producer = fresh
+            log.warning("producer replaced after %r: it can no longer send", problem)
+            retiring = asyncio.create_task(_retire(failed), name="producer-retire")
+            self._retiring.add(retiring)
+            retiring.add_done_callback(self._retiring.discard)
+
+    async def _send_all(self, producer, records: Sequence[OutRecord]) -> None:
         pending = []
         try:
             for record in records:
-                pending.append(await self._producer.send(
+                pending.append(await producer.send(
                     self._topic_of(record.topic), record.value, key=record.key, headers=record.headers))
             await asyncio.gather(*pending)
         except BaseException:
             for future in pending:  # nobody will await them any more; keep asyncio quiet about lost exceptions
                 future.add_done_callback(_consume_exception)
             raise
+
+
+async def _retire(producer) -> None:
+    try:
+        await asyncio.wait_for(producer.stop(), 10)
+    except Exception as problem:  # its batches are failing anyway; what matters is that it is closed
+        log.info("retired producer stopped with %r", problem)
 
 
 def _consume_exception(future: asyncio.Future) -> None:

@@ -1,4 +1,5 @@
-"""What a gate process holds while it runs: the register view, the producer (as a Publisher) and the rate limiter."""
+"""What a gate process holds while it runs: the register view, the producer (inside a Publisher, which renews it)
+and the rate limiter."""
 
 from __future__ import annotations
 
@@ -30,9 +31,21 @@ class GateRuntime:
 
     @classmethod
     def build(cls, settings: IngestSettings, path: str) -> GateRuntime:
-        producer = make_producer(settings.kafka_bootstrap, f"ingest-{path}", request_timeout_ms=5_000)
+        def new_producer():
+            return make_producer(settings.kafka_bootstrap, f"ingest-{path}", request_timeout_ms=5_000)
+
+        async def renew():
+            producer = new_producer()
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            return producer
+
+        producer = new_producer()
         limits = GateLimits(timedelta(seconds=settings.clock_skew_s), timedelta(seconds=settings.max_age_s))
-        publisher = Publisher(producer, settings.topic, settings.ack_timeout_s, path)
+        publisher = Publisher(producer, settings.topic, settings.ack_timeout_s, path, renew)
         return cls(settings, RegisterView.for_settings(settings), producer, publisher, limits)
 
     def start(self) -> None:
@@ -53,7 +66,7 @@ class GateRuntime:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.view.stop()
         if self.producer_started.is_set():
-            await self.producer.stop()
+            await self.publisher.close()  # the producer it holds now (it may have replaced the first one)
 
     async def _start_producer(self) -> None:
         backoff_s = 0.5
