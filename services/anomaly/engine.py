@@ -1,8 +1,9 @@
 """Runs a sensor's detectors, lifecycle and rollups over one reading, a timer tick or an operator action (pure).
 
 The Faust agents, `citystream replay` and `citystream eval` all call this same code. Per-sensor state is one
-JSON-able dict (a Faust table value):
-`{"seq": last seq seen, "m": {metric: baseline}, "d": {detector id: state}, "sil": {...}, "lc": {...}, "roll": {...}}`.
+JSON-able dict: `{"seq": last seq seen, "m": {metric: hot baseline}, "b": {metric: seasonal baseline},
+"d": {detector id: state}, "sil": {...}, "lc": {...}, "roll": {...}}`. The worker writes everything but "b" to its
+hot table on every reading and "b" to the baseline table lazily (services/anomaly/state.py).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class Engine:
 
     @staticmethod
     def new_state() -> dict:
-        return {"seq": -1, "m": {}, "d": {}, "sil": {}, "lc": lifecycle.new_state(), "roll": {}}
+        return {"seq": -1, "m": {}, "b": {}, "d": {}, "sil": {}, "lc": lifecycle.new_state(), "roll": {}}
 
     def observe(self, state: dict, obs: Obs, profile: Profile, arrival: float | None = None) -> Outcome:
         """Judge one reading. A seq at or below the last one seen is a redelivery and changes nothing."""
@@ -49,16 +50,21 @@ class Engine:
             return Outcome(duplicate=True)
         state["seq"] = obs.seq
         self.silence.seen(state["sil"], obs.t if arrival is None else arrival, obs.t)
-        t, metrics, learned = obs.t, obs.metrics, state["m"]
+        t, metrics, hots, seasonals = obs.t, obs.metrics, state["m"], state["b"]
         views = {}
+        learning = []
         for metric in self.metrics:
             x = metrics.get(metric)
             if x is not None:
-                ms = learned.get(metric)
-                if ms is None:
-                    ms = learned[metric] = baselines.new_state()
-                views[metric] = baselines.view(ms, t, x)
-        worst: dict[str, Verdict] = {}
+                hot = hots.get(metric)
+                if hot is None:
+                    hot = hots[metric] = baselines.new_hot()
+                seasonal = seasonals.get(metric)
+                if seasonal is None:
+                    seasonal = seasonals[metric] = baselines.new_seasonal()
+                v = views[metric] = baselines.view(hot, seasonal, t, x)
+                learning.append((hot, seasonal, v))
+        worst: dict = {}
         dstate = state["d"]
         for detector in self.detectors:
             st = dstate.get(detector.state_key)
@@ -67,17 +73,22 @@ class Engine:
             v = detector.observe(st, obs, views, profile)
             if v is not None:
                 kind = v.kind
-                if kind not in worst or v.ratio > worst[kind].ratio:
+                other = worst.get(kind)
+                if other is None or v.score / v.threshold > other.score / other.threshold:
                     worst[kind] = v
-        for metric, v in views.items():
-            baselines.learn(learned[metric], t, v.value, v)
+        for hot, seasonal, v in learning:
+            baselines.learn(hot, seasonal, t, v.value, v)
         outcome = Outcome(verdicts=list(worst.values()))
         lc = state["lc"]
-        if "silence" in lc["open"]:
+        opened = lc["open"]
+        if "silence" in opened:
             silence = self.silence.check(state["sil"], obs.t if arrival is None else arrival, profile, obs.seq)
             if silence is not None:
                 outcome.verdicts.append(silence)
         for v in outcome.verdicts:
+            # A normal verdict of a kind with no alert (open or muted) changes nothing: skip the lifecycle.
+            if v.score < v.threshold and (not opened or v.kind.value not in opened):
+                continue
             event = self.lifecycle.judge(lc, obs.sensor_id, self.domain, v, obs.seq, t)
             if event is not None:
                 outcome.events.append(event)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import ClassVar
 
 from schemas.alerts import AlertKind, ContributingReading, Explanation
@@ -62,7 +63,7 @@ class Verdict:
     score: float
     threshold: float
     clear_below: float
-    summary: str
+    summary: str | Callable[[], str]  # a callable is formatted only if an alert needs the explanation
     contributing: tuple[Contribution, ...] = ()
 
     @property
@@ -79,7 +80,8 @@ class Verdict:
         return Explanation(
             detector=self.detector, detector_version=self.version, metric=self.metric,
             observed=round(self.observed, 6), expected=None if self.expected is None else round(self.expected, 6),
-            score=round(self.score, 6), threshold=self.threshold, summary=self.summary,
+            score=round(self.score, 6), threshold=self.threshold,
+            summary=self.summary if isinstance(self.summary, str) else self.summary(),
             contributing=tuple(
                 ContributingReading(seq=seq, observed_at=datetime.fromtimestamp(t, UTC), metric=m, value=v)
                 for seq, t, m, v in self.contributing
@@ -106,7 +108,8 @@ class Detector:
     def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
         raise NotImplementedError
 
-    def verdict(self, metric: str, observed: float, expected: float | None, score: float, summary: str,
+    def verdict(self, metric: str, observed: float, expected: float | None, score: float,
+                summary: str | Callable[[], str],
                 contributing: tuple[Contribution, ...], severity: Severity | None = None) -> Verdict:
         return Verdict(self.id, self.version, self.kind, severity or self.severity, metric, observed, expected,
                        score, self.threshold, self.clear_below, summary, contributing)

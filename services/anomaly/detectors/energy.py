@@ -28,7 +28,7 @@ class Spike(Detector):
             z = min(z, self.clear_below * 0.99)  # a small relative change is not a spike, however steady the load
         return self.verdict(
             POWER, v.value, v.expected, z,
-            f"activePower {v.value:.4g} is {z:.1f} sigmas above the usual {v.expected:.4g} at this hour",
+            lambda: f"activePower {v.value:.4g} is {z:.1f} sigmas above the usual {v.expected:.4g} at this hour",
             ((obs.seq, obs.t, POWER, v.value),), escalate(self.severity, 1) if z >= 3 * self.threshold else None,
         )
 
@@ -51,7 +51,7 @@ class Outage(Detector):
         score = max(0.0, 1.0 - max(v.value, 0.0) / v.expected)
         return self.verdict(
             POWER, v.value, v.expected, score,
-            f"activePower {v.value:.4g} where {v.expected:.4g} is usual at this hour: supply looks lost",
+            lambda: f"activePower {v.value:.4g} where {v.expected:.4g} is usual at this hour: supply looks lost",
             ((obs.seq, obs.t, POWER, v.value),),
         )
 
@@ -81,6 +81,6 @@ class Drift(Detector):
         direction = "above" if level > 0 else "below"
         return self.verdict(
             POWER, v.value, v.expected, abs(level),
-            f"activePower has stayed {direction} its baseline by {abs(level):.1f} sigmas on average",
+            lambda: f"activePower has stayed {direction} its baseline by {abs(level):.1f} sigmas on average",
             ((obs.seq, obs.t, POWER, v.value),),
         )

@@ -29,7 +29,7 @@ class AnomalousValue(Detector):
         z = abs(v.value - v.expected) / v.sigma
         return self.verdict(
             metric, v.value, v.expected, z,
-            f"{metric} {v.value:.4g} is {z:.1f} robust sigmas from its usual {v.expected:.4g} at this hour",
+            lambda: f"{metric} {v.value:.4g} is {z:.1f} robust sigmas from its usual {v.expected:.4g} at this hour",
             ((obs.seq, obs.t, metric, v.value),), escalate(self.severity, 1) if z >= 2 * self.threshold else None,
         )
 
@@ -65,7 +65,7 @@ class RapidChange(Detector):
             return None
         return self.verdict(
             metric, v.value, v.prev, score,
-            f"{metric} jumped from {v.prev:.4g} to {v.value:.4g}, {score:.1f}x its usual step",
+            lambda: f"{metric} jumped from {v.prev:.4g} to {v.value:.4g}, {score:.1f}x its usual step",
             ((obs.seq, obs.t, metric, v.value),),
         )
 
@@ -100,7 +100,7 @@ class Flatline(Detector):
         count = float(st["n"])
         return self.verdict(
             metric, v.value, v.expected, count,
-            f"{metric} has repeated {v.value:.4g} for {int(count)} readings; it usually varies",
+            lambda: f"{metric} has repeated {v.value:.4g} for {int(count)} readings; it usually varies",
             ((obs.seq, obs.t, metric, v.value),),
         )
 
@@ -123,7 +123,7 @@ class PhysicalRange(Detector):
                 limit = bounds[0] if value < bounds[0] else bounds[1]
                 return self.verdict(
                     metric, value, limit, 1.0,
-                    f"{metric} {value:.4g} is outside its declared range [{bounds[0]:.4g}, {bounds[1]:.4g}]",
+                    lambda: f"{metric} {value:.4g} is outside its declared range [{bounds[0]:.4g}, {bounds[1]:.4g}]",
                     ((obs.seq, obs.t, metric, value),),
                 )
         return self.verdict("*", 0.0, None, 0.0, "every metric within its declared range", ())
@@ -164,6 +164,6 @@ class Silence:
         score = gap / usual
         return Verdict(
             self.id, self.version, self.kind, self.severity, "*", gap, usual, score, self.threshold,
-            self.clear_below, f"no reading for {gap:.0f} s; the sensor usually reports every {usual:.0f} s",
+            self.clear_below, lambda: f"no reading for {gap:.0f} s; the sensor usually reports every {usual:.0f} s",
             ((last_seq, last, "*", 0.0),),
         )

@@ -29,7 +29,7 @@ class Congestion(Detector):
         score = drop if occupancy >= self.MIN_OCCUPANCY else min(drop, 0.0)
         return self.verdict(
             SPEED, v.value, v.expected, score,
-            f"speed {v.value:.0f} km/h is {drop:.0%} below the usual {v.expected:.0f} km/h"
+            lambda: f"speed {v.value:.0f} km/h is {drop:.0%} below the usual {v.expected:.0f} km/h"
             f" with occupancy {occupancy:.0%}",
             ((obs.seq, obs.t, SPEED, v.value), (obs.seq, obs.t, OCCUPANCY, occupancy)),
             Severity.HIGH if score >= 0.75 else None,
@@ -69,6 +69,6 @@ class Incident(Detector):
                 st.pop("ref", None)
         return self.verdict(
             INTENSITY, v.value, ref or v.short, drop,
-            f"intensity collapsed to {v.value:.0f} from a recent flow of {(ref or v.short):.0f}",
+            lambda: f"intensity collapsed to {v.value:.0f} from a recent flow of {(ref or v.short):.0f}",
             ((obs.seq, obs.t, INTENSITY, v.value),), escalate(self.severity, 1) if drop >= 0.95 else None,
         )

@@ -28,7 +28,7 @@ class Overflow(Detector):
         if level is None:
             return None
         return self.verdict(
-            LEVEL, level, self.threshold, level, f"bin is {level:.0%} full (threshold {self.threshold:.0%})",
+            LEVEL, level, self.threshold, level, lambda: f"bin is {level:.0%} full (threshold {self.threshold:.0%})",
             ((obs.seq, obs.t, LEVEL, level),), Severity.HIGH if level >= 0.98 else None,
         )
 
@@ -63,7 +63,7 @@ class AbnormalFillRate(Detector):
             return None
         score = z if rate >= self.MIN_RATE else min(z, 0.0)
         return self.verdict(
-            LEVEL, rate, mean, score, f"filling at {rate:.2f}/h against a usual {mean:.3f}/h",
+            LEVEL, rate, mean, score, lambda: f"filling at {rate:.2f}/h against a usual {mean:.3f}/h",
             ((obs.seq, obs.t, LEVEL, v.value),),
         )
 
@@ -85,19 +85,19 @@ class FireRisk(Detector):
         temperature, methane = obs.metrics.get(TEMPERATURE), obs.metrics.get(METHANE)
         if temperature is None and methane is None:
             return None
-        best = (0.0, TEMPERATURE, 0.0, None, "")
+        best = (0.0, TEMPERATURE, 0.0, None, lambda: "no heat or gas")
         if temperature is not None:
             best = max(best, (temperature / self.MAX_TEMPERATURE_C, TEMPERATURE, temperature,
-                              self.MAX_TEMPERATURE_C, f"temperature {temperature:.1f} °C"), key=_score)
+                              self.MAX_TEMPERATURE_C, lambda: f"temperature {temperature:.1f} °C"), key=_score)
             v = views.get(TEMPERATURE)
             if v is not None and v.expected is not None:
                 best = max(best, ((temperature - v.expected) / self.MAX_RISE_C, TEMPERATURE, temperature,
-                                  v.expected, f"temperature {temperature:.1f} °C vs usual {v.expected:.1f} °C"), key=_score)
+                                  v.expected, lambda: f"temperature {temperature:.1f} °C vs usual {v.expected:.1f} °C"), key=_score)
         if methane is not None:
             best = max(best, (methane / self.MAX_METHANE_PPM, METHANE, methane, self.MAX_METHANE_PPM,
-                              f"methane {methane:.0f} ppm"), key=_score)
+                              lambda: f"methane {methane:.0f} ppm"), key=_score)
         score, metric, observed, expected, what = best
-        return self.verdict(metric, observed, expected, score, f"fire risk: {what} (score {score:.2f})",
+        return self.verdict(metric, observed, expected, score, lambda: f"fire risk: {what()} (score {score:.2f})",
                             ((obs.seq, obs.t, metric, observed),))
 
 
@@ -134,6 +134,6 @@ class MissedCollection(Detector):
         contributing = ((full[0], full[1], LEVEL, v.value), (obs.seq, obs.t, LEVEL, v.value)) if full else ()
         return self.verdict(
             LEVEL, duration / HOUR_S, usual / HOUR_S, duration / usual,
-            f"bin full for {duration / HOUR_S:.1f} h; it is usually emptied every {usual / HOUR_S:.1f} h",
+            lambda: f"bin full for {duration / HOUR_S:.1f} h; it is usually emptied every {usual / HOUR_S:.1f} h",
             contributing,
         )
