@@ -1,4 +1,4 @@
-"""`python -m services.anomaly worker`: starts the Faust worker (web on CITYSTREAM_WEB_PORT, default 8085)."""
+"""`python -m services.anomaly worker`: starts the Faust worker (web on CITYSTREAM_ANOMALY_WEB_PORT, default 8085)."""
 
 from __future__ import annotations
 

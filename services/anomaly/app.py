@@ -1,6 +1,7 @@
 """The Faust worker: readings → detectors → `citystream.alerts.v1` + `citystream.rollups.1m.v1`; applies
-operator commands from `citystream.alerts.actions.v1`. Per-sensor state lives in the changelog-backed table
-`sensor_to_state`; the register topic gives declared ranges and intervals. Web: /healthz, /readyz, /metrics.
+operator commands from `citystream.alerts.actions.v1`. Per-sensor state lives in two changelog-backed tables,
+`sensor_to_state` (hot, every reading) and `sensor_to_baseline` (seasonal, when due; see state.py), cached by
+sensors.py; the register topic gives declared ranges and intervals. Web: /healthz, /readyz, /metrics.
 """
 
 from __future__ import annotations
@@ -20,21 +21,26 @@ from services.anomaly.detectors import DEFAULT_PROFILE, Obs
 from services.anomaly.engine import Engine, Outcome
 from services.anomaly.lifecycle import LifecycleConfig
 from services.anomaly.register_view import RegisterView
+from services.anomaly.sensors import SensorStates
 from services.anomaly.settings import AnomalySettings
 from services.common.metrics import metrics_payload
 
 log = logging.getLogger(__name__)
 settings = AnomalySettings()
+settings.datadir.mkdir(parents=True, exist_ok=True)  # Faust wants its data directory's parent to exist
 
 app = faust.App(
     settings.app_id, broker=f"kafka://{settings.kafka_bootstrap}", store=settings.table_store(),
-    web_port=settings.web_port, web_host=settings.web_host, topic_partitions=4, table_standby_replicas=0,
+    datadir=str(settings.datadir.resolve()), web_port=settings.web_port, web_host=settings.web_host, topic_partitions=4, table_standby_replicas=0,
     consumer_auto_offset_reset="earliest", producer_acks=-1, web_in_thread=False,
 )
-sensor_to_state = app.Table("sensor_to_state", default=None, partitions=4, key_type=str)  # values: JSON
+# Values are encoded by services/anomaly/state.py (compact JSON / binary); value_type=bytes = raw serializer.
+sensor_to_state = app.Table("sensor_to_state", default=None, partitions=4, key_type=str, value_type=bytes)
+sensor_to_baseline = app.Table("sensor_to_baseline", default=None, partitions=4, key_type=str, value_type=bytes)
 register = RegisterView()
 lifecycle_config = LifecycleConfig(resolve_after_s=settings.resolve_after_s)
 engines = {d.value: Engine(d.value, silence_k=settings.silence_k, lifecycle_config=lifecycle_config) for d in Domain}
+states = SensorStates(sensor_to_state, sensor_to_baseline, lambda domain: engines[domain].new_state())
 
 
 def _topic(name: str) -> faust.TopicT:
@@ -71,13 +77,13 @@ async def judge_reading(domain: str, event: faust.EventT) -> None:
         return
     sensor_id = reading.sensor_id
     engine = engines[domain]
-    state = sensor_to_state.get(sensor_id) or {**engine.new_state(), "dom": domain}
+    state = states.get(sensor_id, message.partition, domain)
     values = {name: value for name, value in reading.metrics.model_dump().items() if value is not None}
     obs = Obs(sensor_id, reading.seq, reading.observed_at.timestamp(), values)
     outcome = engine.observe(state, obs, register.profiles.get(sensor_id, DEFAULT_PROFILE), arrival=time.time())
     metrics.READINGS.labels(domain).inc()
     if not outcome.duplicate:
-        sensor_to_state[sensor_id] = state
+        states.save(sensor_id, state, obs.t)
         await publish(sensor_id, outcome)
 
 
@@ -104,13 +110,13 @@ async def apply_operator_actions(stream: faust.StreamT) -> None:
         m = event.message
         try:
             action = AlertAction.model_validate_json(m.value)
-            state = sensor_to_state.get(action.sensor_id)
+            state = states.get(action.sensor_id, m.partition)
             if state is None:
                 log.info("action %s for unknown sensor %s ignored", action.action_id, action.sensor_id)
                 continue
             outcome = Outcome(events=engines[state["dom"]].apply_action(state, action))
             if outcome.events:
-                sensor_to_state[action.sensor_id] = state
+                states.save(action.sensor_id, state, None)
                 await publish(action.sensor_id, outcome)
         except Exception:
             metrics.ERRORS.labels("action").inc()
@@ -124,13 +130,13 @@ async def check_silence(stream: faust.StreamT) -> None:
         m = event.message
         try:
             sensor_id, now = m.key.decode(), float(m.value)
-            state = sensor_to_state.get(sensor_id)
+            state = states.get(sensor_id, m.partition)
             if state is None:
                 continue
             outcome = engines[state["dom"]].tick(state, sensor_id, now, register.profiles.get(sensor_id,
                                                                                               DEFAULT_PROFILE))
             if outcome.events or outcome.rollups:
-                sensor_to_state[sensor_id] = state
+                states.save(sensor_id, state, None)
                 await publish(sensor_id, outcome)
         except Exception:
             metrics.ERRORS.labels("tick").inc()
@@ -141,9 +147,17 @@ async def check_silence(stream: faust.StreamT) -> None:
 async def find_due_sensors() -> None:
     """Tables cannot be written from a timer, so due sensors get a tick record keyed like their readings."""
     now = time.time()
-    for sensor_id, state in list(sensor_to_state.items()):
+    for sensor_id, raw in list(sensor_to_state.items()):
+        state = states.peek(sensor_id, raw)
         if state and engines[state["dom"]].tick_due(state, now, register.profiles.get(sensor_id, DEFAULT_PROFILE)):
             await ticks_topic.send(key=sensor_id.encode(), value=repr(now).encode())
+
+
+@app.on_partitions_assigned.connect
+async def forget_moved_sensors(app: faust.App, assigned: set, **kwargs) -> None:
+    """Cached states of partitions now owned elsewhere are dropped; the rest are re-checked on next use."""
+    readings = {settings.topic(readings_topic(d.value)) for d in Domain}
+    states.rebalanced(tp.partition for tp in assigned if tp.topic in readings)
 
 
 @app.task

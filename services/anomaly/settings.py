@@ -1,20 +1,35 @@
-"""Settings of the anomaly worker (CITYSTREAM_* env), built once in the entrypoint."""
+"""Settings of the anomaly worker (CITYSTREAM_ANOMALY_* plus the common CITYSTREAM_* env), built once in the
+entrypoint."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import CommonSettings
 
 
 class AnomalySettings(CommonSettings):
-    app_id: str = Field(default="citystream-anomaly", description="Faust app id = consumer group + changelog prefix.")
-    web_port: int = Field(default=8085, ge=1, le=65535)
-    web_host: str = Field(default="127.0.0.1")
-    store: str = Field(default="", description="Faust table store URL; empty = rocksdb:// if importable else memory://")
-    tick_interval_s: float = Field(default=5.0, gt=0, description="How often the timer looks for silence/rollups.")
-    silence_k: float = Field(default=3.0, gt=1, description="Silent after k × the sensor's usual interval.")
-    resolve_after_s: float = Field(default=600.0, ge=0, description="Auto-resolve after this long back to normal.")
+    # populate_by_name: tests and entrypoints may also pass fields by name.
+    model_config = SettingsConfigDict(env_prefix="CITYSTREAM_", frozen=True, extra="ignore", populate_by_name=True)
+
+    app_id: str = Field(default="citystream-anomaly", validation_alias="CITYSTREAM_ANOMALY_APP_ID",
+                        description="Faust app id = consumer group + changelog topic prefix.")
+    web_port: int = Field(default=8085, ge=1, le=65535, validation_alias="CITYSTREAM_ANOMALY_WEB_PORT")
+    web_host: str = Field(default="127.0.0.1", validation_alias="CITYSTREAM_ANOMALY_WEB_HOST")
+    store: str = Field(default="", validation_alias="CITYSTREAM_ANOMALY_STORE",
+                       description="Faust table store URL; empty = rocksdb:// if rocksdict imports, else memory://")
+    data_dir: Path = Field(default=Path(".citystream/anomaly"), validation_alias="CITYSTREAM_ANOMALY_DATA_DIR",
+                           description="Parent of the worker's data directory (<data_dir>/<app_id>-data: "
+                                       "RocksDB tables); relative = to the working directory.")
+    tick_interval_s: float = Field(default=5.0, gt=0, validation_alias="CITYSTREAM_ANOMALY_TICK_INTERVAL_S",
+                                   description="How often the timer looks for silence and quiet rollup windows.")
+    silence_k: float = Field(default=3.0, gt=1, validation_alias="CITYSTREAM_ANOMALY_SILENCE_K",
+                             description="Silent after k × the sensor's usual interval.")
+    resolve_after_s: float = Field(default=600.0, ge=0, validation_alias="CITYSTREAM_ANOMALY_RESOLVE_AFTER_S",
+                                   description="Auto-resolve after the signal is back to normal this long.")
 
     def table_store(self) -> str:
         if self.store:
@@ -24,3 +39,7 @@ class AnomalySettings(CommonSettings):
         except ImportError:
             return "memory://"
         return "rocksdb://"
+
+    @property
+    def datadir(self) -> Path:
+        return self.data_dir / f"{self.app_id}-data"

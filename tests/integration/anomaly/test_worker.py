@@ -20,7 +20,7 @@ def worker_factory(kafka_bootstrap, kafka_topics, tmp_path):
 
     def make(**env: str) -> Worker:
         worker = Worker(kafka_bootstrap, kafka_topics, app_id, tmp_path / f"worker{len(started)}.log",
-                        CITYSTREAM_RESOLVE_AFTER_S="600", **env)
+                        CITYSTREAM_ANOMALY_RESOLVE_AFTER_S="600", **env)
         started.append(worker)
         return worker
 

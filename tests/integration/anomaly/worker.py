@@ -29,9 +29,11 @@ def free_port() -> int:
 class Worker:
     def __init__(self, bootstrap: str, prefix: str, app_id: str, log_path: Path, **env: str) -> None:
         self.port = free_port()
+        # Each worker gets its own data directory (RocksDB tables), next to its log.
         self.env = {**os.environ, "CITYSTREAM_KAFKA_BOOTSTRAP": bootstrap, "CITYSTREAM_TOPIC_PREFIX": prefix,
-                    "CITYSTREAM_APP_ID": app_id, "CITYSTREAM_WEB_PORT": str(self.port),
-                    "CITYSTREAM_STORE": "memory://", "CITYSTREAM_TICK_INTERVAL_S": "1", **env}
+                    "CITYSTREAM_ANOMALY_APP_ID": app_id, "CITYSTREAM_ANOMALY_WEB_PORT": str(self.port),
+                    "CITYSTREAM_ANOMALY_DATA_DIR": str(log_path.with_suffix(".data")),
+                    "CITYSTREAM_ANOMALY_STORE": "memory://", "CITYSTREAM_ANOMALY_TICK_INTERVAL_S": "1", **env}
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
