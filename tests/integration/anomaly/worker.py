@@ -29,11 +29,11 @@ def free_port() -> int:
 class Worker:
     def __init__(self, bootstrap: str, prefix: str, app_id: str, log_path: Path, **env: str) -> None:
         self.port = free_port()
-        # Each worker gets its own data directory (RocksDB tables), next to its log.
+        # Each worker gets its own data directory (RocksDB tables when rocksdict imports), next to its log.
         self.env = {**os.environ, "CITYSTREAM_KAFKA_BOOTSTRAP": bootstrap, "CITYSTREAM_TOPIC_PREFIX": prefix,
                     "CITYSTREAM_ANOMALY_APP_ID": app_id, "CITYSTREAM_ANOMALY_WEB_PORT": str(self.port),
                     "CITYSTREAM_ANOMALY_DATA_DIR": str(log_path.with_suffix(".data")),
-                    "CITYSTREAM_ANOMALY_STORE": "memory://", "CITYSTREAM_ANOMALY_TICK_INTERVAL_S": "1", **env}
+                    "CITYSTREAM_ANOMALY_TICK_INTERVAL_S": "1", **env}
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
@@ -51,6 +51,12 @@ class Worker:
                 pass
             time.sleep(0.5)
         raise AssertionError(f"worker not ready: {self.log_path.read_text()[-3000:]}")
+
+    def metric(self, name: str) -> float:
+        """Sum of a Prometheus counter's samples on this worker's /metrics."""
+        text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(name) and not line.startswith("#"))
 
     def kill9(self) -> None:
         assert self.process is not None
