@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from schemas.topics import ALERTS, REGISTER_SENSORS
 from services.api.auth import SECURED
-from services.api.directory import follow_register
+from services.api.directory import register_follower
 from services.api.errors import install_error_handlers, payload_too_large
 from services.api.hub import AlertHub
 from services.api.hub_consumer import feed_hub
@@ -48,9 +48,9 @@ async def lifespan(app: FastAPI):
         asyncio.create_task(_supervise("alert hub", lambda: feed_hub(
             state.hub, settings.kafka_bootstrap, settings.topic(ALERTS), settings.api_live_window_s,
             _client_id(settings, "hub"), on_event=lambda _: state.metrics.alert_events.inc()))),
-        asyncio.create_task(_supervise("sensor directory", lambda: follow_register(
+        asyncio.create_task(_supervise("sensor directory", lambda: register_follower(
             state.directory, settings.kafka_bootstrap, settings.topic(REGISTER_SENSORS),
-            _client_id(settings, "register")))),
+            _client_id(settings, "register")).run_forever())),
     ]
     try:
         yield

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable
 
-from aiokafka import TopicPartition
 from pydantic import ValidationError
 
 from schemas.register import SensorRegistration
-from services.api.kafka_meta import partitions_of
-from services.common.kafka import make_consumer
+from services.common.compacted import CompactedTopicFollower
 
 
 log = logging.getLogger(__name__)
@@ -61,29 +58,14 @@ def contains(bbox: BBox, point: tuple[float, float] | None) -> bool:
     return bbox[0] <= longitude <= bbox[2] and bbox[1] <= latitude <= bbox[3]
 
 
-async def follow_register(directory: SensorDirectory, bootstrap: str, topic: str, client_id: str) -> None:
-    """Read the compacted register topic from the beginning, then keep following it. Runs until cancelled."""
-    consumer = make_consumer(bootstrap, None, client_id=client_id, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = await partitions_of(consumer, topic)
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        end_offsets = await consumer.end_offsets(partitions)
-        while True:
-            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
-            for records in batches.values():
-                for record in records:
-                    directory.apply(record.key, record.value)
-            if not directory.caught_up and all(
-                await asyncio.gather(*(_reached(consumer, tp, end) for tp, end in end_offsets.items()))
-            ):
-                directory.caught_up = True
-                log.info("sensor directory caught up with %s: %d sensors", topic, len(directory.sensors))
-    finally:
-        await consumer.stop()
+def register_follower(directory: SensorDirectory, bootstrap: str, topic: str, client_id: str) -> CompactedTopicFollower:
+    """Reads the compacted register topic from the beginning into `directory`, then keeps following it."""
+    follower = CompactedTopicFollower(bootstrap, topic, directory.apply, client_id=client_id, poll_ms=500)
+    follower.on_batch = lambda: _mark_caught_up(directory, follower, topic)
+    return follower
 
 
-async def _reached(consumer, partition: TopicPartition, end: int) -> bool:
-    return await consumer.position(partition) >= end
-
+def _mark_caught_up(directory: SensorDirectory, follower: CompactedTopicFollower, topic: str) -> None:
+    if follower.caught_up.is_set() and not directory.caught_up:
+        directory.caught_up = True
+        log.info("sensor directory caught up with %s: %d sensors", topic, len(directory.sensors))

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from schemas.alerts import AlertEvent
 from services.api.hub import AlertHub, Vector
-from services.api.kafka_meta import partitions_of
+from services.common.compacted import wait_for_partitions
 from services.common.kafka import make_consumer
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ async def feed_hub(hub: AlertHub, bootstrap: str, topic: str, window_s: float, c
     consumer = make_consumer(bootstrap, None, client_id=client_id)
     await consumer.start()
     try:
-        partitions = await partitions_of(consumer, topic)
+        partitions = await wait_for_partitions(bootstrap, topic, client_id)
         consumer.assign(partitions)
         since_ms = int((time.time() - window_s) * 1000)
         found = await consumer.offsets_for_times({tp: since_ms for tp in partitions})

@@ -17,7 +17,7 @@ from schemas.topics import REGISTER_SENSORS, readings_topic
 from services.common import jsonwire
 from services.common.kafka import make_consumer, make_producer
 from services.ingest.http_app import create_app
-from services.ingest.register_view import topic_partitions
+from services.common.compacted import topic_partitions
 from services.ingest.runtime import GateRuntime
 from services.ingest.settings import IngestSettings
 
