@@ -89,7 +89,7 @@ class Lifecycle:
             return None
         if rec["normal"] is None:
             rec["normal"] = t
-        if t - rec["normal"] < self.config.resolve_after_s:
+        if t - rec["normal"] < max(self.config.resolve_after_s, v.quiet_s):
             return None
         del lc["open"][kind]
         rec["status"] = AlertStatus.RESOLVED.value

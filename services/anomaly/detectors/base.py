@@ -65,6 +65,8 @@ class Verdict:
     clear_below: float
     summary: str | Callable[[], str]  # a callable is formatted only if an alert needs the explanation
     contributing: tuple[Contribution, ...] = ()
+    quiet_s: float = 0.0  # the detector's own minimum normal time before its alert auto-resolves
+
 
     @property
     def firing(self) -> bool:
@@ -98,6 +100,8 @@ class Detector:
     severity: ClassVar[Severity] = Severity.MEDIUM
     default_threshold: ClassVar[float]
     clear_fraction: ClassVar[float] = 0.7  # hysteresis: normal again only below this share of the threshold
+    # Statistical detectors see one anomaly as a burst of outliers: the alert stays open through the burst.
+    quiet_s: ClassVar[float] = 0.0
     metrics: tuple[str, ...] = ()  # metrics whose views the detector needs
 
     def __init__(self, threshold: float | None = None) -> None:
@@ -112,7 +116,7 @@ class Detector:
                 summary: str | Callable[[], str],
                 contributing: tuple[Contribution, ...], severity: Severity | None = None) -> Verdict:
         return Verdict(self.id, self.version, self.kind, severity or self.severity, metric, observed, expected,
-                       score, self.threshold, self.clear_below, summary, contributing)
+                       score, self.threshold, self.clear_below, summary, contributing, self.quiet_s)
 
 
 def escalate(severity: Severity, steps: int) -> Severity:

@@ -6,6 +6,8 @@ from schemas.alerts import AlertKind
 from schemas.common import Severity
 from services.anomaly.detectors.base import Detector, Obs, Profile, Verdict, View, escalate
 
+QUIET_S = 3600.0  # one anomaly of a statistical kind = one alert; it resolves after an hour back to normal
+
 
 class AnomalousValue(Detector):
     """Robust z-score of a metric against its seasonal baseline (EWMA of mean and absolute deviation)."""
@@ -15,6 +17,7 @@ class AnomalousValue(Detector):
     severity = Severity.LOW
     default_threshold = 5.0
     clear_fraction = 0.6
+    quiet_s = QUIET_S
 
     def __init__(self, metric: str, threshold: float | None = None) -> None:
         super().__init__(threshold)
@@ -42,7 +45,9 @@ class RapidChange(Detector):
     severity = Severity.LOW
     default_threshold = 8.0
     clear_fraction = 0.5
+    quiet_s = QUIET_S
     WARMUP = 12
+    SPREAD_SHARE = 0.1  # a step is judged against the usual step and a tenth of the range seen so far
 
     def __init__(self, metric: str, threshold: float | None = None) -> None:
         super().__init__(threshold)
@@ -56,7 +61,7 @@ class RapidChange(Detector):
             return None
         step = abs(v.value - v.prev)
         usual, n = st.get("u", 0.0), st.get("n", 0)
-        scale = usual * 1.2533 + 0.001 * abs(v.prev) + 1e-6 + 0.02 * (v.hi - v.lo if v.hi is not None else 0.0)
+        scale = usual * 1.2533 + 0.001 * abs(v.prev) + 1e-6 + self.SPREAD_SHARE * (v.hi - v.lo if v.hi is not None else 0.0)
         score = step / scale
         # Learn the usual step robustly: a huge step counts as at most 4 usual scales.
         st["u"] = usual + max(1.0 / (n + 1), 0.05) * (min(step, 4 * scale if n else step) - usual)
