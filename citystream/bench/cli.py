@@ -27,7 +27,7 @@ def _points(text: str) -> tuple[int, ...]:
 
 @app.callback()
 def bench(
-    phase_s: Annotated[float, typer.Option(min=1, help="Seconds of load per throughput phase.")] = 45,
+    phase_s: Annotated[float, typer.Option(min=1, help="Seconds of load per throughput phase.")] = 30,
     sensors: Annotated[int, typer.Option(min=10, max=5000, help="Load sensors (traffic loops).")] = 500,
     batch: Annotated[int, typer.Option(min=1, max=10_000, help="Readings per HTTP batch.")] = 1000,
     connections: Annotated[int, typer.Option(min=1, max=64, help="Concurrent HTTP connections.")] = 8,

@@ -90,7 +90,7 @@ async def http_load(url: str, fleet: BenchFleet, *, batch: int, connections: int
 
 
 async def kafka_load(bootstrap: str, topic: str, fleet: BenchFleet, *, duration_s: float, seq_base: int,
-                     window: int = 20_000, progress: Callable[[int], None] = lambda n: None) -> LoadResult:
+                     max_records: int | None = None, window: int = 20_000, progress: Callable[[int], None] = lambda n: None) -> LoadResult:
     """Produces raw readings (key = sensor id, `credential` header) with acks=all; a key counts once acknowledged."""
     result = LoadResult(started=time.time())
     producer = make_producer(bootstrap, "bench-raw", linger_ms=20)
@@ -98,7 +98,7 @@ async def kafka_load(bootstrap: str, topic: str, fleet: BenchFleet, *, duration_
     deadline = time.monotonic() + duration_s
     in_flight: list[tuple[asyncio.Future, int]] = []
     try:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and (max_records is None or result.sent < max_records):
             credential, payloads, keys = fleet.next_batch(1000, seq_base)
             # One event-id per batch of headers: the gate does not read it, and a uuid per record would cost the
             # load generator more CPU than the producer itself.
