@@ -27,8 +27,22 @@ def registration(row: dict[str, Any], credentials: list[dict[str, Any]]) -> Sens
             CredentialHash(key_id=c["key_id"], kind=c["kind"], secret_sha256=c["secret_sha256"],
                            not_after=c["not_after"]) for c in credentials),
         updated_at=row["updated_at"],
+        location=map_point(row.get("location")),
         details=SensorDetails(**{name: row.get(name) for name in DETAIL_FIELDS}),
     )
+
+
+def map_point(geometry: dict[str, Any] | None) -> tuple[float, float] | None:
+    """Where to draw the sensor on a map, [lon, lat]: the point itself, or the mean vertex of an area's outline."""
+    if not geometry:
+        return None
+    if geometry.get("type") == "Point":
+        longitude, latitude = geometry["coordinates"][:2]
+        return (float(longitude), float(latitude))
+    if geometry.get("type") == "Polygon" and geometry.get("coordinates"):
+        ring = geometry["coordinates"][0][:-1] or geometry["coordinates"][0]
+        return (sum(p[0] for p in ring) / len(ring), sum(p[1] for p in ring) / len(ring))
+    return None
 
 
 def row_from_registration(record: SensorRegistration) -> dict[str, Any]:

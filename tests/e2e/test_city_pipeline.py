@@ -160,6 +160,13 @@ def test_a_bin_overflowing_becomes_an_alert_an_operator_acknowledges(platform, s
         assert explanation["observed"] >= explanation["threshold"]
         assert explanation["contributing"], "the alert names the readings that raised it"
 
+        # The ops-centre map finds the bin by its registered location, marked as alerting.
+        nearby = client.get("/v1/sensors", params={"bbox": "4.90,52.36,4.91,52.37"}).json()["items"]
+        ours = next(item for item in nearby if item["sensor_id"] == sensor_id)
+        assert ours["location"] == [4.9041, 52.3676]
+        assert ours["status"] == "alerting"  # an open alert outranks the rejected reading
+        assert any(a["alert_id"] == alert["alert_id"] for a in ours["open_alerts"])
+
         accepted = client.post(f"/v1/alerts/{alert['alert_id']}/actions", json={"action": "acknowledge"})
         assert accepted.status_code == 202, accepted.text
         eventually(lambda: client.get(f"/v1/alerts/{alert['alert_id']}").json()["alert"]["status"] == "acknowledged",

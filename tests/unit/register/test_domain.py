@@ -98,3 +98,12 @@ def test_personal_data_needs_a_privacy_statement():
 
 def test_there_are_six_legal_grounds():
     assert len(domain.LegalGround) == 6
+
+
+def test_the_topic_record_carries_a_map_point_for_points_and_areas():
+    from services.register.records import map_point
+
+    assert map_point({"type": "Point", "coordinates": [4.8952, 52.3702]}) == (4.8952, 52.3702)
+    square = {"type": "Polygon", "coordinates": [[[4.0, 52.0], [5.0, 52.0], [5.0, 53.0], [4.0, 53.0], [4.0, 52.0]]]}
+    assert map_point(square) == (4.5, 52.5)
+    assert map_point(None) is None
