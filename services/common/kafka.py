@@ -44,11 +44,10 @@ def make_consumer(bootstrap: str, group_id: str | None, *topics: str, **override
 
 
 def _lz4_available() -> bool:
-    try:
-        import lz4  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    # Ask aiokafka itself: it compresses lz4 through cramjam, so an installed `lz4` package alone is not enough.
+    from aiokafka.codec import has_lz4
+
+    return has_lz4()
 
 
 async def create_topics(
