@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas.rejections import HTTP_STATUS, RejectionReason
-from services.ingest.credentials import PresentedCredential
+from services.ingest.credentials import CredentialCheck, PresentedCredential
 from services.ingest.gate import Admitted, GateLimits, Rejected, RegisterLookup, admit
 from services.ingest.ratelimit import RateLimiter
 
@@ -36,7 +36,9 @@ class BatchAnswer:
 
 def gate_batch(readings: list[Any], credential: PresentedCredential | None, register: RegisterLookup,
                now: datetime, limits: GateLimits, limiter: RateLimiter) -> list[Outcome]:
-    return [admit(raw, credential, register, now, limits, limiter) for raw in readings]
+    """Every reading through `admit`; the batch's one credential is checked once per distinct stored hash."""
+    check = CredentialCheck(credential, now) if credential is not None else None
+    return [admit(raw, check, register, now, limits, limiter) for raw in readings]
 
 
 def answer(outcomes: list[Outcome]) -> BatchAnswer:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from schemas.common import SENSOR_ID_PATTERN
 
@@ -17,8 +17,7 @@ _SENSOR_ID = re.compile(SENSOR_ID_PATTERN)
 _TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})$")
 
 
-@dataclass(frozen=True, slots=True)
-class ReadingShape:
+class ReadingShape(NamedTuple):
     sensor_id: str | None
     seq: int
     observed_at: datetime
@@ -35,37 +34,62 @@ class Malformed(ValueError):
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and value is not True and value is not False
+
+
+_NOT_RFC3339, _NOT_A_DATE = "not RFC 3339", "not a date"
+
+
+@lru_cache(maxsize=4096)
+def _parse_timestamp(text: str) -> datetime | str:
+    """RFC 3339 text → aware datetime, or why not. Memoised: readings of one batch or one reporting round share
+    timestamps, and the answer depends on the text alone."""
+    if not _TIMESTAMP.match(text):
+        return _NOT_RFC3339
+    try:
+        return datetime.fromisoformat(text.upper().replace(" ", "T"))
+    except ValueError:
+        return _NOT_A_DATE
+
+
+@lru_cache(maxsize=65_536)
+def _valid_sensor_id(text: str) -> bool:
+    return _SENSOR_ID.match(text) is not None
 
 
 def check_shape(raw: Any) -> ReadingShape:
     """The reading's fields, typed; raises Malformed. Stricter than pydantic's lax mode: no numbers in strings."""
     if not isinstance(raw, dict):
         raise Malformed(None, f"a reading must be a JSON object, got {type(raw).__name__}")
-    for name in raw:
-        if name not in FIELDS:
-            raise Malformed(str(name), f"unknown field {name!r}: received_at, domain and register_version "
-                                       "are set by the gate")
+    if not FIELDS.issuperset(raw):
+        for name in raw:
+            if name not in FIELDS:
+                raise Malformed(str(name), f"unknown field {name!r}: received_at, domain and register_version "
+                                           "are set by the gate")
     sensor_id = raw.get("sensor_id")
-    if sensor_id is not None and not (isinstance(sensor_id, str) and _SENSOR_ID.match(sensor_id)):
+    if sensor_id is not None and not (isinstance(sensor_id, str) and _valid_sensor_id(sensor_id)):
         raise Malformed("sensor_id", f"sensor_id must match {SENSOR_ID_PATTERN}")
     seq = raw.get("seq")
-    if not (isinstance(seq, int) and not isinstance(seq, bool) and 0 <= seq <= MAX_SEQ):
+    if not (isinstance(seq, int) and seq is not True and seq is not False and 0 <= seq <= MAX_SEQ):
         raise Malformed("seq", "seq is required: an integer from 0 to 2^63-1")
     observed_at = raw.get("observed_at")
-    if not isinstance(observed_at, str) or not _TIMESTAMP.match(observed_at):
+    observed = _parse_timestamp(observed_at) if isinstance(observed_at, str) else _NOT_RFC3339
+    if observed is _NOT_RFC3339:
         raise Malformed("observed_at", "observed_at is required: RFC 3339 with an offset, e.g. 2026-11-23T08:00:00Z")
-    try:
-        observed = datetime.fromisoformat(observed_at.upper().replace(" ", "T"))
-    except ValueError:
-        raise Malformed("observed_at", f"observed_at {observed_at!r} is not a valid date and time") from None
+    if observed is _NOT_A_DATE:
+        raise Malformed("observed_at", f"observed_at {observed_at!r} is not a valid date and time")
     metrics = raw.get("metrics")
     if not isinstance(metrics, dict) or not 1 <= len(metrics) <= MAX_METRICS:
         raise Malformed("metrics", f"metrics is required: an object of 1 to {MAX_METRICS} name: number pairs")
+    values: dict[str, float] = {}
     for name, value in metrics.items():
-        if not _is_number(value):
+        if type(value) is float:  # the common case, exact: JSON numbers parse to float or int
+            values[name] = value
+        elif _is_number(value):
+            values[name] = _to_float(value)
+        else:
             raise Malformed(f"metrics.{name}", f"metric {name!r} must be a JSON number")
-    return ReadingShape(sensor_id, seq, observed, {name: _to_float(value) for name, value in metrics.items()})
+    return ReadingShape(sensor_id, seq, observed, values)
 
 
 def _to_float(value: int | float) -> float:

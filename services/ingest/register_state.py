@@ -19,13 +19,17 @@ class SensorEntry:
 
     record: SensorRegistration
     ranges: dict[str, tuple[float, float]]  # metric name -> (min, max), inclusive
+    credentials_by_key: dict[str, tuple[CredentialHash, ...]]
 
     @classmethod
     def of(cls, record: SensorRegistration) -> SensorEntry:
-        return cls(record, {metric.name: (metric.min, metric.max) for metric in record.metrics})
+        by_key: dict[str, tuple[CredentialHash, ...]] = {}
+        for credential in record.credentials:
+            by_key[credential.key_id] = (*by_key.get(credential.key_id, ()), credential)
+        return cls(record, {metric.name: (metric.min, metric.max) for metric in record.metrics}, by_key)
 
-    def credentials_for(self, key_id: str) -> list[CredentialHash]:
-        return [credential for credential in self.record.credentials if credential.key_id == key_id]
+    def credentials_for(self, key_id: str) -> tuple[CredentialHash, ...]:
+        return self.credentials_by_key.get(key_id, ())
 
 
 class RegisterState:
