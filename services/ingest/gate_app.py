@@ -20,7 +20,7 @@ from schemas import headers as wire_headers
 from schemas.rejections import RejectionReason
 from schemas.topics import RAW_READINGS
 from services.ingest import metrics
-from services.ingest.credentials import parse_credential
+from services.ingest.credentials import CredentialChecks
 from services.ingest.gate import Admitted, Rejected, admit
 from services.ingest.records import OutRecord, admitted_record, rejected_record
 from services.ingest.runtime import GateRuntime
@@ -31,9 +31,10 @@ TAKE_MAX, TAKE_WITHIN_S = 1000, 0.2
 
 
 def gate_event(runtime: GateRuntime, key: bytes | None, value: bytes | None, header_pairs,
-               now: datetime) -> tuple[OutRecord, tuple[str, str, str]]:
+               now: datetime, credentials: CredentialChecks | None = None) -> tuple[OutRecord, tuple[str, str, str]]:
     """One raw record → the record to produce (admitted reading or rejection) and its metric labels
-    (outcome, reason, domain). Never raises on bad input."""
+    (outcome, reason, domain). Never raises on bad input. `credentials` (one per batch, same `now`) remembers the
+    check of each credential text already seen in the batch."""
     produced_by = runtime.settings.produced_by
     hint = key.decode("utf-8", errors="replace") if key else None
     try:
@@ -44,7 +45,8 @@ def gate_event(runtime: GateRuntime, key: bytes | None, value: bytes | None, hea
         except (ValueError, RecursionError) as problem:
             rejection = Rejected(RejectionReason.MALFORMED, f"value is not JSON: {problem}", None, hint)
             return rejected_record(rejection, value, "kafka", now, produced_by), ("rejected", "MALFORMED", "")
-    credential = parse_credential(wire_headers.header_value(header_pairs, wire_headers.CREDENTIAL))
+    credentials = credentials if credentials is not None else CredentialChecks(now)
+    credential = credentials.of(wire_headers.header_value(header_pairs, wire_headers.CREDENTIAL))
     outcome = admit(raw, credential, runtime.view.state, now, runtime.limits, runtime.limiter, sensor_hint=hint)
     labels = metrics.outcome_labels(outcome, runtime.view.state)
     if isinstance(outcome, Admitted):
@@ -81,10 +83,11 @@ def build_app(settings: IngestSettings) -> faust.App:
             runtime = holder["runtime"]
             await runtime.wait_ready(timeout_s=600)
             now = datetime.now(UTC)
-            out, tally = [], Counter()
+            out, tally, credentials = [], Counter(), CredentialChecks(now)
             for event in events:
                 try:
-                    record, labels = gate_event(runtime, event.key, event.value, _header_pairs(event), now)
+                    record, labels = gate_event(runtime, event.key, event.value, _header_pairs(event), now,
+                                                credentials)
                 except Exception as problem:  # a bug must not stop the stream: dead-letter with context
                     where = f"{event.message.topic}[{event.message.partition}]@{event.message.offset}"
                     log.exception("gate failed on %s", where)

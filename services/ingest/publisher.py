@@ -1,5 +1,7 @@
 """Sends a batch of gate records to Kafka and waits for every ack, within a deadline (no ack in time → unavailable).
 
+Records go out as one record batch per partition (kafka_batches), all batches in flight together.
+
 An idempotent producer whose batches expired while the broker was down is left with a gap in its sequence
 numbers; after the broker is back every send fails with OutOfOrderSequenceNumber, for ever. aiokafka does not
 reset the producer id itself, so the Publisher replaces such a producer with a fresh one (a new producer id).
@@ -16,6 +18,7 @@ from aiokafka.errors import InvalidProducerEpoch, OutOfOrderSequenceNumber, Prod
 
 from services.common.errors import DependencyUnavailable
 from services.ingest import metrics
+from services.ingest.kafka_batches import send_batched
 from services.ingest.records import OutRecord
 
 log = logging.getLogger(__name__)
@@ -79,11 +82,9 @@ class Publisher:
             retiring.add_done_callback(self._retiring.discard)
 
     async def _send_all(self, producer, records: Sequence[OutRecord]) -> None:
-        pending = []
+        pending: list[asyncio.Future] = []
         try:
-            for record in records:
-                pending.append(await producer.send(
-                    self._topic_of(record.topic), record.value, key=record.key, headers=record.headers))
+            await send_batched(producer, records, self._topic_of, pending)
             await asyncio.gather(*pending)
         except BaseException:
             for future in pending:  # nobody will await them any more; keep asyncio quiet about lost exceptions

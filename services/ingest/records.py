@@ -1,5 +1,10 @@
 """Kafka records the gate writes: admitted readings (`citystream.readings.<domain>.v1`) and rejections
-(`citystream.readings.rejected.v1`), as key, JSON value and headers."""
+(`citystream.readings.rejected.v1`), as key, JSON value and headers.
+
+An admitted reading's `event-id` is `<sensor_id>:<seq>`: unique per reading (seq is the per-sensor idempotency key)
+and the same when a client retries it, so consumers can deduplicate on it. Rejections keep a UUID (the
+`rejections.event_id` column is a uuid).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,13 @@ import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
 
 from schemas import headers
+from schemas.common import Domain
 from schemas.topics import REJECTED_READINGS, readings_topic
 from services.ingest.gate import Admitted, Rejected
 
@@ -25,17 +32,34 @@ class OutRecord:
 
 
 def admitted_record(reading: Admitted, produced_by: str) -> OutRecord:
-    topic = readings_topic(reading.domain)
+    topic, fixed_headers = _admitted_fixed(reading.domain, produced_by)
+    sensor_id = reading.sensor_id
     value = orjson.dumps({
-        "sensor_id": reading.sensor_id,
+        "sensor_id": sensor_id,
         "seq": reading.seq,
-        "observed_at": reading.observed_at.isoformat(),
-        "received_at": reading.received_at.isoformat(),
+        "observed_at": _isoformat(reading.observed_at),
+        "received_at": _isoformat(reading.received_at),
         "register_version": reading.register_version,
-        "domain": reading.domain.value,
+        "domain": reading.domain,  # a str enum: orjson writes its value
         "metrics": reading.metrics,
     })
-    return OutRecord(topic, reading.sensor_id.encode(), value, headers.make_headers(topic, produced_by))
+    event_id = f"{sensor_id}:{reading.seq}".encode()
+    return OutRecord(topic, sensor_id.encode(), value, [*fixed_headers, (headers.EVENT_ID, event_id)])
+
+
+@lru_cache(maxsize=64)
+def _admitted_fixed(domain: Domain, produced_by: str) -> tuple[str, tuple[tuple[str, bytes], ...]]:
+    """The topic and the headers every admitted reading of `domain` shares (all of make_headers but event-id)."""
+    topic = readings_topic(domain)
+    fixed = tuple(pair for pair in headers.make_headers(topic, produced_by, event_id="-")
+                  if pair[0] != headers.EVENT_ID)
+    return topic, fixed
+
+
+@lru_cache(maxsize=1024)
+def _isoformat(moment: datetime) -> str:
+    # Readings of a batch share received_at and often observed_at: format each instant once.
+    return moment.isoformat()
 
 
 def rejected_record(rejection: Rejected, payload: Any, source: str, received_at: datetime,

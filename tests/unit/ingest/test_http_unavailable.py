@@ -14,14 +14,29 @@ from services.ingest.settings import IngestSettings
 from tests.support.ingest_factories import new_credential, reading, registration
 
 
+class RecordBatch:
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+
+    def append(self, **record):
+        self.records.append(record)
+        return record  # aiokafka returns metadata; None would mean "batch full"
+
+
 class SilentProducer:
     """A producer whose acks never come, as when the broker is unreachable."""
 
     def __init__(self) -> None:
         self.sent = 0
 
-    async def send(self, topic, value, key=None, headers=None):
-        self.sent += 1
+    async def partitions_for(self, topic):
+        return {0, 1}
+
+    def create_batch(self) -> RecordBatch:
+        return RecordBatch()
+
+    async def send_batch(self, batch, topic, *, partition):
+        self.sent += len(batch.records)  # records handed over
         return asyncio.get_running_loop().create_future()
 
 

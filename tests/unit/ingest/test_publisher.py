@@ -15,12 +15,29 @@ from services.ingest.records import OutRecord
 RECORDS = [OutRecord("citystream.readings.traffic.v1", b"traffic-1", b"{}", [])]
 
 
+class FakeBatch:
+    def __init__(self) -> None:
+        self.records: list[tuple] = []
+
+    def append(self, *, timestamp, key, value, headers):
+        self.records.append((key, value, headers))
+        return object()  # aiokafka returns record metadata; None would mean "batch full"
+
+
 class FakeProducer:
+    """The slice of AIOKafkaProducer the Publisher uses: partitions_for, create_batch, send_batch."""
+
     def __init__(self, error: Exception | None = None) -> None:
         self.error, self.sent, self.stopped = error, 0, False
 
-    async def send(self, topic, value, key=None, headers=None):
-        self.sent += 1
+    async def partitions_for(self, topic):
+        return {0, 1, 2}
+
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch()
+
+    async def send_batch(self, batch, topic, *, partition):
+        self.sent += len(batch.records)  # records sent
         future = asyncio.get_running_loop().create_future()
         if self.error is None:
             future.set_result(None)
