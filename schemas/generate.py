@@ -29,7 +29,9 @@ def _header_schema() -> dict:
             headers.CONTENT_TYPE: {"type": "string", "const": "application/json"},
             headers.SCHEMA: {"type": "string", "description": "Topic name of the payload's schema."},
             headers.PRODUCED_BY: {"type": "string", "description": "Service (and instance) that wrote it."},
-            headers.EVENT_ID: {"type": "string", "description": "Unique id of the record (UUID or deterministic)."},
+            headers.EVENT_ID: {"type": "string", "description": "Unique id of the record (UUID or deterministic). "
+                               "On readings topics `<sensor_id>:<seq>`: one per reading, the same when a client "
+                               "retries it."},
         },
         "required": [headers.CONTENT_TYPE, headers.SCHEMA],
     }
