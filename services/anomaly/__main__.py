@@ -7,13 +7,25 @@ import sys
 from services.common.logs import configure_logging
 
 
+# Faust's command line knows only these spellings; logging's WARNING and CRITICAL would make it exit at start.
+FAUST_LOGLEVELS = {"CRITICAL": "crit", "ERROR": "error", "WARNING": "warn", "WARN": "warn", "INFO": "info",
+                   "DEBUG": "debug"}
+
+
+def faust_loglevel(level: str) -> str:
+    try:
+        return FAUST_LOGLEVELS[level.upper()]
+    except KeyError:
+        raise SystemExit(f"CITYSTREAM_LOG_LEVEL={level!r}: use one of {', '.join(FAUST_LOGLEVELS)}") from None
+
+
 def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] != "worker":
         raise SystemExit("usage: python -m services.anomaly worker")
     from services.anomaly.app import app, settings
 
     configure_logging(settings.log_level)
-    sys.argv = [sys.argv[0], "worker", "--loglevel", settings.log_level.lower(), "--web-port",
+    sys.argv = [sys.argv[0], "worker", "--loglevel", faust_loglevel(settings.log_level), "--web-port",
                 str(settings.web_port)]
     app.main()
 

@@ -160,9 +160,12 @@ async def forget_moved_sensors(app: faust.App, assigned: set, **kwargs) -> None:
     states.rebalanced(tp.partition for tp in assigned if tp.topic in readings)
 
 
+register_follower = register.follower(settings.kafka_bootstrap, settings.topic(REGISTER_SENSORS))
+
+
 @app.task
 async def follow_register() -> None:
-    await register.follow(settings.kafka_bootstrap, settings.topic(REGISTER_SENSORS))
+    await register_follower.run_forever()
 
 
 @app.page("/healthz")
@@ -172,8 +175,10 @@ async def healthz(web, request):
 
 @app.page("/readyz")
 async def readyz(web, request):
-    ready = app.tables.recovery.completed.is_set() and not app.rebalancing
-    return web.json({"ready": ready}, status=200 if ready else 503)
+    checks = {"tables_recovered": app.tables.recovery.completed.is_set(), "rebalancing": bool(app.rebalancing),
+              "register_caught_up": register_follower.caught_up.is_set()}
+    ready = checks["tables_recovered"] and not checks["rebalancing"] and checks["register_caught_up"]
+    return web.json({"ready": ready, **checks}, status=200 if ready else 503)
 
 
 @app.page("/metrics")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from pydantic import ValidationError
@@ -10,7 +9,7 @@ from pydantic import ValidationError
 from schemas.register import SensorRegistration
 from services.anomaly.detectors import Profile
 from services.common import jsonwire
-from services.common.kafka import make_consumer
+from services.common.compacted import CompactedTopicFollower
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +38,6 @@ class RegisterView:
         except (ValueError, ValidationError) as problem:
             log.warning("register record for %s unreadable, keeping the previous profile: %s", sensor_id, problem)
 
-    async def follow(self, bootstrap: str, topic: str) -> None:
-        consumer = make_consumer(bootstrap, None, topic)
-        await consumer.start()
-        try:
-            while True:
-                batches = await consumer.getmany(timeout_ms=1000)
-                for records in batches.values():
-                    for record in records:
-                        self.apply(record.key, record.value)
-        except asyncio.CancelledError:
-            raise
-        finally:
-            await consumer.stop()
+    def follower(self, bootstrap: str, topic: str) -> CompactedTopicFollower:
+        """Replays the register from the beginning into this view, then follows it (see services.common.compacted)."""
+        return CompactedTopicFollower(bootstrap, topic, self.apply, client_id="anomaly-register-view", poll_ms=500)
