@@ -1,0 +1,85 @@
+"""The Kafka-native gate's consume loop: `citystream.readings.raw.v1` in batches through `gate_event`, the results
+produced to the readings / rejected topics, and the offsets committed only after Kafka acknowledged them.
+
+A plain aiokafka consumer group (`<gate_app_id>.raw`) run as a task of the Faust gate app: Faust's per-event stream
+machinery cost ~100 µs of CPU per record here, ten times the gate itself (docs/benchmarks.md). At-least-once: a
+crash or rebalance between produce and commit re-gates the batch; the deterministic event-id and the sink's
+ON CONFLICT make that harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from datetime import UTC, datetime
+
+from schemas.rejections import RejectionReason
+from schemas.topics import RAW_READINGS
+from services.common.kafka import make_consumer
+from services.ingest import metrics
+from services.ingest.credentials import CredentialChecks
+from services.ingest.gate import Rejected
+from services.ingest.gate_event import gate_event
+from services.ingest.records import OutRecord, rejected_record
+from services.ingest.runtime import GateRuntime
+
+log = logging.getLogger(__name__)
+TAKE_MAX, TAKE_WAIT_MS = 5000, 200
+
+
+def gate_records(runtime: GateRuntime, records, now: datetime) -> tuple[list[OutRecord], Counter]:
+    """Raw consumer records → records to produce, and the metric tally. A failure on one record dead-letters it
+    with its topic[partition]@offset and the loop carries on."""
+    out, tally, credentials = [], Counter(), CredentialChecks(now)
+    for record in records:
+        try:
+            produced, labels = gate_event(runtime, record.key, record.value, record.headers, now, credentials)
+        except Exception as problem:  # a bug must not stop the stream: dead-letter with context
+            where = f"{record.topic}[{record.partition}]@{record.offset}"
+            log.exception("gate failed on %s", where)
+            rejection = Rejected(RejectionReason.MALFORMED, f"gate error on {where}: {problem!r}")
+            produced = rejected_record(rejection, record.value, "kafka", now, runtime.settings.produced_by)
+            labels = ("rejected", "MALFORMED", "")
+        out.append(produced)
+        tally[labels] += 1
+    return out, tally
+
+
+async def run_gate_loop(runtime: GateRuntime) -> None:
+    """Consume, gate, produce, wait for the acks, commit; until cancelled."""
+    settings = runtime.settings
+    await runtime.wait_ready(timeout_s=600)
+    consumer = make_consumer(settings.kafka_bootstrap, f"{settings.gate_app_id}.raw", settings.topic(RAW_READINGS),
+                             client_id="ingest-gate", max_poll_records=TAKE_MAX)
+    await consumer.start()
+    log.info("gate consuming %s as group %s.raw", settings.topic(RAW_READINGS), settings.gate_app_id)
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=TAKE_WAIT_MS, max_records=TAKE_MAX)
+            if not batch:
+                continue
+            records = [record for partition_records in batch.values() for record in partition_records]
+            out, tally = gate_records(runtime, records, datetime.now(UTC))
+            metrics.BATCH_SIZE.labels("kafka").observe(len(records))
+            await publish_until_acked(runtime, out)  # only then may the offsets move
+            try:
+                await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
+            except Exception as problem:  # a rebalance took the partition: its next owner re-gates (idempotent)
+                log.warning("offset commit failed, the batch will be gated again by its next owner: %r", problem)
+            for (outcome, reason, domain), count in tally.items():
+                metrics.READINGS.labels("kafka", outcome, reason, domain).inc(count)
+    finally:
+        await consumer.stop()
+
+
+async def publish_until_acked(runtime: GateRuntime, out: list[OutRecord]) -> None:
+    backoff_s = 0.5
+    while True:
+        try:
+            await runtime.publisher.publish(out)
+            return
+        except Exception as problem:
+            log.warning("gate output not acknowledged (%r); retrying in %.1f s", problem, backoff_s)
+            await asyncio.sleep(backoff_s)
+            backoff_s = min(backoff_s * 2, 10.0)
