@@ -15,12 +15,17 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from citystream.bench.fleet import BenchFleet
 from services.common.kafka import make_producer
+from services.ingest.kafka_batches import send_batched
+from services.ingest.records import OutRecord
 
 PARTITIONS = 6
 
 
-async def kafka_ceiling(bootstrap: str, topic: str, fleet: BenchFleet, count: int) -> float:
-    """Readings/s for `count` records produced (acks=all, idempotent, same compression) and consumed back."""
+async def kafka_ceiling(bootstrap: str, topic: str, fleet: BenchFleet, count: int, *, batched: bool = True) -> float:
+    """Readings/s for `count` records produced (acks=all, idempotent, same compression) and consumed back.
+
+    `batched`: records handed to aiokafka as one record batch per partition and 1000 records (`send_batch`, as the
+    ingest does); otherwise one `send()` per record, aiokafka's ordinary API."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -41,7 +46,13 @@ async def kafka_ceiling(bootstrap: str, topic: str, fleet: BenchFleet, count: in
     started = time.perf_counter()
 
     async def produce() -> None:
-        futures = [await producer.send(topic, value, key=key) for key, value in payloads]
+        futures: list[asyncio.Future] = []
+        if batched:
+            records = [OutRecord(topic, key, value, []) for key, value in payloads]
+            for start in range(0, count, 1000):
+                await send_batched(producer, records[start:start + 1000], str, futures)
+        else:
+            futures = [await producer.send(topic, value, key=key) for key, value in payloads]
         await asyncio.gather(*futures)
 
     async def consume() -> None:

@@ -147,13 +147,18 @@ class Bench:
         self.console.print("raw ceiling: plain aiokafka produce→consume and plain COPY of the same payloads …")
         kafka_ceiling = await ceiling.kafka_ceiling(s.kafka_bootstrap, self.topic("bench.ceiling"), fleet,
                                                     o.ceiling_records)
+        per_record_ceiling = await ceiling.kafka_ceiling(s.kafka_bootstrap, self.topic("bench.ceiling.send"), fleet,
+                                                         o.ceiling_records, batched=False)
         copy_ceiling = await ceiling.copy_ceiling(self.db_url, fleet, o.ceiling_records)
         raw = min(kafka_ceiling, copy_ceiling)
-        self.result.update(raw_kafka_produce_consume_per_s=round(kafka_ceiling), raw_copy_rows_per_s=round(copy_ceiling),
+        self.result.update(raw_kafka_produce_consume_per_s=round(kafka_ceiling),
+                           raw_kafka_send_per_record_per_s=round(per_record_ceiling),
+                           raw_copy_rows_per_s=round(copy_ceiling),
                            raw_ceiling_readings_per_s=round(raw),
                            e2e_fraction_of_ceiling=round(self.result["e2e_readings_per_s"] / raw, 3),
                            kafka_path_fraction_of_ceiling=round(self.result["kafka_path_readings_per_s"] / raw, 3))
 
+        await self._half_load_phase(ingest_url, fleet)
         await self._alert_phase(ingest_url, fleet, probes)
         await self._batch_sizes(ingest_url, fleet)
         await self._scale_points()
@@ -205,6 +210,21 @@ class Bench:
                 "errors": dict(load.errors), "lost": books.lost, "duplicates": books.duplicates,
                 "stored_not_acked": books.unexpected}
 
+    async def _half_load_phase(self, ingest_url: str, fleet) -> None:
+        """HTTP ingest paced at half the measured end-to-end rate, anomaly worker not yet running: ack latency of
+        the ingest below saturation (the HTTP phase's p99 measures queueing)."""
+        o = self.options
+        half = max(100.0, self.result["e2e_readings_per_s"] / 2)
+        phase = await self._load_phase(f"HTTP at half load ({half:,.0f} readings/s)", 8, lambda seq, tick: http_load(
+            ingest_url, fleet, batch=o.batch, connections=o.connections, duration_s=min(o.phase_s, 15.0),
+            seq_base=seq, rate=half, progress=tick), fleet)
+        self.result["phases"]["http_half_load"] = phase
+        self.result.update(half_load_readings_per_s=phase["acked_per_s"],
+                           ingest_ack_half_load_p50_ms=phase["ack_p50_ms"],
+                           ingest_ack_half_load_p99_ms=phase["ack_p99_ms"],
+                           lost=self.result["lost"] + phase["lost"],
+                           duplicates=self.result["duplicates"] + phase["duplicates"])
+
     async def _alert_phase(self, ingest_url: str, fleet, probes) -> None:
         """Anomaly worker starts at the head of the readings topics (as a fresh deployment in a live city would),
         then probe bins overflow while ingest runs at half the measured HTTP rate."""
@@ -221,9 +241,14 @@ class Bench:
         latencies, missing = await alerts.alert_latency(self.settings.kafka_bootstrap, self.topic(ALERTS), ingest_url,
                                                         probes, spacing_s=0.5)
         background = await load
+        # The background load's requests give the ingest ack latency at half load with the anomaly worker running.
         self.result.update(alert_latency_p50_ms=_ms(percentile(latencies, 50)),
                            alert_latency_p99_ms=_ms(percentile(latencies, 99)), alert_probes_missing=missing,
-                           alert_phase_load_readings_per_s=round(background.acked_per_s))
+                           alert_probes=len(probes.sensor_ids),
+                           alert_phase_load_readings_per_s=round(background.acked_per_s),
+                           alert_phase_ack_p50_ms=_ms(percentile(background.latencies_ms, 50)),
+                           alert_phase_ack_p99_ms=_ms(percentile(background.latencies_ms, 99)),
+                           alert_phase_errors=dict(background.errors))
 
     async def _skip_backlog(self, group_id: str) -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, group_id=group_id,
