@@ -1,6 +1,7 @@
 """Sends a batch of gate records to Kafka and waits for every ack, within a deadline (no ack in time → unavailable).
 
-Records go out as one record batch per partition (kafka_batches), all batches in flight together.
+Records go out as one record batch per partition, shared with the records of concurrent publishes
+(kafka_batches.GroupSender); a publish is acknowledged when every batch holding its records is.
 
 An idempotent producer whose batches expired while the broker was down is left with a gap in its sequence
 numbers; after the broker is back every send fails with OutOfOrderSequenceNumber, for ever. aiokafka does not
@@ -18,7 +19,7 @@ from aiokafka.errors import InvalidProducerEpoch, OutOfOrderSequenceNumber, Prod
 
 from services.common.errors import DependencyUnavailable
 from services.ingest import metrics
-from services.ingest.kafka_batches import send_batched
+from services.ingest.kafka_batches import GroupSender
 from services.ingest.records import OutRecord
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Publisher:
         self._renew = renew
         self._renewing = asyncio.Lock()
         self._retiring: set[asyncio.Task] = set()
+        self._sender = GroupSender(producer, topic_of)
 
     async def publish(self, records: Sequence[OutRecord]) -> None:
         """Send all, then await all acks. Raises DependencyUnavailable when Kafka does not ack in time.
@@ -51,9 +53,9 @@ class Publisher:
         """
         if not records:
             return
-        started, producer = time.perf_counter(), self.producer
+        started, producer, sender = time.perf_counter(), self.producer, self._sender
         try:
-            await asyncio.wait_for(self._send_all(producer, records), self._ack_timeout_s)
+            await asyncio.wait_for(self._send_all(sender, records), self._ack_timeout_s)
         except Exception as problem:  # timeout, broker errors: all mean "not acknowledged"
             metrics.KAFKA_UNAVAILABLE.inc()
             log.warning("kafka did not acknowledge %d records: %r", len(records), problem)
@@ -63,6 +65,7 @@ class Publisher:
         metrics.ACK_LATENCY.labels(self._path).observe(time.perf_counter() - started)
 
     async def close(self) -> None:
+        await self._sender.close()
         await self.producer.stop()
         await asyncio.gather(*self._retiring, return_exceptions=True)
 
@@ -76,20 +79,17 @@ class Publisher:
                 log.warning("could not replace the producer yet: %r", renew_problem)
                 return
             self.producer = fresh
+            old_sender, self._sender = self._sender, GroupSender(fresh, self._topic_of)
+            await old_sender.close()
             log.warning("producer replaced after %r: it can no longer send", problem)
             retiring = asyncio.create_task(_retire(failed), name="producer-retire")
             self._retiring.add(retiring)
             retiring.add_done_callback(self._retiring.discard)
 
-    async def _send_all(self, producer, records: Sequence[OutRecord]) -> None:
-        pending: list[asyncio.Future] = []
-        try:
-            await send_batched(producer, records, self._topic_of, pending)
-            await asyncio.gather(*pending)
-        except BaseException:
-            for future in pending:  # nobody will await them any more; keep asyncio quiet about lost exceptions
-                future.add_done_callback(_consume_exception)
-            raise
+    async def _send_all(self, sender: GroupSender, records: Sequence[OutRecord]) -> None:
+        # The batch futures are shared with the group's other callers: shield them, so a timeout here cancels
+        # only this caller's wait.
+        await asyncio.gather(*(asyncio.shield(future) for future in await sender.send(records)))
 
 
 async def _retire(producer) -> None:
@@ -97,8 +97,3 @@ async def _retire(producer) -> None:
         await asyncio.wait_for(producer.stop(), 10)
     except Exception as problem:  # its batches are failing anyway; what matters is that it is closed
         log.info("retired producer stopped with %r", problem)
-
-
-def _consume_exception(future: asyncio.Future) -> None:
-    if not future.cancelled():
-        future.exception()

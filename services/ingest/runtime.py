@@ -32,7 +32,8 @@ class GateRuntime:
     @classmethod
     def build(cls, settings: IngestSettings, path: str) -> GateRuntime:
         def new_producer():
-            return make_producer(settings.kafka_bootstrap, f"ingest-{path}", request_timeout_ms=5_000)
+            # linger 0: the Publisher's GroupSender already gathers concurrent publishes into full batches.
+            return make_producer(settings.kafka_bootstrap, f"ingest-{path}", linger_ms=0, request_timeout_ms=5_000)
 
         async def renew():
             producer = new_producer()

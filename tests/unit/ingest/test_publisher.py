@@ -28,7 +28,7 @@ class FakeProducer:
     """The slice of AIOKafkaProducer the Publisher uses: partitions_for, create_batch, send_batch."""
 
     def __init__(self, error: Exception | None = None) -> None:
-        self.error, self.sent, self.stopped = error, 0, False
+        self.error, self.sent, self.stopped, self.batches = error, 0, False, 0
 
     async def partitions_for(self, topic):
         return {0, 1, 2}
@@ -38,6 +38,7 @@ class FakeProducer:
 
     async def send_batch(self, batch, topic, *, partition):
         self.sent += len(batch.records)  # records sent
+        self.batches += 1
         future = asyncio.get_running_loop().create_future()
         if self.error is None:
             future.set_result(None)
@@ -88,3 +89,12 @@ async def test_when_renewing_fails_the_old_producer_stays_and_the_next_failure_t
         with pytest.raises(DependencyUnavailable):
             await publisher.publish(RECORDS)
     assert publisher.producer is broken and broken.sent == 2 and not broken.stopped
+
+
+async def test_concurrent_publishes_share_batches_and_each_waits_for_its_own_acks():
+    producer = FakeProducer()
+    publisher, _ = publisher_with(producer)
+    records = [OutRecord("citystream.readings.traffic.v1", f"traffic-{n}".encode(), b"{}", []) for n in range(50)]
+    await asyncio.gather(*(publisher.publish(records) for _ in range(4)))
+    assert producer.sent == 200  # every record of every caller handed over once
+    assert producer.batches <= 3 * 2  # first caller's group, then the other three together: ≤ one batch per partition each
