@@ -31,8 +31,10 @@ settings.datadir.mkdir(parents=True, exist_ok=True)  # Faust wants its data dire
 
 app = faust.App(
     settings.app_id, broker=f"kafka://{settings.kafka_bootstrap}", store=settings.table_store(),
-    datadir=str(settings.datadir.resolve()), web_port=settings.web_port, web_host=settings.web_host, topic_partitions=4, table_standby_replicas=0,
-    consumer_auto_offset_reset="earliest", producer_acks=-1, web_in_thread=False,
+    datadir=str(settings.datadir.resolve()), web_port=settings.web_port, web_host=settings.web_host,
+    topic_partitions=4, table_standby_replicas=0, consumer_auto_offset_reset="earliest", producer_acks=-1,
+    web_in_thread=False, broker_session_timeout=settings.session_timeout_s,
+    broker_heartbeat_interval=settings.session_timeout_s / 5,
 )
 # Values are encoded by services/anomaly/state.py (compact JSON / binary); value_type=bytes = raw serializer.
 sensor_to_state = app.Table("sensor_to_state", default=None, partitions=4, key_type=str, value_type=bytes)

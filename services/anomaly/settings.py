@@ -28,6 +28,10 @@ class AnomalySettings(CommonSettings):
                                    description="How often the timer looks for silence and quiet rollup windows.")
     silence_k: float = Field(default=3.0, gt=1, validation_alias="CITYSTREAM_ANOMALY_SILENCE_K",
                              description="Silent after k × the sensor's usual interval.")
+    session_timeout_s: float = Field(
+        default=15.0, ge=6, le=300, validation_alias="CITYSTREAM_ANOMALY_SESSION_TIMEOUT_S",
+        description="How long the group waits for a silent worker before its partitions move (a kill -9 stalls "
+                    "them this long). Faust's 60 s default is slow failover; below ~6 s a GC pause evicts workers.")
     resolve_after_s: float = Field(default=600.0, ge=0, validation_alias="CITYSTREAM_ANOMALY_RESOLVE_AFTER_S",
                                    description="Auto-resolve after the signal is back to normal this long.")
 

