@@ -25,10 +25,10 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: system-packages $(STAMP)
 
+# `dev env` points migrate and topics at the runtime just started, also when CITYSTREAM_DEV_* moved its ports.
 infra: install
 	$(BIN)/citystream dev up
-	$(BIN)/citystream db migrate
-	$(BIN)/citystream topics create
+	eval "$$($(BIN)/citystream dev env)" && $(BIN)/citystream db migrate && $(BIN)/citystream topics create
 
 run: install
 	$(BIN)/citystream run

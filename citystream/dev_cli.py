@@ -39,6 +39,14 @@ def up() -> None:
 
 
 @app.command()
+def env() -> None:
+    """Print `export` lines that point the other commands (migrate, topics, services) at the local runtime."""
+    settings = DevSettings()
+    print(f"export CITYSTREAM_KAFKA_BOOTSTRAP={settings.kafka_bootstrap}")
+    print(f"export CITYSTREAM_DATABASE_URL={settings.database_url}")
+
+
+@app.command()
 def down() -> None:
     """Stop both servers; data stays."""
     settings = DevSettings()
