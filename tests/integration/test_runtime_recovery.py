@@ -4,47 +4,22 @@ killed with SIGKILL (stale pid files, postmaster.pid left behind) and `start` br
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
-import tempfile
-from pathlib import Path
 
 import pytest
 
 from citystream.devenv import kafka, postgres
-from citystream.devenv.config import DevSettings
 from citystream.devenv.process import pid_alive, wait_until
 from tests.support.infra import Infrastructure
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.support.isolated_runtime import isolated_runtime as isolated_runtime_of
+from tests.support.isolated_runtime import require_local_runtime
 
 
 @pytest.fixture
 def isolated_runtime(infrastructure: Infrastructure):
-    if infrastructure.origin != "local runtime":
-        pytest.skip(f"infrastructure comes from {infrastructure.origin}, not the local runtime")
-    main = DevSettings()
-    # Not under pytest's tmp_path (mode 700): the postgres system user must be able to reach the data directory.
-    main.state_dir.mkdir(parents=True, exist_ok=True)
-    state_dir = Path(tempfile.mkdtemp(prefix="recovery-test-", dir=main.state_dir))
-    os.chmod(state_dir, 0o755)
-    settings = DevSettings(
-        cache_dir=main.cache_dir,  # reuse the downloaded jars and the TimescaleDB build
-        state_dir=state_dir,
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        postgres_port=free_port(),
-        kafka_heap_mb=384,
-    )
-    yield settings
-    postgres.stop(settings)
-    kafka.stop(settings)
-    shutil.rmtree(state_dir, ignore_errors=True)
+    require_local_runtime(infrastructure)
+    with isolated_runtime_of("recovery-test-") as settings:
+        yield settings
 
 
 def test_kafka_restarts_after_sigkill(isolated_runtime):

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -23,13 +21,13 @@ import httpx
 import pytest
 
 from citystream.devenv import kafka
-from citystream.devenv.config import DevSettings
 from services.common.kafka import create_topics
 from services.ingest.settings import IngestSettings
 from tests.integration.ingest.helpers import REPO, bearer, kill, publish_register, start_sink
 from tests.integration.ingest.test_accounting import wait_for_rows
 from tests.integration.ingest.test_kafka_gate import free_port
 from tests.support.infra import Infrastructure
+from tests.support.isolated_runtime import isolated_runtime, require_local_runtime
 from tests.support.ingest_factories import new_credential, registration
 
 SENSORS = 4
@@ -40,21 +38,10 @@ READINGS_PER_BATCH = 20
 @pytest.fixture
 def isolated_kafka(infrastructure: Infrastructure):
     """A single-node Kafka on free ports in a directory of its own; stopped and removed afterwards."""
-    if infrastructure.origin != "local runtime":
-        pytest.skip(f"infrastructure comes from {infrastructure.origin}, not the local runtime")
-    main = DevSettings()
-    # Not under pytest's tmp_path (mode 700), as in the runtime recovery tests.
-    main.state_dir.mkdir(parents=True, exist_ok=True)
-    state_dir = Path(tempfile.mkdtemp(prefix="ingest-broker-outage-", dir=main.state_dir))
-    os.chmod(state_dir, 0o755)
-    settings = DevSettings(cache_dir=main.cache_dir, state_dir=state_dir, kafka_port=free_port(),
-                           kafka_controller_port=free_port(), kafka_heap_mb=384)
-    try:
+    require_local_runtime(infrastructure)
+    with isolated_runtime("ingest-broker-outage-") as settings:
         kafka.start(settings)
         yield settings
-    finally:
-        kafka.stop(settings)
-        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 class Client:
