@@ -24,8 +24,8 @@ PARTITIONS = 6
 async def kafka_ceiling(bootstrap: str, topic: str, fleet: BenchFleet, count: int, *, batched: bool = True) -> float:
     """Readings/s for `count` records produced (acks=all, idempotent, same compression) and consumed back.
 
-    `batched`: records handed to aiokafka as one record batch per partition and 1000 records (`send_batch`, as the
-    ingest does); otherwise one `send()` per record, aiokafka's ordinary API."""
+    `batched`: records handed to aiokafka as full record batches per partition (`send_batch`, as the ingest does);
+    otherwise one `send()` per record, aiokafka's ordinary API."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -47,10 +47,8 @@ async def kafka_ceiling(bootstrap: str, topic: str, fleet: BenchFleet, count: in
 
     async def produce() -> None:
         futures: list[asyncio.Future] = []
-        if batched:
-            records = [OutRecord(topic, key, value, []) for key, value in payloads]
-            for start in range(0, count, 1000):
-                await send_batched(producer, records[start:start + 1000], str, futures)
+        if batched:  # full batches per partition, as the ingest's GroupSender builds them under load
+            await send_batched(producer, [OutRecord(topic, key, value, []) for key, value in payloads], str, futures)
         else:
             futures = [await producer.send(topic, value, key=key) for key, value in payloads]
         await asyncio.gather(*futures)

@@ -24,7 +24,8 @@ class IngestSettings(CommonSettings):
     max_age_s: float = Field(default=7 * 24 * 3600.0, gt=0, validation_alias="CITYSTREAM_INGEST_MAX_AGE_S")
     ack_timeout_s: float = Field(default=2.5, gt=0, validation_alias="CITYSTREAM_INGEST_ACK_TIMEOUT_S")
     retry_after_s: int = Field(default=5, ge=1, validation_alias="CITYSTREAM_INGEST_RETRY_AFTER_S")
-    sink_batch_max: int = Field(default=5000, ge=1, validation_alias="CITYSTREAM_INGEST_SINK_BATCH_MAX")
+    # Records per database transaction (one COPY per table): under load the sink's batches fill to this cap.
+    sink_batch_max: int = Field(default=10_000, ge=1, validation_alias="CITYSTREAM_INGEST_SINK_BATCH_MAX")
     sink_backoff_max_s: float = Field(default=10.0, gt=0, validation_alias="CITYSTREAM_INGEST_SINK_BACKOFF_MAX_S")
     # Readiness: the sink probes the database at start and whenever it has not touched it for this long.
     sink_db_probe_s: float = Field(default=5.0, gt=0, validation_alias="CITYSTREAM_INGEST_SINK_DB_PROBE_S")

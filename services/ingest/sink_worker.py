@@ -63,7 +63,8 @@ class SinkWorker:
     async def run(self) -> None:
         settings = self.settings
         consumer = make_consumer(settings.kafka_bootstrap, settings.topic_prefix + settings.sink_group_id,
-                                 max_poll_records=settings.sink_batch_max, client_id="ingest-sink")
+                                 max_poll_records=settings.sink_batch_max, client_id="ingest-sink",
+                                 max_partition_fetch_bytes=4 << 20)  # one fetch can fill a batch
         self._membership = _Membership()
         consumer.subscribe(list(self._topics), listener=self._membership)
         producer = make_producer(settings.kafka_bootstrap, "ingest-sink")
