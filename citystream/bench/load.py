@@ -53,14 +53,20 @@ async def http_load(url: str, fleet: BenchFleet, *, batch: int, connections: int
     result = LoadResult(started=time.time())
     deadline = time.monotonic() + duration_s
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    reserved = [0]  # readings whose send slot is taken: each worker books its slot before sleeping to it
     async with httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits) as client:
 
         async def worker() -> None:
             while time.monotonic() < deadline:
                 if rate is not None:
-                    due = result.started + result.sent / rate
+                    # Booking first spreads the workers evenly; computing the slot from readings already sent
+                    # would wake every worker at the same instant (bursts of `connections` batches).
+                    due = result.started + reserved[0] / rate
+                    reserved[0] += batch
                     if due > time.time():
                         await asyncio.sleep(due - time.time())
+                    if time.monotonic() >= deadline:
+                        break
                 credential, payloads, keys = fleet.next_batch(batch, seq_base)
                 result.sent += len(payloads)
                 began = time.perf_counter()

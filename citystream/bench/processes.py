@@ -127,8 +127,7 @@ def platform_services(*, bootstrap: str, database_url: str, topic_prefix: str, r
                                      ready_path="/healthz")
         elif role == "anomaly":
             env = {"CITYSTREAM_ANOMALY_WEB_PORT": str(port), "CITYSTREAM_ANOMALY_APP_ID": f"bench-anomaly-{run_id}",
-                   "CITYSTREAM_ANOMALY_STORE": "memory://",
-                   "CITYSTREAM_LOG_LEVEL": "ERROR"}  # its Faust worker refuses the level name WARNING
+                   "CITYSTREAM_ANOMALY_STORE": "memory://"}
             services[role] = Service(role, ("services.anomaly", "worker"), common | env, port,
                                      logs_dir / f"{role}.log", cwd=work)
         else:
