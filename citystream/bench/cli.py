@@ -67,8 +67,8 @@ def _table(result: dict) -> Table:
         ("Kafka-native path → TimescaleDB, readings/s", f"{result['kafka_path_readings_per_s']:,}",
          ratio(result["kafka_path_readings_per_s"]), "≥ 50,000"),
         ("raw: aiokafka produce→consume (send_batch / send per record) / COPY, rows/s",
-         f"{result['raw_kafka_produce_consume_per_s']:,} / {result.get('raw_kafka_send_per_record_per_s', 0):,} / "
-         f"{result['raw_copy_rows_per_s']:,}", "", ""),
+         (f"{result['raw_kafka_produce_consume_per_s']:,} / {result.get('raw_kafka_send_per_record_per_s', 0):,} / "
+          f"{result['raw_copy_rows_per_s']:,}"), "", ""),
         ("ingest ack p50 / p99 at saturation, ms", f"{result['ingest_ack_p50_ms']} / {result['ingest_ack_p99_ms']}",
          "", ""),
         ("ingest ack p50 / p99 at half load, ms",
@@ -76,8 +76,8 @@ def _table(result: dict) -> Table:
         ("ingest ack p50 / p99 at half load + anomaly worker, ms",
          f"{result.get('alert_phase_ack_p50_ms')} / {result.get('alert_phase_ack_p99_ms')}", "", ""),
         ("reading→alert p50 / p99 at half load, ms",
-         f"{result.get('alert_latency_p50_ms')} / {result.get('alert_latency_p99_ms')} "
-         f"({result.get('alert_probes_missing')} probes missing)", "", "p99 ≤ 500"),
+         (f"{result.get('alert_latency_p50_ms')} / {result.get('alert_latency_p99_ms')} "
+          f"({result.get('alert_probes_missing')} probes missing)"), "", "p99 ≤ 500"),
         ("lost / duplicates", f"{result['lost']} / {result['duplicates']}", "", "0 / 0"),
     ]
     for rejection, per_s in result["phases"]["http"]["rejected_per_s"].items():

@@ -58,7 +58,7 @@ class CredentialCheck:
     Build one per batch; the memo holds one entry per distinct stored hash seen.
     """
 
-    __slots__ = ("presented", "now", "_same_hash")
+    __slots__ = ("_same_hash", "now", "presented")
 
     def __init__(self, presented: PresentedCredential, now: datetime) -> None:
         self.presented = presented
@@ -85,7 +85,7 @@ class CredentialChecks:
     """Per batch of raw records: credential text → CredentialCheck, so each distinct credential is parsed and
     hashed once per batch (records of one city system share it). Holds at most one entry per distinct text."""
 
-    __slots__ = ("now", "_by_text")
+    __slots__ = ("_by_text", "now")
 
     def __init__(self, now: datetime) -> None:
         self.now = now
