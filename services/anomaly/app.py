@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 
 import faust
+from faust.streams import _current_event as current_event_var
 from pydantic import ValidationError
 
 from schemas.alerts import AlertAction
@@ -20,6 +22,7 @@ from services.anomaly import metrics, wire
 from services.anomaly.detectors import DEFAULT_PROFILE, Obs
 from services.anomaly.engine import Engine, Outcome
 from services.anomaly.lifecycle import LifecycleConfig
+from services.anomaly.outbox import Outbox
 from services.anomaly.register_view import RegisterView
 from services.anomaly.sensors import SensorStates
 from services.anomaly.settings import AnomalySettings
@@ -35,6 +38,9 @@ app = faust.App(
     topic_partitions=4, table_standby_replicas=0, consumer_auto_offset_reset="earliest", producer_acks=-1,
     web_in_thread=False, broker_session_timeout=settings.session_timeout_s,
     broker_heartbeat_interval=settings.session_timeout_s / 5,
+    # Throughput: the agents take batches (settings.batch_max), so fetch and produce in batches too.
+    broker_max_poll_records=settings.batch_max, producer_linger=settings.producer_linger_s,
+    producer_max_batch_size=512 * 1024,
 )
 # Values are encoded by services/anomaly/state.py (compact JSON / binary); value_type=bytes = raw serializer.
 sensor_to_state = app.Table("sensor_to_state", default=None, partitions=4, key_type=str, value_type=bytes)
@@ -42,7 +48,15 @@ sensor_to_baseline = app.Table("sensor_to_baseline", default=None, partitions=4,
 register = RegisterView()
 lifecycle_config = LifecycleConfig(resolve_after_s=settings.resolve_after_s)
 engines = {d.value: Engine(d.value, silence_k=settings.silence_k, lifecycle_config=lifecycle_config) for d in Domain}
-states = SensorStates(sensor_to_state, sensor_to_baseline, lambda domain: engines[domain].new_state())
+
+
+def bind_event(event: faust.EventT) -> None:
+    """Faust tables take a write's partition (changelog and RocksDB) from the current event. A batch writes after
+    iterating its events, so each sensor is written in the context of the last event that changed it."""
+    current_event_var.set(weakref.ref(event))
+
+
+states = SensorStates(sensor_to_state, sensor_to_baseline, lambda domain: engines[domain].new_state(), bind_event)
 
 
 def _topic(name: str) -> faust.TopicT:
@@ -53,28 +67,31 @@ alerts_topic, rollups_topic, rejected_topic = _topic(ALERTS), _topic(ROLLUPS_1M)
 actions_topic = _topic(ALERT_ACTIONS)
 ticks_topic = app.topic(f"{settings.app_id}-ticks", internal=True, partitions=4, key_serializer="raw",
                         value_serializer="raw")
+# Outputs go straight to the producer (services/anomaly/outbox.py): Topic.send's per-record overhead was most of
+# the worker's time. These topics exist already (the catalogue's, and the ticks topic Faust declares at start).
+alerts_topic_name, rollups_topic_name = alerts_topic.get_topic_name(), rollups_topic.get_topic_name()
+rejected_topic_name, ticks_topic_name = rejected_topic.get_topic_name(), ticks_topic.get_topic_name()
 
 
-async def publish(sensor_id: str, outcome: Outcome) -> None:
+def publish(outbox: Outbox, sensor_id: str, outcome: Outcome) -> None:
     key = sensor_id.encode()
     for event in outcome.events:
         metrics.ALERT_EVENTS.labels(event.kind.value, event.event_type.value).inc()
-        await alerts_topic.send(key=key, value=wire.dumps(event), headers=wire.headers(ALERTS, event.event_id,
-                                                                                        settings, event))
+        outbox.add(alerts_topic_name, key, wire.dumps(event), wire.headers(ALERTS, event.event_id, settings, event))
     for rollup in outcome.rollups:
         metrics.ROLLUPS.inc()
-        await rollups_topic.send(key=key, value=wire.dumps(rollup), headers=wire.headers(ROLLUPS_1M, None, settings))
+        outbox.add(rollups_topic_name, key, wire.dumps(rollup), wire.headers(ROLLUPS_1M, None, settings))
 
 
-async def judge_reading(domain: str, event: faust.EventT) -> None:
+def judge_reading(domain: str, event: faust.EventT, outbox: Outbox) -> None:
     message = event.message
     try:
         reading = READING_MODEL_BY_DOMAIN[Domain(domain)].model_validate_json(message.value)
     except (ValueError, ValidationError) as problem:
         metrics.REJECTED.labels(domain).inc()
         rejection = wire.rejection(message.value, problem, domain)
-        await rejected_topic.send(key=message.key, value=wire.dumps(rejection),
-                                  headers=wire.headers(REJECTED_READINGS, rejection.event_id, settings))
+        outbox.add(rejected_topic_name, message.key, wire.dumps(rejection),
+                   wire.headers(REJECTED_READINGS, rejection.event_id, settings))
         log.warning("rejected %s[%s]@%s: %s", message.topic, message.partition, message.offset, rejection.detail)
         return
     sensor_id = reading.sensor_id
@@ -85,19 +102,64 @@ async def judge_reading(domain: str, event: faust.EventT) -> None:
     outcome = engine.observe(state, obs, register.profiles.get(sensor_id, DEFAULT_PROFILE), arrival=time.time())
     metrics.READINGS.labels(domain).inc()
     if not outcome.duplicate:
-        states.save(sensor_id, state, obs.t)
-        await publish(sensor_id, outcome)
+        states.touch(sensor_id, state, obs.t, event)
+        publish(outbox, sensor_id, outcome)
+
+
+def apply_action(event: faust.EventT, outbox: Outbox) -> None:
+    message = event.message
+    action = AlertAction.model_validate_json(message.value)
+    state = states.get(action.sensor_id, message.partition)
+    if state is None:
+        log.info("action %s for unknown sensor %s ignored", action.action_id, action.sensor_id)
+        return
+    outcome = Outcome(events=engines[state["dom"]].apply_action(state, action))
+    if outcome.events:
+        states.touch(action.sensor_id, state, None, event)
+        publish(outbox, action.sensor_id, outcome)
+
+
+def tick(event: faust.EventT, outbox: Outbox) -> None:
+    message = event.message
+    sensor_id, now = message.key.decode(), float(message.value)
+    state = states.get(sensor_id, message.partition)
+    if state is None:
+        return
+    outcome = engines[state["dom"]].tick(state, sensor_id, now, register.profiles.get(sensor_id, DEFAULT_PROFILE))
+    if outcome.events or outcome.rollups:
+        states.touch(sensor_id, state, None, event)
+        publish(outbox, sensor_id, outcome)
+
+
+async def judge_batch(stage: str, events: list[faust.EventT], handle) -> None:
+    """Judge a batch message by message, write each changed sensor once, then send the outputs and await their acks.
+
+    Nothing awaits between the first message and the table writes, so no other agent or rebalance callback sees
+    a state changed but not yet written. One message's failure is logged and the batch carries on."""
+    outbox = Outbox()
+    token = current_event_var.set(None)
+    try:
+        for event in events:
+            bind_event(event)  # table reads on a cache miss look in this event's partition
+            try:
+                handle(event, outbox)
+            except Exception:  # one sensor's failure must never stall the partition
+                m = event.message
+                metrics.ERRORS.labels(stage).inc()
+                log.exception("%s failed on %s[%s]@%s key %r", stage, m.topic, m.partition, m.offset, m.key)
+        states.flush()
+    finally:
+        current_event_var.reset(token)
+    await outbox.send(app.producer)
 
 
 def _detect(domain: str):
+    def handle(event: faust.EventT, outbox: Outbox) -> None:
+        judge_reading(domain, event, outbox)
+
     async def detect_anomalies(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            try:
-                await judge_reading(domain, event)
-            except Exception:  # one sensor's failure must never stall the partition
-                metrics.ERRORS.labels("reading").inc()
-                m = event.message
-                log.exception("detector failed on %s[%s]@%s sensor %r", m.topic, m.partition, m.offset, m.key)
+        async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+            await judge_batch("reading", events, handle)
 
     detect_anomalies.__name__ = f"detect_anomalies_{domain}"
     return app.agent(_topic(readings_topic(domain)), name=f"detect_anomalies_{domain}")(detect_anomalies)
@@ -108,51 +170,26 @@ detect_agents = {d.value: _detect(d.value) for d in Domain}
 
 @app.agent(actions_topic)
 async def apply_operator_actions(stream: faust.StreamT) -> None:
-    async for event in stream.events():
-        m = event.message
-        try:
-            action = AlertAction.model_validate_json(m.value)
-            state = states.get(action.sensor_id, m.partition)
-            if state is None:
-                log.info("action %s for unknown sensor %s ignored", action.action_id, action.sensor_id)
-                continue
-            outcome = Outcome(events=engines[state["dom"]].apply_action(state, action))
-            if outcome.events:
-                states.save(action.sensor_id, state, None)
-                await publish(action.sensor_id, outcome)
-        except Exception:
-            metrics.ERRORS.labels("action").inc()
-            log.exception("action failed on %s[%s]@%s key %r", m.topic, m.partition, m.offset, m.key)
+    async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+        await judge_batch("action", events, apply_action)
 
 
 @app.agent(ticks_topic)
 async def check_silence(stream: faust.StreamT) -> None:
     """Timer work runs here, on the partition that owns the sensor, so table writes land in its changelog."""
-    async for event in stream.events():
-        m = event.message
-        try:
-            sensor_id, now = m.key.decode(), float(m.value)
-            state = states.get(sensor_id, m.partition)
-            if state is None:
-                continue
-            outcome = engines[state["dom"]].tick(state, sensor_id, now, register.profiles.get(sensor_id,
-                                                                                              DEFAULT_PROFILE))
-            if outcome.events or outcome.rollups:
-                states.save(sensor_id, state, None)
-                await publish(sensor_id, outcome)
-        except Exception:
-            metrics.ERRORS.labels("tick").inc()
-            log.exception("tick failed on %s[%s]@%s key %r", m.topic, m.partition, m.offset, m.key)
+    async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
+        await judge_batch("tick", events, tick)
 
 
 @app.timer(settings.tick_interval_s)
 async def find_due_sensors() -> None:
     """Tables cannot be written from a timer, so due sensors get a tick record keyed like their readings."""
-    now = time.time()
+    now, outbox = time.time(), Outbox()
     for sensor_id, raw in list(sensor_to_state.items()):
         state = states.peek(sensor_id, raw)
         if state and engines[state["dom"]].tick_due(state, now, register.profiles.get(sensor_id, DEFAULT_PROFILE)):
-            await ticks_topic.send(key=sensor_id.encode(), value=repr(now).encode())
+            outbox.add(ticks_topic_name, sensor_id.encode(), repr(now).encode())
+    await outbox.send(app.producer)
 
 
 @app.on_partitions_assigned.connect

@@ -1,23 +1,30 @@
 """The worker's per-sensor state: decoded once into a local cache, persisted through the two changelog-backed
-tables `sensor_to_state` (hot part, every reading) and `sensor_to_baseline` (seasonal part, when due).
+tables `sensor_to_state` (hot part, every batch that changed it) and `sensor_to_baseline` (seasonal part, when due).
 
 Tables are only read on a cache miss or to re-validate an entry after a rebalance, so neither store decodes a
-sensor's state per reading. Any mapping works as a table (Faust tables in the worker, dicts in unit tests).
+sensor's state per reading. The worker marks a sensor changed per reading (`touch`) and writes each changed sensor
+once per batch (`flush`): the last write wins, so a batch costs one changelog record per sensor, not per reading.
+Any mapping works as a table (Faust tables in the worker, dicts in unit tests).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, MutableMapping
+from typing import Any
 
 from services.anomaly import state as codec
 
 
 class SensorStates:
     def __init__(self, hot_table: MutableMapping, baseline_table: MutableMapping,
-                 new_state: Callable[[str], dict]) -> None:
+                 new_state: Callable[[str], dict], bind: Callable[[Any], object] = lambda source: None) -> None:
+        """`bind(source)` runs before a sensor's writes with what `touch` was given as `source` (the worker binds
+        the Faust event, whose partition the tables write to)."""
         self.hot_table, self.baseline_table, self.new_state = hot_table, baseline_table, new_state
+        self.bind = bind
         self.cache: dict[str, list] = {}  # sensor → [partition, state, rebalance generation it was checked in]
         self.generation = 0
+        self.dirty: dict[str, list] = {}  # sensor → [state, seasonal part due, source] awaiting `flush`
 
     def get(self, sensor_id: str, partition: int, domain: str | None = None) -> dict | None:
         """The sensor's state (created for `domain` if unknown and a domain is given; else None)."""
@@ -50,12 +57,32 @@ class SensorStates:
         state.setdefault("d", {})
         return state
 
-    def save(self, sensor_id: str, state: dict, t: float | None) -> None:
-        """Persist the hot part; the seasonal part too if a reading at `t` makes it due (never for ticks/actions)."""
+    def touch(self, sensor_id: str, state: dict, t: float | None, source: Any = None) -> None:
+        """Mark the state changed by a reading at `t` (None: a tick or an action); `flush` writes it.
+
+        The seasonal part's due mark is advanced per reading, exactly as if every reading were written, and the
+        seasonal part is written at the flush if any reading of the batch made it due."""
         due = t is not None and codec.baseline_due(state, t)  # first: the due mark travels in the hot part
-        self.hot_table[sensor_id] = codec.encode_hot(state)
-        if due:
-            self.baseline_table[sensor_id] = codec.encode_seasonal(state["b"])
+        entry = self.dirty.get(sensor_id)
+        if entry is None or entry[0] is not state:
+            self.dirty[sensor_id] = [state, due, source]
+        else:
+            entry[1], entry[2] = entry[1] or due, source
+
+    def flush(self) -> int:
+        """Write every touched sensor once (hot part; seasonal part when due). Returns how many were written."""
+        dirty, self.dirty = self.dirty, {}
+        for sensor_id, (state, due, source) in dirty.items():
+            self.bind(source)
+            self.hot_table[sensor_id] = codec.encode_hot(state)
+            if due:
+                self.baseline_table[sensor_id] = codec.encode_seasonal(state["b"])
+        return len(dirty)
+
+    def save(self, sensor_id: str, state: dict, t: float | None) -> None:
+        """Persist at once: the hot part; the seasonal part too if a reading at `t` makes it due."""
+        self.touch(sensor_id, state, t)
+        self.flush()
 
     def peek(self, sensor_id: str, raw: bytes) -> dict:
         """Read-only view for the timer scan: the cached state if current, else the table's hot part."""

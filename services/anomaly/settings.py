@@ -34,6 +34,14 @@ class AnomalySettings(CommonSettings):
                     "them this long). Faust's 60 s default is slow failover; below ~6 s a GC pause evicts workers.")
     resolve_after_s: float = Field(default=600.0, ge=0, validation_alias="CITYSTREAM_ANOMALY_RESOLVE_AFTER_S",
                                    description="Auto-resolve after the signal is back to normal this long.")
+    batch_max: int = Field(default=1000, ge=1, le=20_000, validation_alias="CITYSTREAM_ANOMALY_BATCH_MAX",
+                           description="Most readings an agent judges per batch (each changed sensor is written "
+                                       "once per batch).")
+    batch_within_s: float = Field(
+        default=0.05, gt=0, le=5, validation_alias="CITYSTREAM_ANOMALY_BATCH_WITHIN_S",
+        description="Longest a reading waits for its batch to fill: the latency a quiet stream pays per reading.")
+    producer_linger_s: float = Field(default=0.005, ge=0, le=1, validation_alias="CITYSTREAM_ANOMALY_PRODUCER_LINGER_S",
+                                     description="Producer linger: records of a batch share requests.")
 
     def table_store(self) -> str:
         if self.store:

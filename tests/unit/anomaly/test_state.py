@@ -71,3 +71,31 @@ def test_after_a_rebalance_a_state_moved_on_elsewhere_is_reloaded():
     mine.rebalanced([0])
     _run_until(engine, readings[60:70], other, "bin-1")  # cached but stale: the table says seq moved on
     assert mine.get("bin-1", 0)["seq"] == readings[69].seq
+
+
+def test_a_batch_writes_each_sensor_once_and_recovers_like_per_reading_writes():
+    """Per-batch writes (last write wins) leave the tables as per-reading writes would, with fewer writes."""
+    engine = Engine("traffic", with_rollups=False)
+    readings = generate("traffic_normal").readings[:400]
+    writes: list[str] = []
+
+    class CountingTable(dict):
+        def __setitem__(self, key, value):
+            writes.append(key)
+            super().__setitem__(key, value)
+
+    per_reading_hot, per_reading_seasonal = {}, {}
+    _run_until(engine, readings, SensorStates(per_reading_hot, per_reading_seasonal, lambda d: engine.new_state()),
+               "loop-1")
+    hot, seasonal = CountingTable(), {}
+    batched = SensorStates(hot, seasonal, lambda d: engine.new_state())
+    for start in range(0, len(readings), 50):
+        for obs in readings[start:start + 50]:
+            state = batched.get("loop-1", 0, engine.domain)
+            engine.observe(state, obs, Profile())
+            batched.touch("loop-1", state, obs.t)
+        assert batched.flush() == 1
+    assert len(writes) == len(readings) // 50
+    assert hot == per_reading_hot
+    assert codec.decode_seasonal(seasonal["loop-1"]).keys() == codec.decode_seasonal(per_reading_seasonal["loop-1"]).keys()
+    assert batched.flush() == 0, "nothing left to write"
