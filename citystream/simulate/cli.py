@@ -1,4 +1,5 @@
-"""`citystream simulate`: the city against the running platform; `citystream simulate score`: labels vs alerts."""
+"""`citystream simulate`: the city against the running platform; `citystream simulate score`: alias of
+`citystream eval --labels` (labels vs stored alerts and rejections)."""
 
 from __future__ import annotations
 
@@ -91,21 +92,9 @@ def _print_tally(tally: Tally, labels_path: Path) -> None:
 def score_command(
     labels: Annotated[Path, typer.Option(help="Labels file written by `citystream simulate`.")] = DEFAULT_LABELS,
     grace_s: Annotated[float, typer.Option(help="An alert this long after an episode's end still counts.")] = 600,
+    database_url: Annotated[str | None, typer.Option(help="Default: CITYSTREAM_DATABASE_URL.")] = None,
 ) -> None:
-    """Precision, recall and delay of the alerts stored in TimescaleDB against the labelled episodes."""
-    from citystream.simulate.labels import read_labels, score
-    from citystream.simulate.scoring import fetch_alert_events
+    """Alias of `citystream eval --labels`: stored alerts and rejections against the labels of a run."""
+    from citystream.simulate.evalcli import score_labels
 
-    records = read_labels(labels)
-    events = asyncio.run(fetch_alert_events(SimulateSettings().database_url, records))
-    result = score(records, events, grace_s)
-    table = Table(title=f"detection vs {labels}")
-    for column in ("kind", "episodes", "detected"):
-        table.add_column(column)
-    for kind, (count, found) in sorted(result.by_kind.items()):
-        table.add_row(kind, str(count), str(found))
-    console.print(table)
-    delay = result.median_delay_s
-    console.print(f"precision {result.precision:.2f} ({result.true_alerts}/{result.alerts} alerts)  "
-                  f"recall {result.recall:.2f} ({result.detected}/{result.labels})  "
-                  f"median delay {'-' if delay is None else f'{delay:.0f} s'}")
+    raise typer.Exit(code=score_labels(labels, database_url, grace_s))

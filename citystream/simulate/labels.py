@@ -1,7 +1,7 @@
 """Labels file (JSON lines) and its scorer: precision, recall and detection delay of alerts against injected episodes.
 
 Line kinds (field `category`): `run` (first line: seed, sensor ids, interval), `anomaly` (sensor_id, kind, start,
-end — epoch seconds of sim time), `bad_traffic` (sensor_id, kind, expected_reason, start, end=null).
+end — epoch seconds of sim time; wall_start, wall_end — when the simulator sent that span), `bad_traffic` (sensor_id, kind, expected_reason, start, end=null).
 `score` takes AlertEvent-shaped dicts (from `citystream.alerts.v1` or the alert_events table).
 """
 
@@ -33,13 +33,40 @@ def read_labels(path: Path) -> list[dict[str, Any]]:
 
 
 @dataclass(frozen=True)
+class KindScore:
+    labels: int = 0  # episodes of this kind
+    detected: int = 0  # episodes with an opened alert of this kind on their sensor in their window
+    alerts: int = 0  # opened alerts of this kind on simulated sensors
+    true_alerts: int = 0  # of those, the ones inside an episode of this kind
+    delays_s: tuple[float, ...] = ()
+
+    @property
+    def recall(self) -> float:
+        return self.detected / self.labels if self.labels else 0.0
+
+    @property
+    def precision(self) -> float | None:
+        return self.true_alerts / self.alerts if self.alerts else None
+
+    @property
+    def median_delay_s(self) -> float | None:
+        ordered = sorted(self.delays_s)
+        return ordered[len(ordered) // 2] if ordered else None
+
+
+@dataclass(frozen=True)
 class Score:
     labels: int
     detected: int
     alerts: int
     true_alerts: int
     delays_s: tuple[float, ...]
-    by_kind: dict[str, tuple[int, int]]  # kind → (labels, detected)
+    kinds: dict[str, KindScore]  # by alert kind: every labelled kind and every kind that alerted
+
+    @property
+    def by_kind(self) -> dict[str, tuple[int, int]]:
+        """kind → (labels, detected)."""
+        return {kind: (k.labels, k.detected) for kind, k in self.kinds.items() if k.labels}
 
     @property
     def recall(self) -> float:
@@ -63,29 +90,57 @@ def _epoch(value: Any) -> float:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
 
 
-def score(labels: list[dict[str, Any]], alert_events: list[dict[str, Any]], grace_s: float = 0.0) -> Score:
-    """An episode is detected when an `opened` alert of its kind on its sensor occurs within [start, end + grace].
+def _windows(label: dict[str, Any], grace_s: float) -> list[tuple[float, float]]:
+    """Where an alert for this episode may occur: its sim-time span and, when the run recorded it, its wall-time span.
 
-    Precision counts every opened alert on a simulated sensor (from the `run` line) during the labelled time span;
-    an alert that matches no episode of its kind is a false positive.
+    Detectors judge a reading at its `observed_at` (sim time), but silence is judged by a timer on arrival (wall)
+    time; the two differ while the simulator replays a backfill faster than real time.
+    """
+    windows = [(float(label["start"]), float(label["end"]) + grace_s)]
+    if label.get("wall_start") is not None and label.get("wall_end") is not None:
+        windows.append((float(label["wall_start"]), float(label["wall_end"]) + grace_s))
+    return windows
+
+
+def score(labels: list[dict[str, Any]], alert_events: list[dict[str, Any]], grace_s: float = 0.0) -> Score:
+    """An episode is detected when an `opened` alert of its kind on its sensor occurs within [start, end + grace]
+    (in sim time, or in wall time when the label carries it); the delay is from the start of the matching span.
+
+    Precision counts every opened alert on a simulated sensor (from the `run` line); an alert that matches no
+    episode of its kind is a false positive.
     """
     episodes = [label for label in labels if label.get("category") == "anomaly"]
     run = next((label for label in labels if label.get("category") == "run"), {})
     fleet = set(run.get("sensor_ids", ())) or {label["sensor_id"] for label in episodes}
-    opened = [e for e in alert_events if e.get("event_type") == "opened" and e.get("sensor_id") in fleet]
+    opened = [(e, _epoch(e["occurred_at"])) for e in alert_events
+              if e.get("event_type") == "opened" and e.get("sensor_id") in fleet]
     detected, delays, matched_alerts = 0, [], set()
-    by_kind: dict[str, list[int]] = {}
+    per_kind: dict[str, dict[str, Any]] = {}
+
+    def tally(kind: str) -> dict[str, Any]:
+        return per_kind.setdefault(kind, {"labels": 0, "detected": 0, "alerts": 0, "true_alerts": 0, "delays": []})
+
     for label in episodes:
-        start, end = float(label["start"]), float(label["end"]) + grace_s
-        hits = [(index, _epoch(e["occurred_at"])) for index, e in enumerate(opened)
-                if e["sensor_id"] == label["sensor_id"] and e["kind"] == label["kind"]
-                and start <= _epoch(e["occurred_at"]) <= end]
-        tally = by_kind.setdefault(label["kind"], [0, 0])
-        tally[0] += 1
-        if hits:
+        kind = tally(label["kind"])
+        kind["labels"] += 1
+        first: float | None = None
+        for window_start, window_end in _windows(label, grace_s):
+            hits = [(index, t) for index, (e, t) in enumerate(opened)
+                    if e["sensor_id"] == label["sensor_id"] and e["kind"] == label["kind"]
+                    and window_start <= t <= window_end]
+            if hits:
+                matched_alerts.update(index for index, _ in hits)
+                delay = min(t for _, t in hits) - window_start
+                first = delay if first is None else min(first, delay)
+        if first is not None:
             detected += 1
-            tally[1] += 1
-            delays.append(min(t for _, t in hits) - start)
-            matched_alerts.update(index for index, _ in hits)
-    return Score(len(episodes), detected, len(opened), len(matched_alerts), tuple(delays),
-                 {kind: (n, d) for kind, (n, d) in by_kind.items()})
+            kind["detected"] += 1
+            kind["delays"].append(first)
+            delays.append(first)
+    for index, (event, _) in enumerate(opened):
+        kind = tally(event["kind"])
+        kind["alerts"] += 1
+        kind["true_alerts"] += index in matched_alerts
+    kinds = {name: KindScore(k["labels"], k["detected"], k["alerts"], k["true_alerts"], tuple(k["delays"]))
+             for name, k in sorted(per_kind.items())}
+    return Score(len(episodes), detected, len(opened), len(matched_alerts), tuple(delays), kinds)

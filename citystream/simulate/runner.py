@@ -43,12 +43,15 @@ class RunOptions:
     bad_traffic: bool = True
     expire_after_s: float = 60.0  # wall seconds until the `expired` actor's window ends
     suspend_at_round: int = 10
+    anomaly_first_after: int = 20  # rounds of normal behaviour before the first episode
+    anomaly_spacing: int = 30  # rounds between two episode starts
 
     def sim_config(self, start_t: float) -> SimConfig:
         interval_s = max(0.1, self.sensors * self.speed / self.rate)
         return SimConfig(seed=self.seed, sensors=self.sensors, interval_s=interval_s, start_t=round(start_t, 3),
                          prefix=self.prefix, anomalies=self.anomalies, bad_traffic=self.bad_traffic,
-                         suspend_at_round=self.suspend_at_round)
+                         suspend_at_round=self.suspend_at_round, anomaly_first_after=self.anomaly_first_after,
+                         anomaly_spacing=self.anomaly_spacing)
 
 
 @dataclass
@@ -226,6 +229,9 @@ class Simulation:
     def _enqueue_round(self, pending: list, order, rnd) -> float:
         """Queues a round's sends by wall time; returns the wall time up to which everything is queued."""
         for label in rnd.labels:
+            if label["category"] == "anomaly":  # wall times too: silence is judged on arrival, not sim, time
+                label = {**label, "wall_start": round(self.send_at(label["start"]), 3),
+                         "wall_end": round(self.send_at(label["end"]), 3)}
             self.labels.write(label)
         self._to_suspend.extend(rnd.suspend)
         for reading in rnd.readings:

@@ -21,8 +21,19 @@ def evaluate_command(
     nab_dir: Annotated[Path, typer.Option(help="nab-dev directory")] = REPO.parent / "shared/datasets/nab-dev",
     output: Annotated[Path, typer.Option(help="Markdown file to write")] = REPO / "docs/detection.md",
     seed: int = 0,
+    labels: Annotated[Path | None, typer.Option(help="Instead: score this `citystream simulate` labels file against "
+                                                     "the alerts and rejections stored in TimescaleDB")] = None,
+    database_url: Annotated[str | None, typer.Option(help="With --labels (default: CITYSTREAM_DATABASE_URL)")] = None,
+    grace_s: Annotated[float, typer.Option(help="With --labels: an alert this long after an episode still counts")]
+    = 600,
 ) -> None:
-    """Score the detectors with the NAB rules and on the labelled city scenarios; write the tables."""
+    """Score the detectors with the NAB rules and on the labelled city scenarios; write the tables.
+
+    With --labels: precision, recall and delay of the platform's stored alerts against a simulator run's labels."""
+    if labels is not None:
+        from citystream.simulate.evalcli import score_labels
+
+        raise typer.Exit(code=score_labels(labels, database_url, grace_s))
     from services.anomaly import evaluate, report
 
     if not (nab_dir / "windows.json").exists():
