@@ -81,17 +81,21 @@ class Episode:
 
 
 class AnomalyPlan:
-    """An endless, seed-determined schedule: one episode every `spacing_s`, kinds in a shuffled cycle.
+    """An endless, seed-determined schedule: one episode every `spacing_s` (the first cycle every
+    `opening_spacing_s` when given), kinds in a shuffled cycle.
 
     A sensor carries at most one episode at a time, so each label has exactly one cause.
     """
 
     def __init__(self, seed: int, sensors_by_domain: dict[Domain, list[str]], first_t: float, spacing_s: float,
-                 interval_s: float) -> None:
+                 interval_s: float, opening_spacing_s: float | None = None) -> None:
         self._rng = random.Random(f"anomalies/{seed}")
         self._sensors = {domain: sorted(ids) for domain, ids in sensors_by_domain.items() if ids}
         self._next_t = first_t
         self._spacing_s = spacing_s
+        # The first cycle (one episode of every kind) may come faster, so a demo shows every kind early on.
+        self._opening_left = len(INJECTED_KINDS) if opening_spacing_s else 0
+        self._opening_spacing_s = opening_spacing_s or spacing_s
         self._interval_s = interval_s
         self._cycle: list[AlertKind] = []
         self.active: dict[str, Episode] = {}
@@ -106,7 +110,8 @@ class AnomalyPlan:
             if episode is not None:
                 self.active[episode.sensor_id] = episode
                 started.append(episode)
-            self._next_t += self._spacing_s
+            self._opening_left = max(0, self._opening_left - 1)
+            self._next_t += self._opening_spacing_s if self._opening_left else self._spacing_s
         return started
 
     def _schedule(self, start_t: float) -> Episode | None:

@@ -39,13 +39,20 @@ def simulate(
     prefix: Annotated[str, typer.Option(help="Sensor id prefix.")] = "sim-",
     anomalies: Annotated[bool, typer.Option("--anomalies/--no-anomalies")] = True,
     bad_traffic: Annotated[bool, typer.Option("--bad-traffic/--no-bad-traffic")] = True,
+    anomaly_first_after: Annotated[int, typer.Option(min=1, help="Rounds of normal readings before the first "
+                                                                 "anomaly (detectors learn the sensor meanwhile).")]
+    = 8,
+    anomaly_opening_spacing: Annotated[int, typer.Option(min=1, help="Rounds between the first anomalies (one of "
+                                                                     "each kind), so every kind shows early.")] = 2,
+    anomaly_spacing: Annotated[int, typer.Option(min=1, help="Rounds between anomalies after that.")] = 30,
 ) -> None:
     """Register the city's sensors and publish their readings, anomalies and bad traffic until Ctrl-C."""
     if ctx.invoked_subcommand is not None:
         return
     options = RunOptions(seed=seed, sensors=sensors, rate=rate, speed=speed, backfill_s=backfill_hours * 3600,
                          batch_size=batch, duration_s=duration, labels_path=labels, prefix=prefix,
-                         anomalies=anomalies, bad_traffic=bad_traffic)
+                         anomalies=anomalies, bad_traffic=bad_traffic, anomaly_first_after=anomaly_first_after,
+                         anomaly_opening_spacing=anomaly_opening_spacing, anomaly_spacing=anomaly_spacing)
     raise typer.Exit(code=run(SimulateSettings(), options))
 
 

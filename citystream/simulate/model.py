@@ -25,6 +25,7 @@ class SimConfig:
     anomalies: bool = True
     anomaly_first_after: int = 20  # rounds of normal behaviour before the first episode
     anomaly_spacing: int = 30  # rounds between two episode starts
+    anomaly_opening_spacing: int | None = None  # rounds between the starts of the first cycle (every kind once)
     bad_traffic: bool = True
     suspend_at_round: int = 10
 
@@ -83,7 +84,8 @@ class CityModel:
             by_domain.setdefault(spec.domain, []).append(spec.sensor_id)
         interval = config.interval_s
         self.plan = AnomalyPlan(config.seed, by_domain, config.start_t + config.anomaly_first_after * interval,
-                                config.anomaly_spacing * interval, interval)
+                                config.anomaly_spacing * interval, interval,
+                                config.anomaly_opening_spacing * interval if config.anomaly_opening_spacing else None)
         self._next_round = 0
 
     def normal_metrics(self, spec: SensorSpec, t: float) -> dict[str, float]:

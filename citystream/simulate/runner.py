@@ -45,13 +45,14 @@ class RunOptions:
     suspend_at_round: int = 10
     anomaly_first_after: int = 20  # rounds of normal behaviour before the first episode
     anomaly_spacing: int = 30  # rounds between two episode starts
+    anomaly_opening_spacing: int | None = None  # rounds between the first cycle's starts (None: anomaly_spacing)
 
     def sim_config(self, start_t: float) -> SimConfig:
         interval_s = max(0.1, self.sensors * self.speed / self.rate)
         return SimConfig(seed=self.seed, sensors=self.sensors, interval_s=interval_s, start_t=round(start_t, 3),
                          prefix=self.prefix, anomalies=self.anomalies, bad_traffic=self.bad_traffic,
                          suspend_at_round=self.suspend_at_round, anomaly_first_after=self.anomaly_first_after,
-                         anomaly_spacing=self.anomaly_spacing)
+                         anomaly_spacing=self.anomaly_spacing, anomaly_opening_spacing=self.anomaly_opening_spacing)
 
 
 @dataclass

@@ -163,3 +163,13 @@ def test_fleet_split_and_ids():
     assert len({s.sensor_id for s in fleet}) == 10
     declaration = fleet[0].declaration(15.0)
     assert declaration["sensor_id"] == "x-traffic-0000" and declaration["reporting_interval_s"] == 15.0
+
+
+def test_opening_cycle_starts_one_episode_of_every_kind_quickly_then_the_usual_spacing():
+    model, rounds = _rounds(SimConfig(sensors=40, interval_s=15, anomaly_first_after=8, anomaly_opening_spacing=2,
+                                      anomaly_spacing=30), 60)
+    started = [(rnd.index, label["kind"]) for rnd in rounds for label in rnd.labels if label["category"] == "anomaly"]
+    opening = started[:len(INJECTED_KINDS)]
+    assert [index for index, _ in opening] == list(range(8, 8 + 2 * len(INJECTED_KINDS), 2))
+    assert {kind for _, kind in opening} == {kind.value for kind in INJECTED_KINDS}
+    assert [index for index, _ in started[len(INJECTED_KINDS):]] == [8 + 2 * (len(INJECTED_KINDS) - 1) + 30]
