@@ -168,7 +168,7 @@ class Bench:
         """The gate learns the gateway credentials from the register topic; wait until a batch is admitted."""
         deadline = time.monotonic() + 60
         while True:
-            result = await http_load(ingest_url, fleet, batch=10, connections=1, duration_s=0.01,
+            result = await http_load(ingest_url, fleet, batch=10, connections=1, duration_s=0.3,
                                      seq_base=9 * SEQ_SPAN)
             if result.accepted_keys or time.monotonic() > deadline:
                 return
