@@ -1,11 +1,14 @@
 """The Faust worker: readings → detectors → `citystream.alerts.v1` + `citystream.rollups.1m.v1`; applies
 operator commands from `citystream.alerts.actions.v1`. Per-sensor state lives in two changelog-backed tables,
-`sensor_to_state` (hot, every reading) and `sensor_to_baseline` (seasonal, when due; see state.py), cached by
-sensors.py; the register topic gives declared ranges and intervals. Web: /healthz, /readyz, /metrics.
+`sensor_to_state` (hot) and `sensor_to_baseline` (seasonal, when due; see state.py), cached by sensors.py and
+written once per sensor per flush; the register topic gives declared ranges and intervals. Web: /healthz, /readyz,
+/metrics. Agents judge batches (`take_events`); a batch's outputs are acknowledged before the next batch, and its
+readings are acked for commit only once their states are written (`flush_states`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import weakref
@@ -131,15 +134,37 @@ def tick(event: faust.EventT, outbox: Outbox) -> None:
         publish(outbox, sensor_id, outcome)
 
 
-async def judge_batch(stage: str, events: list[faust.EventT], handle) -> None:
-    """Judge a batch message by message, write each changed sensor once, then send the outputs and await their acks.
+held: list[faust.EventT] = []  # judged events whose acks wait for their sensors' states to be written
+last_flush = time.monotonic()
 
-    Nothing awaits between the first message and the table writes, so no other agent or rebalance callback sees
-    a state changed but not yet written. One message's failure is logged and the batch carries on."""
+
+def flush_states() -> None:
+    """Write every changed sensor once, then ack the events judged since the last flush.
+
+    The acks are held until then because Faust commits only acked offsets: a committed reading always has its
+    state in the changelog, so a restart after `kill -9` never skips a reading whose state was lost."""
+    global last_flush
+    token = current_event_var.set(None)
+    try:
+        states.flush()
+    finally:
+        current_event_var.reset(token)
+    events = held[:]
+    held.clear()
+    for event in events:
+        event.ack()
+    last_flush = time.monotonic()
+
+
+async def judge_batch(stage: str, events: list[faust.EventT], handle) -> None:
+    """Judge a batch message by message, send the outputs and await their acks; states are written by
+    `flush_states` (at most every `flush_interval_s`). One message's failure is logged and the batch carries on."""
     outbox = Outbox()
     token = current_event_var.set(None)
     try:
         for event in events:
+            event.message.incref()  # the take loop's ack must not be the last one: flush_states acks
+            held.append(event)
             bind_event(event)  # table reads on a cache miss look in this event's partition
             try:
                 handle(event, outbox)
@@ -147,10 +172,33 @@ async def judge_batch(stage: str, events: list[faust.EventT], handle) -> None:
                 m = event.message
                 metrics.ERRORS.labels(stage).inc()
                 log.exception("%s failed on %s[%s]@%s key %r", stage, m.topic, m.partition, m.offset, m.key)
-        states.flush()
     finally:
         current_event_var.reset(token)
     await outbox.send(app.producer)
+    if time.monotonic() - last_flush >= settings.flush_interval_s:
+        flush_states()
+
+
+async def flush_quiet_states() -> None:
+    """Flushes when no batch comes: a quiet stream, or a rebalance or shutdown waiting for every held ack. A plain
+    asyncio task, not a Faust timer: Faust stops its timers before the shutdown waits for the acks."""
+    while True:
+        await asyncio.sleep(settings.flush_interval_s / 4)
+        try:
+            if held and time.monotonic() - last_flush >= settings.flush_interval_s:
+                flush_states()
+        except Exception:
+            metrics.ERRORS.labels("flush").inc()
+            log.exception("flushing sensor states failed; retrying")
+
+
+background_tasks: set[asyncio.Task] = set()
+
+
+@app.task
+async def start_flushing() -> None:
+    task = asyncio.get_running_loop().create_task(flush_quiet_states())
+    background_tasks.add(task)  # the loop keeps only a weak reference
 
 
 def _detect(domain: str):

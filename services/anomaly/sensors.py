@@ -1,9 +1,10 @@
 """The worker's per-sensor state: decoded once into a local cache, persisted through the two changelog-backed
-tables `sensor_to_state` (hot part, every batch that changed it) and `sensor_to_baseline` (seasonal part, when due).
+tables `sensor_to_state` (hot part, at each flush that finds it changed) and `sensor_to_baseline` (seasonal part, when due).
 
 Tables are only read on a cache miss or to re-validate an entry after a rebalance, so neither store decodes a
 sensor's state per reading. The worker marks a sensor changed per reading (`touch`) and writes each changed sensor
-once per batch (`flush`): the last write wins, so a batch costs one changelog record per sensor, not per reading.
+once per flush (`flush`, about every second): the last write wins, so one changelog record per sensor, not per
+reading.
 Any mapping works as a table (Faust tables in the worker, dicts in unit tests).
 """
 
@@ -35,7 +36,9 @@ class SensorStates:
             # After a rebalance another worker may have owned the partition meanwhile: keep the cached state
             # (with its not yet persisted baseline updates) only if the table shows nobody moved it on.
             raw = self.hot_table.get(sensor_id)
-            if entry[0] == partition and (raw is None or codec.decode_hot(raw)["seq"] == entry[1]["seq"]):
+            # A state changed since the last flush is newer than the table's, by construction.
+            if entry[0] == partition and (sensor_id in self.dirty or raw is None
+                                          or codec.decode_hot(raw)["seq"] == entry[1]["seq"]):
                 entry[2] = self.generation
                 return entry[1]
         state = self.load(sensor_id)

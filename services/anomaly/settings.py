@@ -40,6 +40,10 @@ class AnomalySettings(CommonSettings):
     batch_within_s: float = Field(
         default=0.05, gt=0, le=5, validation_alias="CITYSTREAM_ANOMALY_BATCH_WITHIN_S",
         description="Longest a reading waits for its batch to fill: the latency a quiet stream pays per reading.")
+    flush_interval_s: float = Field(
+        default=1.0, gt=0, le=10, validation_alias="CITYSTREAM_ANOMALY_FLUSH_INTERVAL_S",
+        description="How often changed sensor states are written to the changelog tables (once per sensor), after "
+                    "which the readings judged meanwhile are acked for commit.")
     producer_linger_s: float = Field(default=0.005, ge=0, le=1, validation_alias="CITYSTREAM_ANOMALY_PRODUCER_LINGER_S",
                                      description="Producer linger: records of a batch share requests.")
 
