@@ -44,7 +44,9 @@ def evaluate_command(
                          if nab_dir.is_relative_to(REPO.parent) else str(nab_dir),
                          scales=evaluate.SCALES, zs=evaluate.Z_THRESHOLDS, seed=seed)
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
+    # The hand-written sections from "## Throughput" on (loadprobe figures) are kept across regenerations.
+    kept = output.read_text().partition(report.KEPT_FROM)[1:] if output.exists() else ("", "")
+    output.write_text(text.rstrip("\n") + ("\n\n" + "".join(kept) if kept[0] else "\n"))
     typer.echo(text)
 
 

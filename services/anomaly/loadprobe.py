@@ -221,7 +221,7 @@ async def paced_probes(bootstrap: str, prefix: str, worker: WorkerProcess, *, se
 def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
-    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))]
 
 
 async def run(args: argparse.Namespace) -> dict:
