@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas.headers import make_headers
 from schemas.topics import ALERTS, readings_topic
@@ -138,8 +139,8 @@ async def drain(worker: WorkerProcess, expected: int, timeout_s: float) -> tuple
         if first is None and count > start_count:
             first, first_count = now, count
         last = now
-    if first is None or last <= first:
-        return 0.0, 0.0
+    if first is None or last <= first:  # drained before the second sample: too small a backlog to time
+        return float("nan"), float("nan")
     cpu = worker.cpu_s() - start_cpu
     return (count - first_count) / (last - first), cpu / max(1, count - start_count) * 1e6
 
@@ -218,6 +219,18 @@ async def paced_probes(bootstrap: str, prefix: str, worker: WorkerProcess, *, se
             "latencies_ms": sorted(latencies.values()), "missing": len(sent_at) - len(latencies)}
 
 
+async def delete_topics(bootstrap: str, *prefixes: str) -> None:
+    """The probe's own topics (its prefix, and the worker's changelog and ticks topics) go when it is done."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        mine = [topic for topic in await admin.list_topics() if topic.startswith(prefixes)]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
+
+
 def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -252,12 +265,13 @@ async def run(args: argparse.Namespace) -> dict:
             worker.stop()
             kept_log = Path(tempfile.gettempdir()) / f"{prefix}worker.log"
             kept_log.write_bytes(worker.log_path.read_bytes())
+            await delete_topics(args.bootstrap, prefix, worker.env["CITYSTREAM_ANOMALY_APP_ID"] + "-")
     lat = paced.pop("latencies_ms")
     return {"topic_prefix": prefix, "worker_log": str(kept_log), "worker_root": args.worker_root, "sensors": args.sensors,
             "interval_s": args.interval_s, "backlog_readings": backlog,
-            "raw_ceiling_readings_per_s": round(ceiling), "worker_readings_per_s": round(rate),
-            "worker_ratio_to_ceiling": round(rate / ceiling, 3) if ceiling else None,
-            "worker_cpu_us_per_reading": round(cpu_us), **paced, "probes": args.probes,
+            "raw_ceiling_readings_per_s": round(ceiling), "worker_readings_per_s": round(rate, 1),
+            "worker_ratio_to_ceiling": round(rate / ceiling, 3),
+            "worker_cpu_us_per_reading": round(cpu_us, 1), **paced, "probes": args.probes,
             "alert_latency_p50_ms": percentile(lat, 50) and round(percentile(lat, 50), 1),
             "alert_latency_p99_ms": percentile(lat, 99) and round(percentile(lat, 99), 1),
             "alert_latency_max_ms": lat and round(lat[-1], 1)}
