@@ -42,10 +42,10 @@ class AlertEventType(StrEnum):
 
 
 class ContributingReading(WireModel):
-    seq: int
-    observed_at: AwareDatetime
-    metric: str
-    value: float
+    seq: int = Field(description="The reading's per-sensor sequence number.")
+    observed_at: AwareDatetime = Field(description="When the sensor observed it (sensor clock).")
+    metric: str = Field(description="Smart Data Models metric name, e.g. `averageVehicleSpeed`.")
+    value: float = Field(description="The value read, in the unit the register declares for the metric.")
 
 
 class Explanation(WireModel):
@@ -67,19 +67,19 @@ class AlertEvent(WireModel):
 
     event_id: str = Field(description="Deterministic id of this event: reprocessing yields the same id.")
     alert_id: str = Field(description="Deterministic id: one per (sensor, kind, opening reading).")
-    event_type: AlertEventType
+    event_type: AlertEventType = Field(description="What happened to the alert in this event.")
     sensor_id: SensorId
-    domain: Domain
-    kind: AlertKind
-    severity: Severity
-    status: AlertStatus
-    opened_at: AwareDatetime
+    domain: Domain = Field(description="The sensor's domain.")
+    kind: AlertKind = Field(description="What kind of anomaly; at most one open alert per (sensor, kind).")
+    severity: Severity = Field(description="Smart Data Models severity, informational to critical.")
+    status: AlertStatus = Field(description="The alert's status after this event.")
+    opened_at: AwareDatetime = Field(description="When the alert opened (time of the opening reading).")
     occurred_at: AwareDatetime = Field(description="When this event happened (reading time for detections).")
-    explanation: Explanation
+    explanation: Explanation = Field(description="Why the alert fired (the latest detection's numbers).")
     actor: str | None = Field(default=None, description="Operator who acted, for operator events.")
-    assignee: str | None = None
-    comment: str | None = None
-    resolved_at: AwareDatetime | None = None
+    assignee: str | None = Field(default=None, description="Operator the alert is assigned to, if any.")
+    comment: str | None = Field(default=None, description="The operator's comment, for `commented` events.")
+    resolved_at: AwareDatetime | None = Field(default=None, description="When it was resolved, once resolved.")
 
 
 class AlertActionType(StrEnum):
@@ -93,10 +93,10 @@ class AlertAction(WireModel):
     """An operator's command, keyed by sensor id so it lands on the partition that owns the alert."""
 
     action_id: str = Field(description="Unique id of the command (UUID); applying it twice has no extra effect.")
-    alert_id: str
+    alert_id: str = Field(description="The alert acted on (`AlertEvent.alert_id`).")
     sensor_id: SensorId
-    action: AlertActionType
-    actor: str = Field(min_length=1, max_length=120)
-    assignee: str | None = Field(default=None, max_length=120)
-    comment: str | None = Field(default=None, max_length=4000)
-    requested_at: AwareDatetime
+    action: AlertActionType = Field(description="What the operator asks for.")
+    actor: str = Field(min_length=1, max_length=120, description="The operator who asked (from their token).")
+    assignee: str | None = Field(default=None, max_length=120, description="Who to assign to, for `assign`.")
+    comment: str | None = Field(default=None, max_length=4000, description="Free text, for `comment` and `resolve`.")
+    requested_at: AwareDatetime = Field(description="When the operator asked (API clock).")

@@ -76,22 +76,22 @@ class WasteMetrics(WireModel):
 class TrafficReading(AdmittedReadingBase):
     """An admitted traffic reading on `citystream.readings.traffic.v1`."""
 
-    domain: Literal[Domain.TRAFFIC] = Domain.TRAFFIC
-    metrics: TrafficMetrics
+    domain: Literal[Domain.TRAFFIC] = Field(default=Domain.TRAFFIC, description="Always `traffic` on this topic.")
+    metrics: TrafficMetrics = Field(description="The admitted values; only metrics the register declares for the sensor.")
 
 
 class EnergyReading(AdmittedReadingBase):
     """An admitted energy reading on `citystream.readings.energy.v1`."""
 
-    domain: Literal[Domain.ENERGY] = Domain.ENERGY
-    metrics: EnergyMetrics
+    domain: Literal[Domain.ENERGY] = Field(default=Domain.ENERGY, description="Always `energy` on this topic.")
+    metrics: EnergyMetrics = Field(description="The admitted values; only metrics the register declares for the sensor.")
 
 
 class WasteReading(AdmittedReadingBase):
     """An admitted waste reading on `citystream.readings.waste.v1`."""
 
-    domain: Literal[Domain.WASTE] = Domain.WASTE
-    metrics: WasteMetrics
+    domain: Literal[Domain.WASTE] = Field(default=Domain.WASTE, description="Always `waste` on this topic.")
+    metrics: WasteMetrics = Field(description="The admitted values; only metrics the register declares for the sensor.")
 
 
 READING_MODEL_BY_DOMAIN: dict[Domain, type[AdmittedReadingBase]] = {

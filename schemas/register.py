@@ -42,7 +42,9 @@ class CredentialHash(WireModel):
     """A credential that may publish for the sensor. Only the SHA-256 of the secret travels; never the secret."""
 
     key_id: str = Field(description="Public part of the credential, `<key_id>.<secret>` on the wire.")
-    kind: CredentialKind = CredentialKind.SENSOR
+    kind: CredentialKind = Field(
+        default=CredentialKind.SENSOR, description="`sensor` (its own) or `gateway` (publishes for listed sensors)."
+    )
     secret_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the secret.")
     not_after: AwareDatetime | None = Field(
         default=None, description="End of the credential's validity (set during a rotation's overlap window)."
@@ -55,17 +57,17 @@ class SensorDetails(WireModel):
     Gates do not need them. `owner_contact_*` are not public: consumers must not republish them.
     """
 
-    owner_contact_name: str | None = None
-    owner_contact_email: str | None = None
+    owner_contact_name: str | None = Field(default=None, description="Contact person or team at the owner (not public).")
+    owner_contact_email: str | None = Field(default=None, description="Contact e-mail at the owner (not public).")
     location: dict | None = Field(default=None, description="GeoJSON geometry (Point or Polygon), WGS 84 lon/lat.")
-    location_description: str | None = None
-    description: str | None = None
-    purpose: str | None = None
+    location_description: str | None = Field(default=None, description="Where the sensor is, in words.")
+    description: str | None = Field(default=None, description="What the sensor is.")
+    purpose: str | None = Field(default=None, description="Why the data is collected (public).")
     legal_ground: str | None = Field(default=None, description="GDPR Art. 6(1) basis, e.g. `public_task`.")
-    personal_data: bool | None = None
-    privacy_statement_url: str | None = None
-    retention_days: int | None = None
-    created_at: AwareDatetime | None = None
+    personal_data: bool | None = Field(default=None, description="Whether the sensor processes personal data.")
+    privacy_statement_url: str | None = Field(default=None, description="The owner's privacy statement.")
+    retention_days: int | None = Field(default=None, description="How long readings are kept, in days.")
+    created_at: AwareDatetime | None = Field(default=None, description="When the sensor was first declared.")
 
 
 class SensorRegistration(WireModel):
@@ -73,8 +75,8 @@ class SensorRegistration(WireModel):
 
     sensor_id: SensorId
     version: int = Field(ge=1, description="Bumped on every change; gates keep the highest they saw.")
-    status: SensorStatus
-    domain: Domain
+    status: SensorStatus = Field(description="Lifecycle status; only `active` sensors inside their window publish.")
+    domain: Domain = Field(description="Which readings topic the sensor publishes to.")
     owner_organisation: str = Field(description="Who runs the sensor (public).")
     active_from: AwareDatetime | None = Field(default=None, description="Start of the publishing window.")
     active_until: AwareDatetime | None = Field(default=None, description="End of the publishing window.")
@@ -82,7 +84,7 @@ class SensorRegistration(WireModel):
     rate_limit_per_minute: int = Field(ge=1, description="Readings per minute the sensor may publish.")
     reporting_interval_s: float = Field(gt=0, description="Expected interval between readings, in seconds.")
     credentials: tuple[CredentialHash, ...] = Field(default=(), description="Credentials that may publish.")
-    updated_at: AwareDatetime
+    updated_at: AwareDatetime = Field(description="When this version was written in the register.")
     details: SensorDetails | None = Field(
         default=None, description="Descriptive register fields (optional; lets the register be rebuilt from the topic)."
     )

@@ -52,11 +52,11 @@ class RejectedReading(WireModel):
     event_id: str = Field(description="Unique id of this rejection (UUID).")
     sensor_id: str | None = Field(default=None, description="Sensor the payload claimed, if it could be read.")
     seq: int | None = Field(default=None, description="Sequence number the payload claimed, if readable.")
-    reason: RejectionReason
+    reason: RejectionReason = Field(description="Stable reason code; see `HTTP_STATUS` for its HTTP status.")
     detail: str = Field(description="Human-readable explanation, e.g. `averageVehicleSpeed 412.0 > max 250.0`.")
     field: str | None = Field(default=None, description="The field at fault, dotted path, e.g. `metrics.voltage`.")
     source: str = Field(description="Which gate refused it: `http` or `kafka`.", examples=["http"])
-    received_at: AwareDatetime
+    received_at: AwareDatetime = Field(description="When the gate received it (ingest clock).")
     payload: Any = Field(
         default=None,
         description="The offending reading as received (JSON), or a UTF-8 string when it was not valid JSON.",

@@ -37,6 +37,19 @@ def test_golden_examples_parse_with_model_and_json_schema(spec):
         validator.validate(example)
 
 
+@pytest.mark.parametrize("spec", CATALOGUE, ids=lambda spec: spec.name)
+def test_every_field_of_every_message_is_described(spec):
+    """Integrators read the JSON Schema, not our code: a field without a description is a contract gap."""
+    schema = json.loads((JSON_DIR / f"{spec.name}.schema.json").read_text())
+    undescribed = [
+        f"{model}.{name}"
+        for model, node in [(schema.get("title", "root"), schema), *schema.get("$defs", {}).items()]
+        for name, prop in node.get("properties", {}).items()
+        if not prop.get("description")
+    ]
+    assert undescribed == []
+
+
 def test_asyncapi_documents_every_topic_with_key_and_headers():
     document = asyncapi()
     addresses = {channel["address"] for channel in document["channels"].values()}
