@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -33,17 +34,58 @@ def _docker_engine_answers() -> bool:
         client.close()
 
 
-def _from_testcontainers() -> tuple[Infrastructure, list]:
-    from testcontainers.kafka import KafkaContainer
-    from testcontainers.postgres import PostgresContainer
+KAFKA_IMAGE = "apache/kafka:4.1.1"  # the broker version the local runtime runs (deploy/local/kafka/pom.xml)
+TIMESCALEDB_IMAGE = "timescale/timescaledb:2.19.3-pg15"
 
-    kafka = KafkaContainer("apache/kafka:4.1.1").with_kraft()
-    postgres = PostgresContainer("timescale/timescaledb:2.19.3-pg15", username="citystream", password="citystream",
-                                 dbname="citystream")
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def kafka_container_environment(host_port: int) -> dict[str, str]:
+    """Single-node KRaft settings for the official `apache/kafka` image, advertised on a fixed host port.
+
+    testcontainers' own KafkaContainer drives Confluent's image (its start script and version checks refuse
+    `apache/kafka`), so the container is configured here the way docker-compose.yml configures it."""
+    return {
+        "KAFKA_NODE_ID": "1",
+        "KAFKA_PROCESS_ROLES": "broker,controller",
+        "KAFKA_LISTENERS": "PLAINTEXT://:9092,CONTROLLER://:9093",
+        "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://127.0.0.1:{host_port}",
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+        "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
+        "KAFKA_INTER_BROKER_LISTENER_NAME": "PLAINTEXT",
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+        "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+    }
+
+
+def _from_testcontainers() -> tuple[Infrastructure, list]:
+    from testcontainers.community.postgres import PostgresContainer
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.wait_strategies import LogMessageWaitStrategy
+
+    host_port = _free_port()
+    kafka = (
+        DockerContainer(KAFKA_IMAGE)
+        .with_envs(**kafka_container_environment(host_port))
+        .with_bind_ports(9092, host_port)
+        .waiting_for(LogMessageWaitStrategy("Kafka Server started"))
+    )
+    postgres = PostgresContainer(TIMESCALEDB_IMAGE, username="citystream", password="citystream",
+                                 dbname="citystream", driver=None)
     kafka.start()
-    postgres.start()
-    url = postgres.get_connection_url().replace("postgresql+psycopg2://", "postgresql://")
-    return Infrastructure(kafka.get_bootstrap_server(), url, "testcontainers"), [kafka, postgres]
+    try:
+        postgres.start()
+    except Exception:
+        kafka.stop()
+        raise
+    return Infrastructure(f"127.0.0.1:{host_port}", postgres.get_connection_url(), "testcontainers"), [kafka, postgres]
 
 
 def _from_local_runtime() -> Infrastructure:

@@ -73,3 +73,12 @@ def test_grafana_and_prometheus_mount_the_config_shipped_as_code():
     mounts = [volume.split(":")[0] for volume in SERVICES["grafana"]["volumes"] + SERVICES["prometheus"]["volumes"]]
     for mount in mounts:
         assert (REPO / mount).exists(), mount
+
+
+def test_kafka_and_timescaledb_keep_their_data_on_the_named_volumes():
+    """Each image writes its data where the volume is mounted, so `docker compose down` (without -v) keeps it."""
+    kafka, timescaledb = COMPOSE["services"]["kafka"], COMPOSE["services"]["timescaledb"]
+    log_dirs = kafka["environment"]["KAFKA_LOG_DIRS"]
+    assert f"kafka-data:{log_dirs}" in kafka["volumes"]
+    data_dir = timescaledb.get("environment", {}).get("PGDATA", "/var/lib/postgresql/data")
+    assert f"timescaledb-data:{data_dir}" in timescaledb["volumes"]
