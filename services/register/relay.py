@@ -67,9 +67,11 @@ class OutboxRelay:
             if rows:
                 await conn.execute("UPDATE register_outbox SET published_at = now() WHERE outbox_id = ANY($1)",
                                    [row["outbox_id"] for row in rows])
+                # One row per sensor: with several joined rows UPDATE ... FROM applies an arbitrary one of them.
                 await conn.execute(
                     "UPDATE register_sensors s SET published_version = GREATEST(s.published_version, v.version)"
-                    " FROM unnest($1::text[], $2::int[]) AS v(sensor_id, version) WHERE s.sensor_id = v.sensor_id",
+                    " FROM (SELECT sensor_id, max(version) AS version FROM unnest($1::text[], $2::int[])"
+                    "       AS u(sensor_id, version) GROUP BY sensor_id) v WHERE s.sensor_id = v.sensor_id",
                     [row["sensor_id"] for row in rows], [row["version"] for row in rows])
                 OUTBOX_PUBLISHED.inc(len(rows))
                 log.info("published %d register change(s) to %s", len(rows), self.topic)
