@@ -10,6 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from schemas.topics import CATALOGUE, TopicSpec
+from services.common.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +69,32 @@ async def create_topics(
             for spec in specs
             if prefix + spec.name not in existing
         ]
-        if wanted:
-            try:
-                await admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                log.info("a topic appeared while creating; another process created it")
-        return [topic.name for topic in wanted]
+        if not wanted:
+            return []
+        try:
+            response = await admin.create_topics(wanted)
+        except TopicAlreadyExistsError:
+            log.info("a topic appeared while creating; another process created it")
+            return []
+        # The broker answers per topic instead of raising (CreateTopicsResponse.topic_errors).
+        created, refused = topic_outcomes(response.to_object())
+        if refused:
+            raise ConfigurationError("Kafka refused to create " + "; ".join(f"{n}: {why}" for n, why in refused))
+        return created
     finally:
         await admin.close()
+
+
+def topic_outcomes(response: dict) -> tuple[list[str], list[tuple[str, str]]]:
+    """(created, refused with the broker's reason) from a CreateTopics response; existing topics count as done."""
+    created: list[str] = []
+    refused: list[tuple[str, str]] = []
+    for outcome in response.get("topic_errors", response.get("topics", [])):
+        name, code = outcome.get("topic", outcome.get("name")), outcome["error_code"]
+        if code == 0:
+            created.append(name)
+        elif code == TopicAlreadyExistsError.errno:
+            log.info("topic %s appeared while creating; another process created it", name)
+        else:
+            refused.append((name, outcome.get("error_message") or f"error code {code}"))
+    return created, refused

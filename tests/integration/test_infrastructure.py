@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from schemas import headers
-from schemas.topics import readings_topic
+from schemas.topics import CATALOGUE, readings_topic
 from services.common import jsonwire
-from services.common.kafka import make_consumer, make_producer
+from services.common.errors import ConfigurationError
+from services.common.kafka import create_topics, make_consumer, make_producer
 
 
 async def test_produce_and_consume_through_the_real_broker(kafka_bootstrap, kafka_topics):
@@ -65,3 +70,31 @@ async def test_hypertable_write_and_time_bucket(database_url):
     assert [row["n"] for row in buckets] == [2] * 5
     assert [row["mean"] for row in buckets] == [0.5, 2.5, 4.5, 6.5, 8.5]
     assert {"readings", "rejections", "alert_events", "rollups_1m"} <= {row["hypertable_name"] for row in hypertables}
+
+
+async def test_topics_are_created_as_the_catalogue_says_and_refusals_are_reported(kafka_bootstrap, topic_prefix):
+    created = await create_topics(kafka_bootstrap, prefix=topic_prefix)
+    assert sorted(created) == sorted(topic_prefix + spec.name for spec in CATALOGUE)
+    assert await create_topics(kafka_bootstrap, prefix=topic_prefix) == []  # idempotent
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        described = {t["topic"]: t for t in await admin.describe_topics([topic_prefix + s.name for s in CATALOGUE])}
+        configs = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic_prefix + s.name) for s in CATALOGUE]
+        )
+    finally:
+        await admin.close()
+    actual = {}
+    for response in configs:
+        for resource in response.to_object()["resources"]:
+            actual[resource["resource_name"]] = {c["config_names"]: c["config_value"] for c in resource["config_entries"]}
+    for spec in CATALOGUE:
+        name = topic_prefix + spec.name
+        assert len(described[name]["partitions"]) == spec.partitions, name
+        for key, value in spec.config().items():
+            assert actual[name][key] == value, (name, key)
+
+    broken = dataclasses.replace(CATALOGUE[0], name="broken.v1", cleanup_policy="sometimes")
+    with pytest.raises(ConfigurationError, match=r"broken\.v1.*cleanup\.policy"):
+        await create_topics(kafka_bootstrap, [broken], prefix=topic_prefix)
