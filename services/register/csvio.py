@@ -46,15 +46,21 @@ def _metrics(cell: str) -> list[dict[str, Any]]:
 
 
 def _location(row: dict[str, str]) -> dict[str, Any]:
-    if row.get("area_geojson"):
+    if (row.get("area_geojson") or "").strip():
         try:
             return orjson.loads(row["area_geojson"])
         except orjson.JSONDecodeError:
             raise ValueError("area_geojson", "not valid JSON") from None
-    try:
-        return {"type": "Point", "coordinates": [float(row["longitude"]), float(row["latitude"])]}
-    except (TypeError, ValueError):
-        raise ValueError("longitude", "longitude and latitude must be numbers (or give area_geojson)") from None
+    cells = {name: (row.get(name) or "").strip() for name in ("longitude", "latitude")}
+    if not any(cells.values()):
+        raise ValueError("location", "no location: give longitude and latitude, or area_geojson")
+    position = []
+    for name, cell in cells.items():
+        try:
+            position.append(float(cell))
+        except ValueError:
+            raise ValueError(name, f"{name} {cell!r} is not a number (or give area_geojson)") from None
+    return {"type": "Point", "coordinates": position}
 
 
 def _boolean(cell: str) -> bool:
@@ -114,10 +120,11 @@ def export(rows: Iterable[dict[str, Any]]) -> str:
     for row in rows:
         cells = {name: _cell(row.get(name)) for name in EXPORT_COLUMNS}
         cells["metrics"] = ";".join(f"{m['name']}:{m['unit']}:{m['min']!r}:{m['max']!r}" for m in row["metrics"])
-        location = row["location"]
-        if location["type"] == "Point":
+        location = row.get("location")
+        # A row without a location is still exported (empty cells); importing it again reports that row.
+        if location and location.get("type") == "Point":
             cells["longitude"], cells["latitude"] = (repr(c) for c in location["coordinates"])
-        else:
+        elif location:
             cells["area_geojson"] = orjson.dumps(location).decode()
         writer.writerow(cells)
     return out.getvalue()

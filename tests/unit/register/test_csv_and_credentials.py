@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from services.register import csvio, records
 from services.register.credentials import new_secret, split_credential, verify_secret
-from services.register.http_errors import _field_path
+from services.register.http_errors import field_path
 from services.register.models import AreaLocation, PointLocation
 
 HEADER = ("sensor_id,owner_organisation,owner_contact_name,owner_contact_email,domain,metrics,longitude,latitude,"
@@ -84,6 +84,27 @@ def test_locations_check_coordinates():
 
 
 def test_error_field_paths_read_like_the_body():
-    assert _field_path(("body", "metrics", 0, "name")) == "metrics[0].name"
-    assert _field_path(("query", "days")) == "days"
-    assert _field_path(("body",)) == "body"
+    assert field_path(("body", "metrics", 0, "name")) == "metrics[0].name"
+    assert field_path(("query", "days")) == "days"
+    assert field_path(("body",)) == "body"
+
+
+def test_a_row_without_a_location_is_a_per_row_error_on_import_and_export():
+    text = HEADER + (
+        "waste-c-1,City,Jan,j@x.org,waste,fillingLevel:fraction:0:1,,,bins,public_task,no,30,600,10\n"
+        "waste-c-2,City,Jan,j@x.org,waste,fillingLevel:fraction:0:1,4.9,north,bins,public_task,no,30,600,10\n"
+        "waste-c-3,City,Jan,j@x.org,waste,fillingLevel:fraction:0:1,4.9,52.3,bins,public_task,no,30,600,10\n"
+    )
+    results = list(csvio.parse(text))
+    assert [(line, getattr(parsed, "field", None)) for line, parsed in results] == [
+        (2, "location"), (3, "latitude"), (4, None)]
+
+    row = {"sensor_id": "waste-c-4", "owner_organisation": "City", "owner_contact_name": "A",
+           "owner_contact_email": "a@b.org", "domain": "waste", "purpose": "bins", "location": None,
+           "metrics": [{"name": "fillingLevel", "unit": "fraction", "min": 0.0, "max": 1.0}],
+           "legal_ground": "public_task", "personal_data": False, "retention_days": 10,
+           "reporting_interval_s": 60.0, "rate_limit_per_minute": 5, "status": "active", "version": 1}
+    exported = csvio.export([row, {**row, "sensor_id": "waste-c-5", "location": {"type": "Point",
+                                                                               "coordinates": [4.9, 52.3]}}])
+    assert [(line, getattr(parsed, "field", None)) for line, parsed in csvio.parse(exported)] == [
+        (2, "location"), (3, None)]
