@@ -22,8 +22,9 @@ def _rollup(sensor_id: str, domain: str, metric: str, w: list) -> Rollup:
 
 
 def add(roll: dict, sensor_id: str, domain: str, t: float, metrics: dict[str, float]) -> list[Rollup]:
-    """Fold one reading in; returns the windows it closed. A reading for an already closed window is dropped
-    (counted by the caller as late) because that window's rollup was already published."""
+    """Fold one reading in; returns the windows it closed. A reading older than the metric's open window is
+    dropped from the rollups (nobody counts it) because that window's rollup was already published: the reading
+    itself is still stored by the sink, the published rollup simply does not include it."""
     start = t - t % WINDOW_S
     closed: list[Rollup] = []
     for metric, value in metrics.items():

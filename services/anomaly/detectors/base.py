@@ -95,7 +95,7 @@ class Detector:
     """Base of every detector. `observe` reads shared metric views and its own small JSON-able state dict."""
 
     id: ClassVar[str]
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str]  # every detector declares its own; bump it whenever its scoring changes
     kind: ClassVar[AlertKind]
     severity: ClassVar[Severity] = Severity.MEDIUM
     default_threshold: ClassVar[float]

@@ -13,6 +13,7 @@ class Spike(Detector):
     """activePower far above its seasonal baseline (robust z, upward only, and at least 30 % above)."""
 
     id = "energy.spike"
+    version = "1.0.0"
     kind = AlertKind.ENERGY_SPIKE
     severity = Severity.MEDIUM
     default_threshold = 5.0
@@ -37,6 +38,7 @@ class Outage(Detector):
     """activePower near zero where it normally is not. Score = 1 - observed / expected."""
 
     id = "energy.outage"
+    version = "1.0.0"
     kind = AlertKind.ENERGY_OUTAGE
     severity = Severity.HIGH
     default_threshold = 0.95
@@ -60,6 +62,7 @@ class Drift(Detector):
     """Sustained drift: a slow EWMA of the clipped residual against the hour-of-week baseline, in sigmas."""
 
     id = "energy.drift"
+    version = "1.0.0"
     kind = AlertKind.ENERGY_DRIFT
     severity = Severity.LOW
     default_threshold = 1.0

@@ -13,6 +13,7 @@ class AnomalousValue(Detector):
     """Robust z-score of a metric against its seasonal baseline (EWMA of mean and absolute deviation)."""
 
     id = "generic.anomalous_value"
+    version = "1.0.0"
     kind = AlertKind.ANOMALOUS_VALUE
     severity = Severity.LOW
     default_threshold = 5.0
@@ -41,6 +42,7 @@ class RapidChange(Detector):
     """A step between consecutive readings far larger than the metric's usual step (robust EWMA of |step|)."""
 
     id = "generic.rapid_change"
+    version = "1.1.0"  # 1.1.0: a step is judged against the usual step plus a tenth of the range seen (42024d2)
     kind = AlertKind.RAPID_CHANGE
     severity = Severity.LOW
     default_threshold = 8.0
@@ -79,6 +81,7 @@ class Flatline(Detector):
     """A metric that normally varies repeats the exact same value for `threshold` readings: a stuck sensor."""
 
     id = "generic.flatline"
+    version = "1.0.0"
     kind = AlertKind.STUCK_SENSOR
     severity = Severity.LOW
     default_threshold = 12.0
@@ -114,6 +117,7 @@ class PhysicalRange(Detector):
     """A value outside the physical range the register declares for the metric (score = 1 outside, 0 inside)."""
 
     id = "generic.physical_range"
+    version = "1.0.0"
     kind = AlertKind.OUT_OF_RANGE
     severity = Severity.MEDIUM
     default_threshold = 1.0

@@ -13,6 +13,7 @@ class Congestion(Detector):
     """Speed well below its seasonal baseline while the loop is highly occupied. Score = fractional speed drop."""
 
     id = "traffic.congestion"
+    version = "1.0.0"
     kind = AlertKind.CONGESTION
     severity = Severity.MEDIUM
     default_threshold = 0.5  # speed at most half of the usual speed for this hour
@@ -40,6 +41,7 @@ class Incident(Detector):
     """A sudden collapse of intensity against the recent flow; stays open until flow recovers (score = drop)."""
 
     id = "traffic.incident"
+    version = "1.0.0"
     kind = AlertKind.INCIDENT
     severity = Severity.HIGH
     default_threshold = 0.7  # intensity fell by at least 70 % from the recent flow

@@ -18,6 +18,7 @@ class Overflow(Detector):
     """fillingLevel at or above the threshold (fraction); hysteresis clears it only below 0.85."""
 
     id = "waste.overflow"
+    version = "1.0.0"
     kind = AlertKind.OVERFLOW
     severity = Severity.MEDIUM
     default_threshold = 0.9
@@ -37,6 +38,7 @@ class AbnormalFillRate(Detector):
     """Fill rate (fraction per hour) far above the bin's usual positive rate: robust z of the rate."""
 
     id = "waste.abnormal_fill_rate"
+    version = "1.1.0"  # 1.1.0: cites both readings the rate is computed from
     kind = AlertKind.ABNORMAL_FILL_RATE
     severity = Severity.LOW
     default_threshold = 6.0
@@ -50,6 +52,7 @@ class AbnormalFillRate(Detector):
         if v is None or v.prev is None or v.prev_t is None or obs.t <= v.prev_t:
             return None
         rate = (v.value - v.prev) / ((obs.t - v.prev_t) / HOUR_S)
+        prev_seq, st["ps"] = st.get("ps"), obs.seq  # the rate comes from two readings: cite both
         if rate < 0 or v.prev >= 0.98:  # emptied, or saturated at full: not a filling step to learn from
             return None
         mean, dev, n = st.get("m", 0.0), st.get("d", 0.0), st.get("n", 0)
@@ -64,7 +67,8 @@ class AbnormalFillRate(Detector):
         score = z if rate >= self.MIN_RATE else min(z, 0.0)
         return self.verdict(
             LEVEL, rate, mean, score, lambda: f"filling at {rate:.2f}/h against a usual {mean:.3f}/h",
-            ((obs.seq, obs.t, LEVEL, v.value),),
+            ((prev_seq, v.prev_t, LEVEL, v.prev), (obs.seq, obs.t, LEVEL, v.value)) if prev_seq is not None
+            else ((obs.seq, obs.t, LEVEL, v.value),),
         )
 
 
@@ -72,6 +76,7 @@ class FireRisk(Detector):
     """Temperature or methane spike: the worst of temperature/60 °C, methane/5000 ppm (10 % LEL), rise/+25 °C."""
 
     id = "waste.fire_risk"
+    version = "1.0.0"
     kind = AlertKind.FIRE_RISK
     severity = Severity.CRITICAL
     default_threshold = 1.0
@@ -105,6 +110,7 @@ class MissedCollection(Detector):
     """Full (≥ 80 %) for longer than the bin's usual interval between emptyings (learned; 48 h until known)."""
 
     id = "waste.missed_collection"
+    version = "1.1.0"  # 1.1.0: cites the value of the reading that made the bin full, not the latest value
     kind = AlertKind.MISSED_COLLECTION
     severity = Severity.MEDIUM
     default_threshold = 1.0  # full duration / usual emptying interval
@@ -125,13 +131,15 @@ class MissedCollection(Detector):
                 st["iv"] = gap if usual is None else usual + 0.3 * (gap - usual)
             st["last"] = obs.t
         if v.value >= self.FULL:
-            st.setdefault("full", [obs.seq, obs.t])
+            st.setdefault("full", [obs.seq, obs.t, v.value])
         else:
             st.pop("full", None)
         usual = max(st.get("iv") or self.DEFAULT_INTERVAL_S, HOUR_S)
         full = st.get("full")
         duration = obs.t - full[1] if full else 0.0
-        contributing = ((full[0], full[1], LEVEL, v.value), (obs.seq, obs.t, LEVEL, v.value)) if full else ()
+        # The reading that made it full (its own value; states before 1.1.0 kept none) and the latest one.
+        contributing = ((full[0], full[1], LEVEL, full[2] if len(full) > 2 else v.value),
+                        (obs.seq, obs.t, LEVEL, v.value)) if full else ()
         return self.verdict(
             LEVEL, duration / HOUR_S, usual / HOUR_S, duration / usual,
             lambda: f"bin full for {duration / HOUR_S:.1f} h; it is usually emptied every {usual / HOUR_S:.1f} h",
