@@ -23,17 +23,30 @@ class AlertFilter:
 
     def matches(self, event: AlertEvent) -> bool:
         """The same filter in memory, for events the hub saw before the database did."""
-        return ((not self.domains or event.domain.value in self.domains)
+        return (self.matches_alert(event)
                 and (not self.severities or event.severity.value in self.severities)
-                and (not self.statuses or event.status.value in self.statuses)
+                and (not self.statuses or event.status.value in self.statuses))
+
+    def matches_alert(self, event: AlertEvent) -> bool:
+        """Only the columns constant over an alert's life (the inner filter of `list_sql`)."""
+        return ((not self.domains or event.domain.value in self.domains)
                 and (not self.kinds or event.kind.value in self.kinds)
                 and (self.sensor_ids is None or event.sensor_id in self.sensor_ids)
                 and (self.opened_since is None or event.opened_at >= self.opened_since)
                 and (self.opened_until is None or event.opened_at < self.opened_until))
 
 
-def list_sql(flt: AlertFilter) -> tuple[str, list]:
-    """Latest row per alert, filtered; alert-constant columns narrow the scan before DISTINCT ON."""
+_OVERLAY_TYPES = ("event_id text, alert_id text, event_type text, sensor_id text, domain text, kind text, "
+                  "severity text, status text, opened_at timestamptz, occurred_at timestamptz, explanation jsonb, "
+                  "actor text, assignee text, comment text, resolved_at timestamptz")
+
+
+def list_sql(flt: AlertFilter, overlay: list[dict] | None = None) -> tuple[str, list]:
+    """Latest row per alert, filtered; alert-constant columns narrow the scan before DISTINCT ON.
+
+    `overlay`: events (JSON-ready dicts) the live hub holds; they join the stored rows before "latest per alert"
+    is taken, so status and severity filters, totals and pages judge the freshest state (the sink may lag the
+    stream) instead of being patched after the filter ran."""
     args: list = []
 
     def arg(value) -> str:
@@ -51,21 +64,29 @@ def list_sql(flt: AlertFilter) -> tuple[str, list]:
         inner.append(f"opened_at >= {arg(flt.opened_since)}")
     if flt.opened_until:
         inner.append(f"opened_at < {arg(flt.opened_until)}")
+    where = " AND ".join(inner)
+    source = f"SELECT {_COLUMNS} FROM alert_events WHERE {where}"
+    if overlay is not None:
+        source += (f" UNION ALL SELECT {_COLUMNS} FROM jsonb_to_recordset({arg(overlay)}::jsonb)"
+                   f" AS live({_OVERLAY_TYPES}) WHERE {where}")
     outer = ["TRUE"]
     if flt.statuses:
         outer.append(f"status = ANY({arg(flt.statuses)}::text[])")
     if flt.severities:
         outer.append(f"severity = ANY({arg(flt.severities)}::text[])")
     sql = (f"SELECT {_COLUMNS}, count(*) OVER () AS total FROM ("
-           f" SELECT DISTINCT ON (alert_id) {_COLUMNS} FROM alert_events WHERE {' AND '.join(inner)}"
+           f" SELECT DISTINCT ON (alert_id) {_COLUMNS} FROM ({source}) AS events"
            f" ORDER BY alert_id, occurred_at DESC, event_id DESC) AS latest"
            f" WHERE {' AND '.join(outer)}"
            f" ORDER BY occurred_at DESC, alert_id LIMIT {arg(0)} OFFSET {arg(0)}")
     return sql, args
 
 
-async def list_alerts(connection, flt: AlertFilter, limit: int, offset: int) -> tuple[list[AlertEvent], int]:
-    sql, args = list_sql(flt)
+async def list_alerts(connection, flt: AlertFilter, limit: int, offset: int,
+                      live: list[AlertEvent] | None = None) -> tuple[list[AlertEvent], int]:
+    """`live`: events the hub consumed (possibly not stored yet); the freshest state of each alert wins."""
+    overlay = [event.model_dump(mode="json") for event in live or () if flt.matches_alert(event)]
+    sql, args = list_sql(flt, overlay or None)
     args[-2:] = [limit, offset]
     rows = await connection.fetch(sql, *args)
     total = rows[0]["total"] if rows else 0

@@ -43,17 +43,6 @@ def build_filter(request: Request, domain, severity, status, kind, sensor_id, ar
                        sensor_ids=sensor_ids, opened_since=since, opened_until=until)
 
 
-def fresher(events: list[AlertEvent], hub) -> list[AlertEvent]:
-    """Each alert's state replaced by the hub's when the hub saw a later event (the sink may lag the stream)."""
-    if hub is None:
-        return events
-    result = []
-    for event in events:
-        live = hub.latest_by_alert.get(event.alert_id)
-        result.append(live if live is not None and live.occurred_at >= event.occurred_at else event)
-    return result
-
-
 @router.get("", response_model=Page[AlertEvent], openapi_extra=policy(Role.VIEWER))
 async def list_alerts(
     request: Request,
@@ -74,8 +63,9 @@ async def list_alerts(
     flt = build_filter(request, domain, severity, status, kind, sensor_id, area, since, until)
     state = request.app.state.api
     async with state.pool.acquire() as connection:
-        events, total = await alert_store.list_alerts(connection, flt, limit, offset)
-    return Page(items=fresher(events, state.hub), total=total, limit=limit, offset=offset,
+        events, total = await alert_store.list_alerts(
+            connection, flt, limit, offset, live=list(state.hub.latest_by_alert.values()) if state.hub else None)
+    return Page(items=events, total=total, limit=limit, offset=offset,
                 next_offset=next_offset(offset, limit, total))
 
 
@@ -123,6 +113,8 @@ async def act_on_alert(request: Request, alert_id: AlertIdPath, body: AlertActio
                          action=body.action, actor=principal.name, assignee=body.assignee, comment=body.comment,
                          requested_at=datetime.now(UTC))
     topic = state.settings.topic(ALERT_ACTIONS)
+    if state.producer is None:
+        raise ApiError(503, "KAFKA_UNAVAILABLE", "Kafka is not reachable yet; retry")
     try:
         await state.producer.send_and_wait(
             topic, jsonwire.dumps(action), key=action.sensor_id.encode(),
