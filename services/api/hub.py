@@ -60,10 +60,17 @@ class AlertHub:
         self.latest_by_alert: dict[str, AlertEvent] = {}
         self.subscriptions: set[Subscription] = set()
         self.ready = False
+        self.catch_up_to: list[int] = []  # end offsets when following began: below them is history, not live
 
-    def begin(self, start_offsets: list[int]) -> None:
+    def begin(self, start_offsets: list[int], end_offsets: list[int] | None = None) -> None:
         self.start, self.position = list(start_offsets), list(start_offsets)
+        self.catch_up_to = list(end_offsets if end_offsets is not None else start_offsets)
         self.ready = True
+
+    @property
+    def caught_up(self) -> bool:
+        """Following, and has read everything the topic held when it started (what /readyz waits for)."""
+        return self.ready and all(have >= want for have, want in zip(self.position, self.catch_up_to, strict=True))
 
     @property
     def vector(self) -> Vector:
@@ -91,16 +98,19 @@ class AlertHub:
                 self.subscriptions.discard(subscription)
         return delivered
 
-    def subscribe(self, resume_from: Vector | None) -> tuple[Subscription, list[Delivered], dict[int, tuple[int, int]]]:
-        """Atomically: a live queue, the buffered events after `resume_from`, and the offset gaps
-        (partition → [from, to)) older than the buffer that must be fetched from Kafka first."""
+    def subscribe(self, resume_from: Vector | None) -> tuple[Subscription, Vector, list[Delivered],
+                                                             dict[int, tuple[int, int]]]:
+        """Atomically (no await in between): a live queue, the position it starts from (`resume_from`, or the
+        hub's position now), the buffered events after `resume_from`, and the offset gaps (partition → [from, to))
+        older than the buffer that must be fetched from Kafka first. Everything at or after the returned
+        position reaches the queue, so it is a safe id to resume from even before the first live event."""
         subscription = Subscription()
         self.subscriptions.add(subscription)
         if resume_from is None:
-            return subscription, [], {}
+            return subscription, self.vector, [], {}
         gaps = {p: (resume_from[p], self.start[p]) for p in range(len(self.start)) if resume_from[p] < self.start[p]}
         replay = [item for item in self.buffer if item.offset >= resume_from[item.partition]]
-        return subscription, replay, gaps
+        return subscription, tuple(resume_from), replay, gaps
 
     def unsubscribe(self, subscription: Subscription) -> None:
         self.subscriptions.discard(subscription)

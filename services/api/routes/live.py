@@ -58,14 +58,16 @@ def alert_stream(state, live_filter: LiveFilter, resume_from) -> AsyncIterator[t
     Subscribes now, not at the first iteration: anything the hub consumes after this call reaches the client,
     even if the response takes a moment to start streaming."""
     hub = state.hub
-    subscription, replay, gaps = hub.subscribe(resume_from)
+    subscription, origin, replay, gaps = hub.subscribe(resume_from)
     state.metrics.live_clients.inc()
-    return _stream(state, live_filter, resume_from, subscription, replay, gaps)
+    return _stream(state, live_filter, origin, subscription, replay, gaps)
 
 
-async def _stream(state, live_filter, resume_from, subscription, replay, gaps):
+async def _stream(state, live_filter, origin, subscription, replay, gaps):
     hub = state.hub
-    sent = list(resume_from or hub.vector)
+    # The position taken at subscribe, not now: events queued since then are below `hub.vector` but still ahead
+    # of this client, and an id that claimed them would let a reconnect skip them.
+    sent = list(origin)
 
     def advance(vector) -> str:
         for partition, offset in enumerate(vector):

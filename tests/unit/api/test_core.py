@@ -77,9 +77,10 @@ def test_hub_resume_replays_exactly_what_came_after_the_vector():
     events = [alert_event(f"traffic-s{i}") for i in range(6)]
     delivered = [hub.ingest(i % 2, i // 2, event) for i, event in enumerate(events)]
     cut = delivered[2].vector  # the client saw events 0, 1, 2
-    _, replay, gaps = hub.subscribe(cut)
+    _, origin, replay, gaps = hub.subscribe(cut)
+    assert origin == cut
     assert gaps == {} and [item.event for item in replay] == events[3:]
-    _, replay, _ = hub.subscribe((0, 0))
+    _, _, replay, _ = hub.subscribe((0, 0))
     assert [item.event for item in replay] == events
 
 
@@ -93,7 +94,7 @@ def test_hub_trimming_turns_old_positions_into_kafka_gaps_and_tracks_latest_stat
     acked = opened.model_copy(update={"status": "acknowledged", "occurred_at": opened.occurred_at + timedelta(1)})
     hub.ingest(0, 13, acked)
     assert hub.start == [11] and hub.vector == (14,)  # offset 10 trimmed; 11 was never buffered
-    _, replay, gaps = hub.subscribe((5,))
+    _, _, replay, gaps = hub.subscribe((5,))
     assert gaps == {0: (5, 11)} and [item.offset for item in replay] == [12, 13]
     assert hub.latest_by_alert[opened.alert_id].status == "acknowledged"
 
@@ -101,7 +102,43 @@ def test_hub_trimming_turns_old_positions_into_kafka_gaps_and_tracks_latest_stat
 def test_a_stalled_subscriber_is_cut_off_not_blocking():
     hub = AlertHub()
     hub.begin([0])
-    subscription, _, _ = hub.subscribe(None)
+    subscription, _, _, _ = hub.subscribe(None)
     for offset in range(subscription.queue.maxsize + 1):
         hub.ingest(0, offset, alert_event("traffic-s1"))
     assert subscription.overflowed and subscription not in hub.subscriptions
+
+
+class _Everything:
+    def matches(self, event) -> bool:
+        return True
+
+
+async def test_the_first_frame_is_the_position_at_subscribe_so_resuming_from_it_misses_nothing():
+    from types import SimpleNamespace
+
+    from services.api.routes.live import alert_stream
+    from services.api.state import ApiMetrics
+
+    hub = AlertHub()
+    hub.begin([0, 0])
+    stream = alert_stream(SimpleNamespace(hub=hub, metrics=ApiMetrics(), settings=None), _Everything(), None)
+    # Consumed after the subscription, before the response started streaming: queued for this client.
+    queued = [hub.ingest(i % 2, i // 2, alert_event(f"traffic-q{i}")) for i in range(3)]
+    first_id, keepalive = await anext(stream)
+    assert keepalive is None and first_id == "0.0"
+    # A client that drops right after the first frame and reconnects with it gets the queued events again ...
+    _, origin, replay, gaps = hub.subscribe(parse_vector(first_id, 2))
+    assert origin == (0, 0) and gaps == {} and [item.event for item in replay] == [item.event for item in queued]
+    # ... and the stream that stayed connected delivers them too, each id covering exactly what was sent.
+    frames = [await anext(stream) for _ in range(3)]
+    assert [event for _, event in frames] == [item.event for item in queued]
+    assert [event_id for event_id, _ in frames] == ["1.0", "1.1", "2.1"]
+    await stream.aclose()
+    assert len(hub.subscriptions) == 1  # the stream's own is gone; the probe's above remains
+
+
+def test_the_live_overlay_joins_the_sql_before_latest_per_alert_is_taken():
+    sql, args = list_sql(AlertFilter(domains=["traffic"], statuses=["open"]), overlay=[{"alert_id": "a"}])
+    union = sql.index("UNION ALL")
+    assert sql.index("DISTINCT ON") < union < sql.index("status = ANY")
+    assert args[:3] == [["traffic"], [{"alert_id": "a"}], ["open"]]
