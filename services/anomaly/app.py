@@ -92,7 +92,8 @@ def judge_reading(domain: str, event: faust.EventT, outbox: Outbox) -> None:
         reading = READING_MODEL_BY_DOMAIN[Domain(domain)].model_validate_json(message.value)
     except (ValueError, ValidationError) as problem:
         metrics.REJECTED.labels(domain).inc()
-        rejection = wire.rejection(message.value, problem, domain)
+        rejection = wire.rejection(message.value, problem, domain, message.topic, message.partition, message.offset,
+                                   message.timestamp)
         outbox.add(rejected_topic_name, message.key, wire.dumps(rejection),
                    wire.headers(REJECTED_READINGS, rejection.event_id, settings))
         log.warning("rejected %s[%s]@%s: %s", message.topic, message.partition, message.offset, rejection.detail)

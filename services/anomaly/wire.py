@@ -23,8 +23,16 @@ def headers(schema: str, event_id: str | None, settings: CommonSettings, _model:
     return make_headers(schema, settings.instance_id or PRODUCER, event_id)
 
 
-def rejection(raw: bytes | None, problem: Exception, domain: str) -> RejectedReading:
-    """A MALFORMED rejection naming the field at fault, with the payload as received (JSON if it parses)."""
+NAMESPACE = uuid.UUID("2b6c1f0e-6a57-5c1e-8d0b-4f1f3a9c7e21")
+
+
+def rejection(raw: bytes | None, problem: Exception, domain: str, topic: str, partition: int, offset: int,
+              timestamp_s: float | None) -> RejectedReading:
+    """A MALFORMED rejection naming the field at fault, with the payload as received (JSON if it parses).
+
+    Its event id derives from where the record sits (topic, partition, offset) and `received_at` is the record's
+    Kafka timestamp, so a redelivered poison record yields the very same rejection and the sink (key event_id +
+    received_at, ON CONFLICT DO NOTHING) stores it once."""
     field, detail = None, str(problem)
     if isinstance(problem, ValidationError) and problem.errors():
         first = problem.errors()[0]
@@ -37,7 +45,8 @@ def rejection(raw: bytes | None, problem: Exception, domain: str) -> RejectedRea
     sensor_id = payload.get("sensor_id") if isinstance(payload, dict) else None
     seq = payload.get("seq") if isinstance(payload, dict) and isinstance(payload.get("seq"), int) else None
     return RejectedReading(
-        event_id=str(uuid.uuid4()), sensor_id=sensor_id if isinstance(sensor_id, str) else None, seq=seq,
+        event_id=str(uuid.uuid5(NAMESPACE, f"rejection|{topic}|{partition}|{offset}")), sensor_id=sensor_id if isinstance(sensor_id, str) else None, seq=seq,
         reason=RejectionReason.MALFORMED, detail=f"{domain} reading invalid: {detail}"[:2000], field=field,
-        source="anomaly", received_at=datetime.now(UTC), payload=payload,
+        source="anomaly", payload=payload,
+        received_at=datetime.fromtimestamp(timestamp_s, UTC) if timestamp_s is not None else datetime.now(UTC),
     )
