@@ -81,25 +81,38 @@ class SensorCreate(SensorFields):
     domain: Domain
 
 
+# In a PATCH, null clears a field; only these columns may be empty (no end of window, no privacy statement).
+CLEARABLE_FIELDS = frozenset({"privacy_statement_url", "active_from", "active_until"})
+
+
 class SensorUpdate(BaseModel):
-    """A partial update; the merged record is validated as a whole."""
+    """A partial update; the merged record is validated as a whole. Omit a field to keep it; null clears one of
+    CLEARABLE_FIELDS and is refused (422 naming the field) for every other field."""
 
     model_config = ConfigDict(extra="forbid")
-    owner_contact_name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    owner_contact_email: Email | None = None
-    metrics: Annotated[list[MetricDeclaration], Field(min_length=1, max_length=16)] | None = None
-    location: Location | None = None
-    location_description: Text | None = None
-    description: Text | None = None
-    purpose: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
-    legal_ground: LegalGround | None = None
-    personal_data: bool | None = None
+    owner_contact_name: Annotated[str, Field(min_length=1, max_length=200)] = None
+    owner_contact_email: Email = None
+    metrics: Annotated[list[MetricDeclaration], Field(min_length=1, max_length=16)] = None
+    location: Location = None
+    location_description: Text = None
+    description: Text = None
+    purpose: Annotated[str, Field(min_length=1, max_length=2000)] = None
+    legal_ground: LegalGround = None
+    personal_data: bool = None
     privacy_statement_url: Url | None = None
-    retention_days: Annotated[int, Field(ge=0, le=36500)] | None = None
-    reporting_interval_s: Annotated[float, Field(gt=0, le=86400 * 7)] | None = None
-    rate_limit_per_minute: Annotated[int, Field(ge=1, le=600_000)] | None = None
+    retention_days: Annotated[int, Field(ge=0, le=36500)] = None
+    reporting_interval_s: Annotated[float, Field(gt=0, le=86400 * 7)] = None
+    rate_limit_per_minute: Annotated[int, Field(ge=1, le=600_000)] = None
     active_from: AwareDatetime | None = None
     active_until: AwareDatetime | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value, info):
+        # Defaults are not validated, so this sees only values the client sent.
+        if value is None and info.field_name not in CLEARABLE_FIELDS:
+            raise ValueError(f"{info.field_name} may not be null; omit it to keep the current value")
+        return value
 
 
 class StatusChange(BaseModel):

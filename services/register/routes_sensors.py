@@ -11,6 +11,7 @@ from schemas.register import SensorStatus
 from services.register import csvio, queries
 from services.register.deps import Caller, Connection, Context
 from services.register.domain import RegisterError
+from services.register.http_errors import field_path
 from services.register.models import SensorCreate, SensorUpdate, SensorView, StatusChange
 
 router = APIRouter(prefix="/v1/sensors", tags=["sensors"])
@@ -61,9 +62,8 @@ async def import_csv(request: Request, context: Context, caller: Caller) -> dict
             view = await context.service.declare(caller, SensorCreate.model_validate(parsed))
             report.append({"line": line, "ok": True, "sensor_id": view["sensor_id"]})
         except ValidationError as problem:
-            first = problem.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or "row"
-            report.append({"line": line, "ok": False, "field": field, "detail": first["msg"]})
+            first = problem.errors()[0]  # named as the JSON API names it, e.g. metrics[0].unit
+            report.append({"line": line, "ok": False, "field": field_path(first["loc"]), "detail": first["msg"]})
         except RegisterError as problem:
             report.append({"line": line, "ok": False, "field": problem.field, "detail": problem.detail,
                            "reason": problem.reason})
