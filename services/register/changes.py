@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from schemas.register import SensorStatus
 from services.register import records
 from services.register import repository as repo
 from services.register.auth import Principal
@@ -16,6 +17,12 @@ from services.register.metrics import CHANGES
 
 def not_found(sensor_id: str) -> RegisterError:
     return RegisterError(404, "UNKNOWN_SENSOR", "sensor_id", f"no sensor {sensor_id!r} in the register")
+
+
+def refuse_retired(row: dict, detail: str) -> None:
+    """Retired is final: no new version of the record, no new credential (only an admin's delete removes it)."""
+    if row["status"] == SensorStatus.RETIRED:
+        raise RegisterError(409, "SENSOR_RETIRED", "status", f"sensor {row['sensor_id']!r} is retired: {detail}")
 
 
 async def lock_sensor(conn: asyncpg.Connection, principal: Principal, sensor_id: str) -> tuple[dict, list]:

@@ -11,7 +11,7 @@ from schemas.register import CredentialKind, SensorStatus
 from services.register import domain
 from services.register import repository as repo
 from services.register.auth import Principal
-from services.register.changes import lock_sensor, record_change
+from services.register.changes import lock_sensor, record_change, refuse_retired
 from services.register.credentials import new_secret
 from services.register.domain import RegisterError
 from services.register.models import IssuedCredential
@@ -27,8 +27,7 @@ class CredentialService:
         """A new sensor credential; the previous ones keep working until the overlap window ends."""
         async with self.pool.acquire() as conn, conn.transaction():
             before, credentials = await lock_sensor(conn, principal, sensor_id)
-            if before["status"] == SensorStatus.RETIRED:
-                raise RegisterError(409, "SENSOR_RETIRED", "status", "a retired sensor gets no credentials")
+            refuse_retired(before, "a retired sensor gets no credentials")
             now = self.clock()
             not_after = now + timedelta(seconds=self.rotation_overlap_s if overlap_s is None else overlap_s)
             ended = await repo.end_sensor_credentials(conn, sensor_id, not_after)
@@ -48,6 +47,8 @@ class CredentialService:
         fresh = new_secret("gw")
         async with self.pool.acquire() as conn, conn.transaction():
             locked = [await lock_sensor(conn, principal, sensor_id) for sensor_id in sensor_ids]
+            for row, _ in locked:
+                refuse_retired(row, "a retired sensor gets no credentials")
             organisations = {row["owner_organisation"] for row, _ in locked}
             if len(organisations) > 1:
                 raise domain.invalid("sensor_ids", "a gateway credential serves sensors of one organisation")
@@ -72,7 +73,11 @@ class CredentialService:
             locked = [await lock_sensor(conn, principal, sensor_id) for sensor_id in sensor_ids]
             now = self.clock()
             await repo.revoke_credential(conn, key_id, now)
+            # Revoking always works (a gateway may also serve live sensors), but a retired record gets no new
+            # version: it cannot publish whatever it lists.
             for row, credentials in locked:
+                if row["status"] == SensorStatus.RETIRED:
+                    continue
                 await repo.update_sensor(conn, row["sensor_id"], {"version": row["version"] + 1, "updated_at": now})
                 await record_change(conn, principal, "credential:revoke", row["sensor_id"], row, credentials, now)
         self.on_commit()

@@ -14,7 +14,7 @@ from schemas.register import SensorStatus
 from services.register import domain
 from services.register import repository as repo
 from services.register.auth import Principal
-from services.register.changes import lock_sensor, record_change
+from services.register.changes import lock_sensor, record_change, refuse_retired
 from services.register.domain import RegisterError
 from services.register.models import SensorCreate, SensorUpdate
 
@@ -59,8 +59,7 @@ class RegisterService:
         changes = update.model_dump(mode="python", exclude_unset=True)
         async with self.pool.acquire() as conn, conn.transaction():
             before, credentials = await lock_sensor(conn, principal, sensor_id)
-            if before["status"] == SensorStatus.RETIRED:
-                raise RegisterError(409, "SENSOR_RETIRED", "status", "a retired sensor cannot change")
+            refuse_retired(before, "a retired sensor cannot change")
             merged = {**before, **changes}
             now = self.clock()
             if "metrics" in changes:
