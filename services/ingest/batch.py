@@ -35,10 +35,12 @@ class BatchAnswer:
 
 
 def gate_batch(readings: list[Any], credential: PresentedCredential | None, register: RegisterLookup,
-               now: datetime, limits: GateLimits, limiter: RateLimiter) -> list[Outcome]:
-    """Every reading through `admit`; the batch's one credential is checked once per distinct stored hash."""
+               now: datetime, limits: GateLimits, limiter: RateLimiter, *, lenient_json: bool = False,
+               ) -> list[Outcome]:
+    """Every reading through `admit`; the batch's one credential is checked once per distinct stored hash.
+    `lenient_json`: the body was parsed by the standard library (see `admit`)."""
     check = CredentialCheck(credential, now) if credential is not None else None
-    return [admit(raw, check, register, now, limits, limiter) for raw in readings]
+    return [admit(raw, check, register, now, limits, limiter, lenient_json=lenient_json) for raw in readings]
 
 
 def answer(outcomes: list[Outcome]) -> BatchAnswer:

@@ -12,7 +12,7 @@ from schemas.register import SensorStatus
 from schemas.rejections import RejectionReason as Reason
 from services.ingest.credentials import CredentialCheck, PresentedCredential
 from services.ingest.ratelimit import RateLimiter
-from services.ingest.reading_shape import Malformed, check_shape
+from services.ingest.reading_shape import MAX_SEQ, SURROGATE_DETAIL, Malformed, check_shape, printable, surrogate_field
 from services.ingest.register_state import SensorEntry
 
 
@@ -55,23 +55,29 @@ def _claimed(raw: Any, key: str) -> Any:
 
 def admit(raw: Any, credential: PresentedCredential | CredentialCheck | None, register: RegisterLookup,
           now: datetime, limits: GateLimits, limiter: RateLimiter, *,
-          sensor_hint: str | None = None) -> Admitted | Rejected:
+          sensor_hint: str | None = None, lenient_json: bool = False) -> Admitted | Rejected:
     """Decide one reading. `sensor_hint` is the Kafka record key on the raw topic; `now` must be timezone-aware.
 
     A batch passes one `CredentialCheck(credential, now)` for all its readings (same answers, fewer hash
     compares); a PresentedCredential is checked on its own.
     Checks in order: shape, sensor known, credential, status and window, metrics, timestamp, rate. The rate
     token is only taken for a reading that passed everything else.
+    `lenient_json`: `raw` came from the standard library's parser (orjson refused the text), which lets lone
+    surrogate escapes through; such a reading is MALFORMED, naming the first field that holds one.
     """
     if isinstance(credential, PresentedCredential):
         credential = CredentialCheck(credential, now)
     try:
+        if lenient_json and (field := surrogate_field(raw)) is not None:
+            raise Malformed(field, f"{field or 'the reading'} {SURROGATE_DETAIL}")
         shape = check_shape(raw)
     except Malformed as problem:
         seq_claimed, sensor_claimed = _claimed(raw, "seq"), _claimed(raw, "sensor_id")
-        seq = seq_claimed if isinstance(seq_claimed, int) and not isinstance(seq_claimed, bool) else None
+        # a claimed seq is echoed only when it is one (an integer beyond 64 bits cannot travel as JSON)
+        seq = (seq_claimed if isinstance(seq_claimed, int) and not isinstance(seq_claimed, bool)
+               and 0 <= seq_claimed <= MAX_SEQ else None)
         name = sensor_claimed if isinstance(sensor_claimed, str) else sensor_hint
-        return Rejected(Reason.MALFORMED, problem.detail, problem.field, name, seq)
+        return Rejected(Reason.MALFORMED, problem.detail, problem.field, printable(name) if name else name, seq)
     seq = shape.seq
     if shape.sensor_id and sensor_hint and shape.sensor_id != sensor_hint:
         return Rejected(Reason.SENSOR_MISMATCH, f"reading names {shape.sensor_id!r} but the record key is "

@@ -23,17 +23,19 @@ def gate_event(runtime: GateRuntime, key: bytes | None, value: bytes | None, hea
     input. `credentials` (one per batch, same `now`) remembers the check of each credential text already seen."""
     produced_by = runtime.settings.produced_by
     hint = key.decode("utf-8", errors="replace") if key else None
+    lenient = False
     try:
         raw = orjson.loads(value) if value is not None else None
     except orjson.JSONDecodeError:
         try:
-            raw = json.loads(value)  # NaN / Infinity: refused by the gate as OUT_OF_RANGE, not as MALFORMED
+            raw, lenient = json.loads(value), True  # NaN / Infinity: refused by the gate as OUT_OF_RANGE, not as MALFORMED
         except (ValueError, RecursionError) as problem:
             rejection = Rejected(RejectionReason.MALFORMED, f"value is not JSON: {problem}", None, hint)
             return rejected_record(rejection, value, "kafka", now, produced_by), ("rejected", "MALFORMED", "")
     credentials = credentials if credentials is not None else CredentialChecks(now)
     credential = credentials.of(wire_headers.header_value(header_pairs, wire_headers.CREDENTIAL))
-    outcome = admit(raw, credential, runtime.view.state, now, runtime.limits, runtime.limiter, sensor_hint=hint)
+    outcome = admit(raw, credential, runtime.view.state, now, runtime.limits, runtime.limiter, sensor_hint=hint,
+                   lenient_json=lenient)
     labels = metrics.outcome_labels(outcome, runtime.view.state)
     if isinstance(outcome, Admitted):
         return admitted_record(outcome, produced_by), labels

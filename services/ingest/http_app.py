@@ -19,7 +19,7 @@ from services.ingest import metrics
 from services.ingest.batch import BatchAnswer, answer, gate_batch, request_error
 from services.ingest.credentials import parse_bearer
 from services.ingest.gate import Admitted
-from services.ingest.records import admitted_record, rejected_record
+from services.ingest.records import admitted_record, printable_document, rejected_record
 from services.ingest.runtime import GateRuntime
 from services.ingest.settings import IngestSettings
 
@@ -44,12 +44,13 @@ async def read_limited(request: Request, limit_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_body(body: bytes) -> Any:
-    """orjson first; the standard library only as fallback, so NaN/Infinity reach the gate as OUT_OF_RANGE."""
+def parse_body(body: bytes) -> tuple[Any, bool]:
+    """(document, lenient). orjson first; the standard library only as fallback (lenient), so NaN/Infinity reach
+    the gate as OUT_OF_RANGE. The fallback also accepts lone surrogate escapes, which the gate then refuses."""
     try:
-        return orjson.loads(body)
+        return orjson.loads(body), False
     except orjson.JSONDecodeError:
-        return json.loads(body)
+        return json.loads(body), True
 
 
 def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> FastAPI:
@@ -76,7 +77,11 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
     async def post_readings(request: Request) -> Response:
         result = await _handle(request)
         headers = {"Retry-After": str(result.retry_after_s)} if result.retry_after_s else None
-        return Response(orjson.dumps(result.body), result.status, headers, media_type="application/json")
+        try:
+            content = orjson.dumps(result.body)
+        except TypeError:  # text that is not UTF-8 (lone surrogates) echoed back: escape it, never a 500
+            content = orjson.dumps(printable_document(result.body))
+        return Response(content, result.status, headers, media_type="application/json")
 
     async def _handle(request: Request) -> BatchAnswer:
         runtime = holder["runtime"]
@@ -85,7 +90,7 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
         except BodyTooLarge:
             return request_error(Reason.PAYLOAD_TOO_LARGE, f"body over {settings.max_body_bytes} bytes")
         try:
-            document = parse_body(body)
+            document, lenient = parse_body(body)
         except (ValueError, RecursionError) as problem:
             return request_error(Reason.MALFORMED, f"body is not JSON: {problem}")
         readings = document.get("readings") if isinstance(document, dict) else None
@@ -100,7 +105,8 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
         metrics.BATCH_SIZE.labels("http").observe(len(readings))
         now = datetime.now(UTC)
         credential = parse_bearer(request.headers.get("authorization"))
-        outcomes = gate_batch(readings, credential, runtime.view.state, now, runtime.limits, runtime.limiter)
+        outcomes = gate_batch(readings, credential, runtime.view.state, now, runtime.limits, runtime.limiter,
+                              lenient_json=lenient)
         records = [admitted_record(outcome, settings.produced_by) if isinstance(outcome, Admitted)
                    else rejected_record(outcome, raw, "http", now, settings.produced_by)
                    for outcome, raw in zip(outcomes, readings)]

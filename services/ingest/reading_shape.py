@@ -97,3 +97,44 @@ def _to_float(value: int | float) -> float:
         return float(value)
     except OverflowError:  # an integer beyond float range: as infinite as it gets, refused as OUT_OF_RANGE later
         return float("inf") if value > 0 else float("-inf")
+
+
+SURROGATE_DETAIL = "contains a lone UTF-16 surrogate escape (e.g. \\ud800): not valid Unicode text"
+
+
+def has_surrogate(text: str) -> bool:
+    """True when `text` holds a lone surrogate (only the standard library's JSON parser lets those through)."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def printable(text: str) -> str:
+    """`text` with lone surrogates written as backslash escapes, so it can travel as UTF-8 / JSON."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8") if has_surrogate(text) else text
+
+
+def surrogate_field(value: Any, path: str = "") -> str | None:
+    """The path (as Malformed names fields: `metrics.name`, `list[0]`) of the first key or string in `value`
+    holding a lone surrogate, escaped to be printable; None when there is none."""
+    if isinstance(value, str):
+        return path if has_surrogate(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = str(key)
+            where = f"{path}.{printable(name)}" if path else printable(name)
+            if has_surrogate(name):
+                return where
+            found = surrogate_field(item, where)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = surrogate_field(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None

@@ -21,6 +21,7 @@ from schemas import headers
 from schemas.common import Domain
 from schemas.topics import REJECTED_READINGS, readings_topic
 from services.ingest.gate import Admitted, Rejected
+from services.ingest.reading_shape import printable
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,7 @@ def _isoformat(moment: datetime) -> str:
 def rejected_record(rejection: Rejected, payload: Any, source: str, received_at: datetime,
                     produced_by: str, *, event_id: str | None = None) -> OutRecord:
     event_id = event_id or str(uuid.uuid4())
-    value = orjson.dumps({
+    document = {
         "event_id": event_id,
         "sensor_id": rejection.sensor_id,
         "seq": rejection.seq,
@@ -75,10 +76,25 @@ def rejected_record(rejection: Rejected, payload: Any, source: str, received_at:
         "source": source,
         "received_at": received_at.isoformat(),
         "payload": _json_safe(payload),
-    }, option=orjson.OPT_NON_STR_KEYS)
+    }
+    try:
+        value = orjson.dumps(document, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # text orjson cannot write as UTF-8 (lone surrogates): escape it, never fail the batch
+        value = orjson.dumps(printable_document(document), option=orjson.OPT_NON_STR_KEYS)
     key = rejection.sensor_id.encode() if rejection.sensor_id else None
     return OutRecord(REJECTED_READINGS, key, value,
                      headers.make_headers(REJECTED_READINGS, produced_by, event_id=event_id))
+
+
+def printable_document(value: Any) -> Any:
+    """`value` with every string (keys too) free of lone surrogates (written as backslash escapes)."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {printable_document(str(key)): printable_document(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [printable_document(item) for item in value]
+    return value
 
 
 def _json_safe(payload: Any) -> Any:

@@ -127,3 +127,29 @@ async def test_one_flooding_sensor_is_limited_while_others_see_no_429(settings, 
         assert int(flood.headers["Retry-After"]) >= 1 and flood.json()["reason"] == "RATE_LIMITED"
     admitted = [jsonwire.loads(r.value)["sensor_id"] for r in await drain(settings, *READINGS_TOPICS)]
     assert admitted.count(f"traffic-{uid}-flood") == 20
+
+
+async def test_lone_surrogate_escapes_are_malformed_with_their_field_never_a_500(settings, uid):
+    """The standard-library fallback (there for NaN) accepts "\\ud800"; orjson cannot write it back: the reading
+    must be refused as MALFORMED naming the field, its rejection record stored escaped, and no reading produced."""
+    key, stored = new_credential()
+    await publish_register(settings, registration(f"traffic-{uid}-surr", stored))
+    now = datetime.now(UTC).isoformat().encode()
+    good = b'{"seq": 1, "observed_at": "%s", "metrics": {"intensity": 3}}' % now
+    cases = [
+        (b'{"seq": 2, "observed_at": "\\ud800", "metrics": {"intensity": 3}}', "observed_at"),
+        (b'{"seq": 3, "observed_at": "%s", "metrics": {"int\\udfffensity": NaN}}' % now, "metrics.int\\udfffensity"),
+    ]
+    async with http_ingest(ingest_settings(settings)) as (client, _):
+        for text, field in cases:
+            response = await client.post("/v1/readings", content=b'{"readings": [%s]}' % text, headers=bearer(key))
+            assert response.status_code == 400, response.text
+            outcome = response.json()["outcomes"][0]
+            assert (response.json()["reason"], outcome["field"]) == ("MALFORMED", field)
+        mixed = await client.post("/v1/readings", content=b'{"readings": [%s, %s]}' % (good, cases[0][0]),
+                                  headers=bearer(key))
+        assert mixed.status_code == 207, mixed.text
+    assert [jsonwire.loads(r.value)["seq"] for r in await drain(settings, *READINGS_TOPICS)] == [1]
+    rejected = [jsonwire.loads(record.value) for record in await drain(settings, REJECTED_READINGS)]
+    assert sorted((r["seq"], r["reason"], r["field"]) for r in rejected) == [
+        (2, "MALFORMED", "observed_at"), (2, "MALFORMED", "observed_at"), (3, "MALFORMED", "metrics.int\\udfffensity")]
