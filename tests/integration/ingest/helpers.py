@@ -60,30 +60,42 @@ def bearer(credential: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {credential}"}
 
 
-async def drain(settings, *names: str) -> list:
-    """Every record now on the (prefixed) topics `names`, read from the beginning up to the current end."""
+async def drain(settings, *names: str, timeout_s: float = 30) -> list:
+    """Every record on the (prefixed) topics `names`, read from the beginning up to the end offsets of the call.
+
+    Fails unless it really reached those offsets (a topic that is missing, or a read cut short by the deadline,
+    would otherwise make `drain(...) == []` pass without having looked)."""
     topics = [settings.topic(name) for name in names]
     consumer = make_consumer(settings.kafka_bootstrap, None)
     await consumer.start()
     try:
         partitions = []
         for topic in topics:
-            partitions += await topic_partitions(settings.kafka_bootstrap, topic)
+            found = await topic_partitions(settings.kafka_bootstrap, topic)
+            assert found, f"topic {topic} does not exist: nothing to drain"
+            partitions += found
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         records = []
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + 30
-        while loop.time() < deadline:
-            positions = [await consumer.position(tp) for tp in ends]
-            if all(position >= end for position, end in zip(positions, ends.values())):
+        deadline = loop.time() + timeout_s
+        while True:
+            positions = {tp: await consumer.position(tp) for tp in ends}
+            if all(positions[tp] >= end for tp, end in ends.items()):
                 break
-            for batch in (await consumer.getmany(timeout_ms=200)).values():
-                records.extend(batch)
+            assert loop.time() < deadline, f"drain stopped at {positions}, short of the end offsets {ends}"
+            for batch in (await consumer.getmany(*ends, timeout_ms=200)).values():
+                records.extend(record for record in batch if record.offset < ends[_tp(record)])
         return records
     finally:
         await consumer.stop()
+
+
+def _tp(record):
+    from aiokafka import TopicPartition
+
+    return TopicPartition(record.topic, record.partition)
 
 
 READINGS_TOPICS = tuple(readings_topic(domain) for domain in Domain)
