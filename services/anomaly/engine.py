@@ -102,9 +102,11 @@ class Engine:
         v = self.silence.check(state["sil"], now, profile, state["seq"])
         if v is not None:
             outcome.verdicts.append(v)
-            # Opening id keyed by the last reading seen, so a re-run timer yields the same silence alert.
+            # Opening id keyed by the last reading seen (its seq and sensor-clock time, not its arrival), so the
+            # same readings give the same silence alert id, re-run timer or replay alike.
+            sil = state["sil"]
             event = self.lifecycle.judge(state["lc"], sensor_id, self.domain, v, state["seq"], now,
-                                         id_t=state["sil"]["last"])
+                                         id_t=sil.get("obs", sil["last"]))
             if event is not None:
                 outcome.events.append(event)
         if self.with_rollups:
