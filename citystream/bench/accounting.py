@@ -1,10 +1,12 @@
-"""What reached TimescaleDB: counts while draining, and lost / duplicate (sensor_id, seq) by set comparison."""
+"""What reached TimescaleDB: counts while draining, lost / duplicate (sensor_id, seq) by set comparison, and the
+rejections stored for a phase's seq range (table `rejections`, written by the sink from the rejected topic)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import asyncpg
@@ -67,14 +69,59 @@ class Accounting:
     unexpected: int  # stored but never acknowledged (a request that timed out client-side yet landed)
 
 
-async def account(url: str, sensor_ids: list[str], seq_low: int, seq_high: int, acked: set[int]) -> Accounting:
+def compare(acked: set[int], stored_rows: Iterable[tuple[str, int, int]], sensor_ids: list[str]) -> Accounting:
+    """The books of one phase: `stored_rows` are (sensor_id, seq, times stored); `acked` the (sensor, seq) keys
+    that got a 2xx / a Kafka ack. Lost = acked − stored, by set, never by count. A stored row of a sensor outside
+    the fleet counts as stored-but-not-acked."""
     index = {sensor_id: i for i, sensor_id in enumerate(sensor_ids)}
+    stored: set[int] = set()
+    duplicates = foreign = 0
+    for sensor_id, seq, times in stored_rows:
+        duplicates += times - 1
+        if sensor_id in index:
+            stored.add(key_of(index[sensor_id], seq))
+        else:
+            foreign += 1
+    return Accounting(len(acked), len(stored) + foreign, len(acked - stored), duplicates,
+                      len(stored - acked) + foreign)
+
+
+async def account(url: str, sensor_ids: list[str], seq_low: int, seq_high: int, acked: set[int]) -> Accounting:
     connection = await asyncpg.connect(url, timeout=10)
     try:
         rows = await connection.fetch("SELECT sensor_id, seq, count(*) AS n FROM readings WHERE seq >= $1 AND "
                                       "seq < $2 GROUP BY sensor_id, seq", seq_low, seq_high)
     finally:
         await connection.close()
-    stored = {key_of(index[r["sensor_id"]], r["seq"]) for r in rows if r["sensor_id"] in index}
-    duplicates = sum(r["n"] - 1 for r in rows)
-    return Accounting(len(acked), len(stored), len(acked - stored), duplicates, len(stored - acked))
+    return compare(acked, ((r["sensor_id"], r["seq"], r["n"]) for r in rows), sensor_ids)
+
+
+# A rejection names its seq when the gate got that far; an unknown sensor's rejection carries it in the payload.
+_REJECTIONS = """
+SELECT reason, count(*) AS n FROM rejections
+WHERE COALESCE(seq, CASE WHEN jsonb_typeof(payload) = 'object' AND payload->>'seq' ~ '^[0-9]{1,18}$'
+                         THEN (payload->>'seq')::bigint END) >= $1
+  AND COALESCE(seq, CASE WHEN jsonb_typeof(payload) = 'object' AND payload->>'seq' ~ '^[0-9]{1,18}$'
+                         THEN (payload->>'seq')::bigint END) < $2
+GROUP BY reason
+"""
+
+
+async def rejections(url: str, seq_low: int, seq_high: int, expected: int, *, timeout_s: float = 30.0,
+                     stall_s: float = 5.0) -> dict[str, int]:
+    """Rejections stored for the seq range by reason, once `expected` of them are in (or nothing moves)."""
+    connection = await asyncpg.connect(url, timeout=10)
+    try:
+        deadline = time.monotonic() + timeout_s
+        found: dict[str, int] = {}
+        last_change = time.monotonic()
+        while True:
+            now = {r["reason"]: r["n"] for r in await connection.fetch(_REJECTIONS, seq_low, seq_high)}
+            if now != found:
+                found, last_change = now, time.monotonic()
+            if sum(found.values()) >= expected or time.monotonic() > deadline \
+                    or time.monotonic() - last_change > stall_s:
+                return found
+            await asyncio.sleep(0.25)
+    finally:
+        await connection.close()

@@ -6,13 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from citystream.bench.fleet import BenchFleet
+from citystream.bench.fleet import BenchFleet, key_of
+
+
+@dataclass
+class ProbeResult:
+    latencies_ms: list[float] = field(default_factory=list)  # of the probes whose alert came
+    missing: int = 0  # probes admitted whose alert never came within the wait
+    not_admitted: int = 0  # probes the ingest did not answer 200 (not timed)
+    wait_s: float = 0.0  # every missing probe was waited for at least this long
+    accepted_keys: set[int] = field(default_factory=set)  # (probe, seq) keys acknowledged, for the books
 
 
 async def _post(client: httpx.AsyncClient, fleet: BenchFleet, index: int, seq: int, level: float) -> int:
@@ -26,12 +36,14 @@ async def _post(client: httpx.AsyncClient, fleet: BenchFleet, index: int, seq: i
 
 
 async def alert_latency(bootstrap: str, alerts_topic: str, ingest_url: str, probes: BenchFleet, *,
-                        spacing_s: float, settle_s: float = 20.0) -> tuple[list[float], int]:
-    """(latencies in ms, probes whose alert never came). One overflow per probe bin, `spacing_s` apart."""
+                        spacing_s: float, settle_s: float = 20.0) -> ProbeResult:
+    """One overflow per probe bin, `spacing_s` apart; latencies of the alerts that came within `settle_s` after
+    the last probe, and how many never came (missing: their latency is only known to exceed the wait)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     sent_at: dict[str, float] = {}
     latencies: dict[str, float] = {}
+    result = ProbeResult(wait_s=settle_s)
     try:
         partitions = [TopicPartition(alerts_topic, p) for p in sorted(consumer.partitions_for_topic(alerts_topic)
                                                                       or await _partitions(consumer, alerts_topic))]
@@ -56,12 +68,16 @@ async def alert_latency(bootstrap: str, alerts_topic: str, ingest_url: str, prob
         watcher = asyncio.create_task(watch())
         async with httpx.AsyncClient(base_url=ingest_url, timeout=30.0) as client:
             for index in range(len(probes.sensor_ids)):  # a normal reading first: the detector knows the bin
-                await _post(client, probes, index, 1, 0.3)
+                if await _post(client, probes, index, 1, 0.3) == 200:
+                    result.accepted_keys.add(key_of(index, 1))
             for index, sensor in enumerate(probes.sensor_ids):
                 sent_at[sensor] = time.perf_counter()
                 status = await _post(client, probes, index, 2, 0.97)
                 if status != 200:
                     del sent_at[sensor]
+                    result.not_admitted += 1
+                else:
+                    result.accepted_keys.add(key_of(index, 2))
                 await asyncio.sleep(spacing_s)
         deadline = time.monotonic() + settle_s
         while len(latencies) < len(sent_at) and time.monotonic() < deadline:
@@ -70,7 +86,9 @@ async def alert_latency(bootstrap: str, alerts_topic: str, ingest_url: str, prob
         await watcher
     finally:
         await consumer.stop()
-    return list(latencies.values()), len(sent_at) - len(latencies)
+    result.latencies_ms = list(latencies.values())
+    result.missing = len(sent_at) - len(latencies)
+    return result
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:

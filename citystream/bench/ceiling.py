@@ -34,7 +34,7 @@ async def kafka_ceiling(bootstrap: str, topic: str, fleet: BenchFleet, count: in
         await admin.close()
     payloads = []
     while len(payloads) < count:
-        _, batch, _ = fleet.next_batch(1000, 9 * 10**12)
+        batch = fleet.next_batch(1000, 9 * 10**12).payloads
         payloads.extend((p["sensor_id"].encode(), orjson.dumps(p)) for p in batch)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=4 << 20)
     await consumer.start()
@@ -83,7 +83,7 @@ async def copy_ceiling(url: str, fleet: BenchFleet, count: int, batch: int = 500
         now = datetime.now(UTC)
         rows = []
         while len(rows) < count:
-            _, payloads, _ = fleet.next_batch(1000, 8 * 10**12)
+            payloads = fleet.next_batch(1000, 8 * 10**12).payloads
             rows.extend((now, p["sensor_id"], p["seq"], "traffic", now, 1, p["metrics"]) for p in payloads)
         columns = ["observed_at", "sensor_id", "seq", "domain", "received_at", "register_version", "metrics"]
         started = time.perf_counter()

@@ -30,6 +30,9 @@ class LoadResult:
     rejected: Counter = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
     errors: Counter = field(default_factory=Counter)
+    failed_requests: int = 0  # requests without an answer: their latency is unknown, above the client timeout
+    bad_sent: int = 0  # deliberately bad readings among `sent`
+    bad_accepted: int = 0  # of those, acknowledged anyway (the gate let a bad reading through: must stay 0)
 
     @property
     def seconds(self) -> float:
@@ -40,16 +43,24 @@ class LoadResult:
         return len(self.accepted_keys) / self.seconds
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
+def percentile(values: list[float], q: float, missing: int = 0) -> float | None:
+    """The q-th percentile of `values` plus `missing` samples known only to be larger than all of them (a probe
+    whose alert never came, a request that never got an answer). None when there are no samples or when the
+    percentile falls among the missing ones: its value is then unknown, only larger than the wait."""
+    total = len(values) + missing
+    if not total:
         return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+    rank = min(total - 1, int(q / 100 * total))
+    if rank >= len(values):
+        return None
+    return sorted(values)[rank]
 
 
 async def http_load(url: str, fleet: BenchFleet, *, batch: int, connections: int, duration_s: float, seq_base: int,
-                    rate: float | None = None, progress: Callable[[int], None] = lambda n: None) -> LoadResult:
-    """`connections` workers post batches for `duration_s`; `rate` (readings/s) caps the total when given."""
+                    rate: float | None = None, bad_every: int = 0,
+                    progress: Callable[[int], None] = lambda n: None) -> LoadResult:
+    """`connections` workers post batches for `duration_s`; `rate` (readings/s) caps the total when given; every
+    `bad_every`-th reading is a bad one (fleet.BAD_KINDS), counted by the reason the ingest answers."""
     result = LoadResult(started=time.time())
     deadline = time.monotonic() + duration_s
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
@@ -67,8 +78,9 @@ async def http_load(url: str, fleet: BenchFleet, *, batch: int, connections: int
                         await asyncio.sleep(due - time.time())
                     if time.monotonic() >= deadline:
                         break
-                credential, payloads, keys = fleet.next_batch(batch, seq_base)
+                credential, payloads, keys, bad = fleet.next_batch(batch, seq_base, bad_every=bad_every)
                 result.sent += len(payloads)
+                result.bad_sent += len(bad)
                 began = time.perf_counter()
                 try:
                     response = await client.post("/v1/readings", content=orjson.dumps({"readings": payloads}),
@@ -76,16 +88,19 @@ async def http_load(url: str, fleet: BenchFleet, *, batch: int, connections: int
                                                           "Content-Type": "application/json"})
                 except httpx.HTTPError as problem:
                     result.errors[type(problem).__name__] += 1
+                    result.failed_requests += 1
                     continue
                 result.latencies_ms.append((time.perf_counter() - began) * 1000)
                 if response.status_code == 200:
                     result.accepted_keys.update(keys)
+                    result.bad_accepted += len(bad)
                 elif response.status_code in (207, 400, 401, 403, 404, 413, 422, 429):
                     body = orjson.loads(response.content)
                     outcomes = body.get("outcomes") or [{"status": "rejected", "reason": body.get("reason")}] * len(keys)
-                    for key, outcome in zip(keys, outcomes):
+                    for position, (key, outcome) in enumerate(zip(keys, outcomes)):
                         if outcome["status"] == "accepted":
                             result.accepted_keys.add(key)
+                            result.bad_accepted += position in bad
                         else:
                             result.rejected[outcome.get("reason")] += 1
                 else:
@@ -98,9 +113,12 @@ async def http_load(url: str, fleet: BenchFleet, *, batch: int, connections: int
 
 
 async def kafka_load(bootstrap: str, topic: str, fleet: BenchFleet, *, duration_s: float, seq_base: int,
-                     max_records: int | None = None, window: int = 20_000, progress: Callable[[int], None] = lambda n: None) -> LoadResult:
+                     max_records: int | None = None, window: int = 20_000, bad_every: int = 0,
+                     progress: Callable[[int], None] = lambda n: None) -> LoadResult:
     """Produces raw readings (key = sensor id, `credential` header) with acks=all, 1000 at a time as one record
-    batch per partition (as a city system's bulk producer would); a key counts once its chunk is acknowledged."""
+    batch per partition (as a city system's bulk producer would); a key counts once its chunk is acknowledged.
+    Every `bad_every`-th reading is a bad one: acknowledged by Kafka but never expected in `readings` (the gate
+    refuses it to the rejected topic), so its key is not among `accepted_keys`."""
     result = LoadResult(started=time.time())
     producer = make_producer(bootstrap, "bench-raw", linger_ms=20)
     await producer.start()
@@ -109,7 +127,10 @@ async def kafka_load(bootstrap: str, topic: str, fleet: BenchFleet, *, duration_
     pending = 0
     try:
         while time.monotonic() < deadline and (max_records is None or result.sent < max_records):
-            credential, payloads, keys = fleet.next_batch(1000, seq_base)
+            credential, payloads, keys, bad = fleet.next_batch(1000, seq_base, bad_every=bad_every)
+            if bad:
+                keys = [key for position, key in enumerate(keys) if position not in bad]
+            result.bad_sent += len(bad)
             # One event-id per chunk of headers: the gate does not read it, and a uuid per record would cost the
             # load generator more CPU than the producer itself.
             headers = [*wire_headers.make_headers(RAW_READINGS, "bench"), (wire_headers.CREDENTIAL, credential.encode())]

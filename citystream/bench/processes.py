@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psutil
+
+from citystream.bench.usage import ProcessTree
 
 
 def free_port() -> int:
@@ -34,9 +35,7 @@ class Service:
     cwd: Path | None = None
     ready_path: str = "/readyz"
     process: subprocess.Popen | None = None
-    peak_rss_bytes: int = 0
-    _ps: psutil.Process | None = field(default=None, repr=False)
-    _last_cpu_s: float = 0.0
+    usage: ProcessTree | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -48,7 +47,8 @@ class Service:
             self.process = subprocess.Popen([sys.executable, "-m", *self.args], env=os.environ | self.env,
                                             stdout=out, stderr=subprocess.STDOUT, cwd=self.cwd,
                                             start_new_session=True)
-        self._ps = psutil.Process(self.process.pid)
+        self.usage = ProcessTree(self.name, self.process.pid)
+        self.usage.begin()
 
     def wait_ready(self, timeout_s: float = 90.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -66,20 +66,17 @@ class Service:
                            f"see {self.log_path}:\n{self.tail()}")
 
     def sample(self) -> None:
-        """Remember the peak resident memory of the process and its children (Faust may fork none; uvicorn none)."""
-        if self._ps is None:
-            return
-        try:
-            rss = self._ps.memory_info().rss + sum(c.memory_info().rss for c in self._ps.children(recursive=True))
-            cpu = self._ps.cpu_times()
-            self._last_cpu_s = cpu.user + cpu.system
-        except psutil.Error:
-            return
-        self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
+        """CPU and peak resident memory of the process and any children it starts (citystream.bench.usage)."""
+        if self.usage is not None:
+            self.usage.sample()
 
     @property
     def cpu_s(self) -> float:
-        return self._last_cpu_s
+        return 0.0 if self.usage is None else self.usage.cpu_s
+
+    @property
+    def peak_rss_bytes(self) -> int:
+        return 0 if self.usage is None else self.usage.peak_rss_bytes
 
     def stop(self, timeout_s: float = 20.0) -> int | None:
         if self.process is None or self.process.poll() is not None:

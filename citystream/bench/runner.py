@@ -1,6 +1,9 @@
 """`citystream bench`: a fresh database and topic prefix, the services as subprocesses, then the phases —
 HTTP ingest at full load, the Kafka-native path, the raw ceiling, reading→alert latency at half load, batch sizes,
 register-view scale points, the detector micro-benchmark — and one JSON result.
+
+Every phase that sends readings is accounted (acknowledged set against stored set), and a fixed share of the load
+is bad readings, so rejections by reason are measured too (answers and the `rejections` table).
 """
 
 from __future__ import annotations
@@ -15,16 +18,19 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from citystream.bench import accounting, alerts, ceiling, scale
-from citystream.bench.fleet import register_fleet
+from citystream.bench.fleet import BenchFleet, register_fleet
 from citystream.bench.load import LoadResult, http_load, kafka_load, percentile
 from citystream.bench.processes import Service, platform_services
+from citystream.bench.usage import ProcessTree, own_process, runtime_processes
 from citystream.simulate.clients import RegisterClient
 from citystream.simulate.settings import SimulateSettings
 from schemas.common import Domain
@@ -34,6 +40,9 @@ from services.common.migrate import migrate
 
 log = logging.getLogger(__name__)
 SEQ_SPAN = 10**11  # each phase numbers its readings in its own seq range, so accounting is per phase
+# Seq ranges (× SEQ_SPAN): 0 probe bins, 1 HTTP, 2 Kafka-native, 3 alert-phase load, 8 half load, 9 admission
+# probe, 10 + i batch size i.
+BATCH_PHASE_BASE = 10
 
 
 @dataclass(frozen=True)
@@ -42,42 +51,115 @@ class BenchOptions:
     sensors: int = 500
     batch: int = 1000
     connections: int = 8
-    probes: int = 40
+    probes: int = 40  # waste bins that overflow one by one, 0.5 s apart, in the alert phase
     batch_sizes: tuple[int, ...] = (1, 100, 1000)
     batch_phase_s: float = 8.0
+    half_load_s: float = 15.0
     scale_points: tuple[int, ...] = (1_000, 100_000)
     ceiling_records: int = 200_000
     kafka_max_records: int = 300_000  # the producer outruns the gate ~10×: bound the backlog it must drain
+    bad_every: int = 100  # every 100th reading of the HTTP and Kafka load is a bad one (1 %); 0: none
+    alert_settle_s: float = 20.0  # how long after the last probe its alerts are waited for
+    detectors: bool = True  # run the detector micro-benchmark (services.anomaly.bench)
     results_dir: Path = Path("bench/results")
     logs_dir: Path = Path(".citystream/bench")
+    state_dir: Path = Path(".citystream")  # the local runtime's: Kafka's and PostgreSQL's pid files
 
 
 class Sampler:
-    """Samples CPU and peak memory of every service twice a second, in a thread (the event loop is busy)."""
+    """Samples CPU and peak memory of every process tree twice a second, in a thread (the event loop is busy)."""
 
-    def __init__(self, services: dict[str, Service]) -> None:
-        self.services = services
+    def __init__(self, services: dict[str, Service], others: list[ProcessTree]) -> None:
+        self.services, self.others = services, others
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _sample(self) -> None:
+        for service in self.services.values():
+            service.sample()
+        for tree in self.others:
+            tree.sample()
+
     def _run(self) -> None:
         while not self._stop.wait(0.5):
-            for service in self.services.values():
-                service.sample()
+            self._sample()
 
-    def __enter__(self) -> Sampler:
+    def __enter__(self) -> Self:
+        for tree in self.others:
+            tree.begin()
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        for service in self.services.values():
-            service.sample()
+        self._sample()
 
 
 def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
+
+
+def _per_s(counts: dict[str, int], seconds: float) -> dict[str, float]:
+    return {reason: round(n / max(1e-9, seconds), 1) for reason, n in sorted(counts.items())}
+
+
+def phase_books(load: LoadResult, stored: int, last_seen: float, books: accounting.Accounting,
+                rejections_stored: dict[str, int]) -> dict[str, Any]:
+    """The figures of one load phase: rates, ack latency (requests without an answer count as slower than any
+    answer), outcomes by reason from the answers and from the `rejections` table, and its books."""
+    return {"seconds": round(load.seconds, 1), "sent": load.sent, "acked": len(load.accepted_keys),
+            "acked_per_s": round(load.acked_per_s), "stored": stored,
+            "stored_per_s": round(stored / max(1e-9, last_seen - load.started)),
+            "ack_p50_ms": _ms(percentile(load.latencies_ms, 50, load.failed_requests)),
+            "ack_p99_ms": _ms(percentile(load.latencies_ms, 99, load.failed_requests)),
+            "requests": len(load.latencies_ms) + load.failed_requests, "requests_unanswered": load.failed_requests,
+            "rejected": dict(load.rejected), "rejected_per_s": _per_s(load.rejected, load.seconds),
+            "rejections_stored": rejections_stored,
+            "rejections_stored_per_s": _per_s(rejections_stored, load.seconds),
+            "bad_sent": load.bad_sent, "bad_accepted": load.bad_accepted,
+            "errors": dict(load.errors), "lost": books.lost, "duplicates": books.duplicates,
+            "stored_not_acked": books.unexpected}
+
+
+def summary(phases: dict[str, dict[str, Any]], ceilings: dict[str, float], alert: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures from the phases (each with the keys of `phase_books`), the raw ceilings measured in
+    the same run, and the alert probes. Lost and duplicates are summed over every phase that sent readings."""
+    http, kafka = phases["http"], phases["kafka"]
+    raw = min(ceilings["kafka_produce_consume"], ceilings["copy"])
+    lost = sum(p["lost"] for p in phases.values())
+    duplicates = sum(p["duplicates"] for p in phases.values())
+    p99 = percentile(alert["latencies_ms"], 99, alert["missing"])
+    p50 = percentile(alert["latencies_ms"], 50, alert["missing"])
+
+    def beyond(value: float | None) -> str | None:
+        if value is not None or not (alert["latencies_ms"] or alert["missing"]):
+            return None
+        return f"> {alert['wait_s'] * 1000:.0f} ms (falls among the {alert['missing']} missing probes)"
+
+    return {
+        "e2e_readings_per_s": http["stored_per_s"], "kafka_path_readings_per_s": kafka["stored_per_s"],
+        "raw_ceiling_readings_per_s": round(raw),
+        "raw_kafka_produce_consume_per_s": round(ceilings["kafka_produce_consume"]),
+        "raw_kafka_send_per_record_per_s": round(ceilings["kafka_send_per_record"]),
+        "raw_copy_rows_per_s": round(ceilings["copy"]),
+        "e2e_fraction_of_ceiling": round(http["stored_per_s"] / raw, 3) if raw else None,
+        "kafka_path_fraction_of_ceiling": round(kafka["stored_per_s"] / raw, 3) if raw else None,
+        "http_acked_readings_per_s": http["acked_per_s"], "kafka_produced_readings_per_s": kafka["acked_per_s"],
+        "ingest_ack_p50_ms": http["ack_p50_ms"], "ingest_ack_p99_ms": http["ack_p99_ms"],
+        "alert_latency_p50_ms": _ms(p50), "alert_latency_p99_ms": _ms(p99),
+        "alert_latency_p50_beyond": beyond(p50), "alert_latency_p99_beyond": beyond(p99),
+        "alert_probes": alert["probes"], "alert_probes_missing": alert["missing"],
+        "alert_probes_not_admitted": alert["not_admitted"], "alert_wait_s": alert["wait_s"],
+        "lost": lost, "duplicates": duplicates,
+        "stored_not_acked": sum(p["stored_not_acked"] for p in phases.values()),
+        "readings_accounted": sum(p["acked"] for p in phases.values()),
+        "phases_accounted": sorted(phases),
+        "bad_readings_sent": sum(p["bad_sent"] for p in phases.values()),
+        "bad_readings_accepted": sum(p["bad_accepted"] for p in phases.values()),
+        "rejections_per_s": {"http_answers": http["rejected_per_s"], "http_stored": http["rejections_stored_per_s"],
+                             "kafka_stored": kafka["rejections_stored_per_s"]},
+    }
 
 
 class Bench:
@@ -87,12 +169,15 @@ class Bench:
         self.prefix = f"bench.{self.run_id}."
         self.result: dict[str, Any] = {"run_id": self.run_id}
         self.services: dict[str, Service] = {}
+        self.phases: dict[str, dict[str, Any]] = {}
 
     def topic(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
     async def run(self) -> dict[str, Any]:
+        began = time.monotonic()
         options, admin_url = self.options, self.settings.database_url
+        self.result["started_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.db_url = await accounting.create_database(admin_url)
         try:
             await migrate(self.db_url)
@@ -105,76 +190,104 @@ class Bench:
                 self.services[name].start()
             for name in ("register", "ingest-http", "ingest-gate", "ingest-sink"):
                 await asyncio.to_thread(self.services[name].wait_ready, 120)
-            with Sampler(self.services):
+            found = runtime_processes(options.state_dir)
+            others = [ProcessTree(name, pid) for name, pid in found.items() if pid is not None] + [own_process()]
+            with Sampler(self.services, others):
                 await self._phases()
-            self.result["components"] = {
-                name: {"cpu_s": round(s.cpu_s, 1), "peak_rss_mb": round(s.peak_rss_bytes / 2**20, 1)}
-                for name, s in self.services.items() if s.process is not None}
+            components = {name: s.usage.figures() for name, s in self.services.items() if s.usage is not None}
+            components.update({tree.name: tree.figures() for tree in others})
+            self.result["components"] = components
+            self.result["components_not_found"] = sorted(name for name, pid in found.items() if pid is None)
         finally:
             for service in self.services.values():
                 await asyncio.to_thread(service.stop)
             await accounting.drop_database(admin_url, self.db_url)
+            await self._delete_topics()
+            self.result["elapsed_s"] = round(time.monotonic() - began, 1)
         return self.result
+
+    async def _delete_topics(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
+        try:
+            await admin.start()
+            try:
+                mine = [name for name in await admin.list_topics() if name.startswith(self.prefix)]
+                if mine:
+                    await admin.delete_topics(mine)
+            finally:
+                await admin.close()
+        except KafkaError as problem:  # leftover topics cost disk, not correctness
+            log.warning("could not delete the run's topics %s*: %r", self.prefix, problem)
 
     async def _phases(self) -> None:
         o, s = self.options, self.settings
         register = RegisterClient(self.services["register"].url, s.admin_token.get_secret_value())
-        ingest_url = self.services["ingest-http"].url
         try:
             self.console.print(f"registering {o.sensors} load sensors and {o.probes} probe bins …")
             fleet = await register_fleet(register, "bench-", o.sensors, Domain.TRAFFIC)
             probes = await register_fleet(register, "probe-", o.probes, Domain.WASTE, seed=12)
         finally:
             await register.close()
+        ingest_url = self.services["ingest-http"].url
         await self._wait_admitted(ingest_url, fleet)
 
-        http = await self._load_phase("HTTP ingest", 1, lambda seq, tick: http_load(
+        await self._load_phase("http", "HTTP ingest", 1, lambda seq, tick: http_load(
             ingest_url, fleet, batch=o.batch, connections=o.connections, duration_s=o.phase_s, seq_base=seq,
-            progress=tick), fleet)
-        self.result.update(http_acked_readings_per_s=round(http["acked_per_s"]),
-                           e2e_readings_per_s=http["stored_per_s"], ingest_ack_p50_ms=http["ack_p50_ms"],
-                           ingest_ack_p99_ms=http["ack_p99_ms"], lost=http["lost"], duplicates=http["duplicates"],
-                           http_rejected=http["rejected"])
-        kafka = await self._load_phase("Kafka-native path", 2, lambda seq, tick: kafka_load(
+            bad_every=o.bad_every, progress=tick), fleet)
+        await self._load_phase("kafka", "Kafka-native path", 2, lambda seq, tick: kafka_load(
             s.kafka_bootstrap, self.topic(RAW_READINGS), fleet, duration_s=o.phase_s, seq_base=seq,
-            max_records=o.kafka_max_records, progress=tick), fleet)
-        self.result.update(kafka_produced_readings_per_s=round(kafka["acked_per_s"]),
-                           kafka_path_readings_per_s=kafka["stored_per_s"],
-                           lost=self.result["lost"] + kafka["lost"],
-                           duplicates=self.result["duplicates"] + kafka["duplicates"])
-        self.result["phases"] = {"http": http, "kafka": kafka}
+            max_records=o.kafka_max_records, bad_every=o.bad_every, progress=tick), fleet)
 
         self.console.print("raw ceiling: plain aiokafka produce→consume and plain COPY of the same payloads …")
-        kafka_ceiling = await ceiling.kafka_ceiling(s.kafka_bootstrap, self.topic("bench.ceiling"), fleet,
-                                                    o.ceiling_records)
-        per_record_ceiling = await ceiling.kafka_ceiling(s.kafka_bootstrap, self.topic("bench.ceiling.send"), fleet,
-                                                         o.ceiling_records, batched=False)
-        copy_ceiling = await ceiling.copy_ceiling(self.db_url, fleet, o.ceiling_records)
-        raw = min(kafka_ceiling, copy_ceiling)
-        self.result.update(raw_kafka_produce_consume_per_s=round(kafka_ceiling),
-                           raw_kafka_send_per_record_per_s=round(per_record_ceiling),
-                           raw_copy_rows_per_s=round(copy_ceiling),
-                           raw_ceiling_readings_per_s=round(raw),
-                           e2e_fraction_of_ceiling=round(self.result["e2e_readings_per_s"] / raw, 3),
-                           kafka_path_fraction_of_ceiling=round(self.result["kafka_path_readings_per_s"] / raw, 3))
+        ceilings = {
+            "kafka_produce_consume": await ceiling.kafka_ceiling(s.kafka_bootstrap, self.topic("bench.ceiling"),
+                                                                 fleet, o.ceiling_records),
+            "kafka_send_per_record": await ceiling.kafka_ceiling(s.kafka_bootstrap, self.topic("bench.ceiling.send"),
+                                                                 fleet, o.ceiling_records, batched=False),
+            "copy": await ceiling.copy_ceiling(self.db_url, fleet, o.ceiling_records)}
 
         await self._half_load_phase(ingest_url, fleet)
-        await self._alert_phase(ingest_url, fleet, probes)
+        alert = await self._alert_phase(ingest_url, fleet, probes)
         await self._batch_sizes(ingest_url, fleet)
+        self.result.update(summary(self.phases, ceilings, alert))
+        self.result["phases"] = self.phases
         await self._scale_points()
-        self.result["detectors"] = await asyncio.to_thread(detector_benchmark)
+        if o.detectors:
+            self.result["detectors"] = await asyncio.to_thread(detector_benchmark)
 
-    async def _wait_admitted(self, ingest_url: str, fleet) -> None:
-        """The gate learns the gateway credentials from the register topic; wait until a batch is admitted."""
+    async def _wait_admitted(self, ingest_url: str, fleet: BenchFleet) -> None:
+        """The gate learns the gateway credentials from the register topic; wait until a batch is admitted (the
+        probes' readings are accounted like every other phase's)."""
         deadline = time.monotonic() + 60
+        seq_low = 9 * SEQ_SPAN
+        merged = LoadResult(started=time.time())
         while True:
-            result = await http_load(ingest_url, fleet, batch=10, connections=1, duration_s=0.3,
-                                     seq_base=9 * SEQ_SPAN)
+            result = await http_load(ingest_url, fleet, batch=10, connections=1, duration_s=0.3, seq_base=seq_low)
+            merged.sent += result.sent
+            merged.accepted_keys |= result.accepted_keys
+            merged.rejected.update(result.rejected)
+            merged.errors.update(result.errors)
+            merged.latencies_ms.extend(result.latencies_ms)
+            merged.failed_requests += result.failed_requests
             if result.accepted_keys or time.monotonic() > deadline:
-                return
+                break
             await asyncio.sleep(0.5)
+        merged.ended = time.time()
+        await self._account("admission_probe", merged, seq_low, fleet)
 
-    async def _load_phase(self, title: str, phase: int, start, fleet) -> dict[str, Any]:
+    async def _account(self, name: str, load: LoadResult, seq_low: int, fleet: BenchFleet) -> dict[str, Any]:
+        """Waits for the sink, then books the phase: acknowledged set against stored set, rejections stored."""
+        seq_high = seq_low + SEQ_SPAN
+        stored, last_seen = await accounting.drain(self.db_url, seq_low, seq_high, len(load.accepted_keys))
+        books = await accounting.account(self.db_url, fleet.sensor_ids, seq_low, seq_high, load.accepted_keys)
+        expected_rejections = sum(load.rejected.values()) + load.bad_sent - load.bad_accepted
+        rejections_stored = await accounting.rejections(self.db_url, seq_low, seq_high, expected_rejections) \
+            if expected_rejections else {}
+        phase = phase_books(load, stored, last_seen, books, rejections_stored)
+        self.phases[name] = phase
+        return phase
+
+    async def _load_phase(self, name: str, title: str, phase: int, start, fleet: BenchFleet) -> dict[str, Any]:
         seq_low = phase * SEQ_SPAN
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[count]:>10,} sent"),
                       TimeElapsedColumn(), console=self.console) as progress:
@@ -198,57 +311,49 @@ class Bench:
                 refresher.cancel()
         self.console.print(f"{title}: {len(load.accepted_keys):,} acknowledged in {load.seconds:.1f} s; "
                            "waiting for the sink …")
-        stored, last_seen = await accounting.drain(self.db_url, seq_low, seq_low + SEQ_SPAN, len(load.accepted_keys))
-        books = await accounting.account(self.db_url, fleet.sensor_ids, seq_low, seq_low + SEQ_SPAN,
-                                         load.accepted_keys)
-        return {"seconds": round(load.seconds, 1), "sent": load.sent, "acked": len(load.accepted_keys),
-                "acked_per_s": round(load.acked_per_s), "stored": stored,
-                "stored_per_s": round(stored / max(1e-9, last_seen - load.started)),
-                "ack_p50_ms": _ms(percentile(load.latencies_ms, 50)), "ack_p99_ms": _ms(percentile(load.latencies_ms, 99)),
-                "rejected": dict(load.rejected), "rejected_per_s": {r: round(n / load.seconds, 1)
-                                                                    for r, n in load.rejected.items()},
-                "errors": dict(load.errors), "lost": books.lost, "duplicates": books.duplicates,
-                "stored_not_acked": books.unexpected}
+        return await self._account(name, load, seq_low, fleet)
 
-    async def _half_load_phase(self, ingest_url: str, fleet) -> None:
+    async def _half_load_phase(self, ingest_url: str, fleet: BenchFleet) -> None:
         """HTTP ingest paced at half the measured end-to-end rate, anomaly worker not yet running: ack latency of
         the ingest below saturation (the HTTP phase's p99 measures queueing)."""
         o = self.options
-        half = max(100.0, self.result["e2e_readings_per_s"] / 2)
-        phase = await self._load_phase(f"HTTP at half load ({half:,.0f} readings/s)", 8, lambda seq, tick: http_load(
-            ingest_url, fleet, batch=o.batch, connections=o.connections, duration_s=min(o.phase_s, 15.0),
-            seq_base=seq, rate=half, progress=tick), fleet)
-        self.result["phases"]["http_half_load"] = phase
+        half = max(100.0, self.phases["http"]["stored_per_s"] / 2)
+        phase = await self._load_phase("http_half_load", f"HTTP at half load ({half:,.0f} readings/s)", 8,
+                                       lambda seq, tick: http_load(
+                                           ingest_url, fleet, batch=o.batch, connections=o.connections,
+                                           duration_s=min(o.phase_s, o.half_load_s), seq_base=seq, rate=half,
+                                           bad_every=o.bad_every, progress=tick), fleet)
         self.result.update(half_load_readings_per_s=phase["acked_per_s"],
                            ingest_ack_half_load_p50_ms=phase["ack_p50_ms"],
-                           ingest_ack_half_load_p99_ms=phase["ack_p99_ms"],
-                           lost=self.result["lost"] + phase["lost"],
-                           duplicates=self.result["duplicates"] + phase["duplicates"])
+                           ingest_ack_half_load_p99_ms=phase["ack_p99_ms"])
 
-    async def _alert_phase(self, ingest_url: str, fleet, probes) -> None:
+    async def _alert_phase(self, ingest_url: str, fleet: BenchFleet, probes: BenchFleet) -> dict[str, Any]:
         """Anomaly worker starts at the head of the readings topics (as a fresh deployment in a live city would),
         then probe bins overflow while ingest runs at half the measured HTTP rate."""
+        o = self.options
         await self._skip_backlog(f"bench-anomaly-{self.run_id}")
         anomaly = self.services["anomaly"]
         anomaly.start()
         await asyncio.to_thread(anomaly.wait_ready, 180)
-        half = max(100.0, self.result["e2e_readings_per_s"] / 2)
-        duration = self.options.probes * 0.5 + 5
-        self.console.print(f"reading→alert latency: {self.options.probes} overflow probes at half load "
+        half = max(100.0, self.phases["http"]["stored_per_s"] / 2)
+        duration = o.probes * 0.5 + 5
+        self.console.print(f"reading→alert latency: {len(probes.sensor_ids)} overflow probes at half load "
                            f"({half:,.0f} readings/s) …")
-        load = asyncio.create_task(http_load(ingest_url, fleet, batch=self.options.batch, connections=4,
-                                             duration_s=duration, seq_base=3 * SEQ_SPAN, rate=half))
-        latencies, missing = await alerts.alert_latency(self.settings.kafka_bootstrap, self.topic(ALERTS), ingest_url,
-                                                        probes, spacing_s=0.5)
+        load = asyncio.create_task(http_load(ingest_url, fleet, batch=o.batch, connections=4, duration_s=duration,
+                                             seq_base=3 * SEQ_SPAN, rate=half, bad_every=o.bad_every))
+        probe = await alerts.alert_latency(self.settings.kafka_bootstrap, self.topic(ALERTS), ingest_url, probes,
+                                           spacing_s=0.5, settle_s=o.alert_settle_s)
         background = await load
         # The background load's requests give the ingest ack latency at half load with the anomaly worker running.
-        self.result.update(alert_latency_p50_ms=_ms(percentile(latencies, 50)),
-                           alert_latency_p99_ms=_ms(percentile(latencies, 99)), alert_probes_missing=missing,
-                           alert_probes=len(probes.sensor_ids),
-                           alert_phase_load_readings_per_s=round(background.acked_per_s),
-                           alert_phase_ack_p50_ms=_ms(percentile(background.latencies_ms, 50)),
-                           alert_phase_ack_p99_ms=_ms(percentile(background.latencies_ms, 99)),
-                           alert_phase_errors=dict(background.errors))
+        phase = await self._account("alert_background", background, 3 * SEQ_SPAN, fleet)
+        probe_load = LoadResult(started=0.0, ended=1.0, sent=2 * len(probes.sensor_ids),
+                                accepted_keys=probe.accepted_keys)
+        await self._account("alert_probes", probe_load, 0, probes)
+        self.result.update(alert_phase_load_readings_per_s=phase["acked_per_s"],
+                           alert_phase_ack_p50_ms=phase["ack_p50_ms"], alert_phase_ack_p99_ms=phase["ack_p99_ms"],
+                           alert_phase_errors=phase["errors"])
+        return {"latencies_ms": probe.latencies_ms, "missing": probe.missing, "not_admitted": probe.not_admitted,
+                "wait_s": probe.wait_s, "probes": len(probes.sensor_ids)}
 
     async def _skip_backlog(self, group_id: str) -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, group_id=group_id,
@@ -264,15 +369,16 @@ class Bench:
         finally:
             await consumer.stop()
 
-    async def _batch_sizes(self, ingest_url: str, fleet) -> None:
+    async def _batch_sizes(self, ingest_url: str, fleet: BenchFleet) -> None:
         points = []
         for index, size in enumerate(self.options.batch_sizes):
             self.console.print(f"HTTP batch size {size} …")
             load = await http_load(ingest_url, fleet, batch=size, connections=self.options.connections,
-                                   duration_s=self.options.batch_phase_s, seq_base=(4 + index) * SEQ_SPAN)
-            points.append({"batch": size, "acked_per_s": round(load.acked_per_s),
-                           "ack_p50_ms": _ms(percentile(load.latencies_ms, 50)),
-                           "ack_p99_ms": _ms(percentile(load.latencies_ms, 99))})
+                                   duration_s=self.options.batch_phase_s, seq_base=(BATCH_PHASE_BASE + index) * SEQ_SPAN,
+                                   bad_every=self.options.bad_every)
+            phase = await self._account(f"batch_{size}", load, (BATCH_PHASE_BASE + index) * SEQ_SPAN, fleet)
+            points.append({"batch": size, "acked_per_s": phase["acked_per_s"], "ack_p50_ms": phase["ack_p50_ms"],
+                           "ack_p99_ms": phase["ack_p99_ms"], "lost": phase["lost"]})
         self.result["batch_sizes"] = points
 
     async def _scale_points(self) -> None:

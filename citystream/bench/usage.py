@@ -1,0 +1,99 @@
+"""CPU seconds and peak memory of a process tree (a process and every descendant), sampled with psutil, and the
+pids of the local runtime's Kafka and PostgreSQL (pid files under the runtime's state dir, `.citystream/`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import psutil
+
+
+class ProcessTree:
+    """Usage of process `pid` and (with `children`) its descendants since `begin()`.
+
+    CPU is the sum over every process seen of (its last CPU time − its CPU time when first seen or at `begin()`),
+    so a child that exited keeps what it used, and CPU spent before the run (a broker up for an hour) is not
+    counted. Memory is the peak, over samples, of the summed resident set of the tree."""
+
+    def __init__(self, name: str, pid: int, *, children: bool = True) -> None:
+        self.name, self.pid, self.children = name, pid, children
+        self.peak_rss_bytes = 0
+        self._start_cpu: dict[tuple[int, float], float] = {}
+        self._last_cpu: dict[tuple[int, float], float] = {}
+        self._begun = False
+
+    def _processes(self) -> list[psutil.Process]:
+        root = psutil.Process(self.pid)
+        return [root, *(root.children(recursive=True) if self.children else ())]
+
+    def begin(self) -> None:
+        """Usage counts from now on (processes already running keep their earlier CPU out of the figure)."""
+        self._begun = True
+        try:
+            for process in self._processes():
+                key, cpu, _ = _usage(process)
+                if key is not None:
+                    self._start_cpu[key] = cpu
+                    self._last_cpu[key] = cpu
+        except psutil.Error:
+            pass
+
+    def sample(self) -> None:
+        if not self._begun:
+            self.begin()
+        try:
+            processes = self._processes()
+        except psutil.Error:
+            return
+        rss = 0
+        for process in processes:
+            key, cpu, memory = _usage(process)
+            if key is None:
+                continue
+            self._start_cpu.setdefault(key, 0.0)  # born during the run: all of its CPU is the run's
+            self._last_cpu[key] = cpu
+            rss += memory
+        self.peak_rss_bytes = max(self.peak_rss_bytes, rss)
+
+    @property
+    def cpu_s(self) -> float:
+        return sum(cpu - self._start_cpu.get(key, 0.0) for key, cpu in self._last_cpu.items())
+
+    @property
+    def processes_seen(self) -> int:
+        return len(self._last_cpu)
+
+    def figures(self) -> dict[str, float]:
+        return {"cpu_s": round(self.cpu_s, 1), "peak_rss_mb": round(self.peak_rss_bytes / 2**20, 1),
+                "processes": self.processes_seen}
+
+
+def _usage(process: psutil.Process) -> tuple[tuple[int, float] | None, float, int]:
+    try:
+        with process.oneshot():
+            times = process.cpu_times()
+            return (process.pid, process.create_time()), times.user + times.system, process.memory_info().rss
+    except psutil.Error:
+        return None, 0.0, 0
+
+
+def read_pid(path: Path) -> int | None:
+    """The pid on the first line of a pid file (PostgreSQL's postmaster.pid holds more lines), if it is alive."""
+    try:
+        pid = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if psutil.pid_exists(pid) else None
+
+
+def runtime_processes(state_dir: Path) -> dict[str, int | None]:
+    """Pids of the local runtime's broker and database server (None when not found, e.g. when they run in
+    containers or elsewhere: then their usage cannot be sampled from here)."""
+    return {"kafka": read_pid(state_dir / "kafka" / "kafka.pid"),
+            "postgresql": read_pid(state_dir / "postgres" / "data" / "postmaster.pid")}
+
+
+def own_process() -> ProcessTree:
+    """The load generator itself (this process; its children are the services, sampled on their own)."""
+    return ProcessTree("load generator", os.getpid(), children=False)
