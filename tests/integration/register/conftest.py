@@ -16,6 +16,8 @@ import uvicorn
 
 from schemas.register import SensorRegistration
 from schemas.topics import REGISTER_SENSORS
+from services.common import jsonwire
+from services.common.kafka import make_consumer
 from services.common.settings import CommonSettings
 from services.register.app import create_app
 from services.register.rebuild import read_register
@@ -104,6 +106,28 @@ async def wait_for_record(settings: CommonSettings, sensor_id: str,
         if until(register.get(sensor_id)) or time.monotonic() > end:
             return register
         await asyncio.sleep(0.2)
+
+
+async def consume_records(settings: CommonSettings, sensor_id: str,
+                          until: Callable[[list[dict | None]], bool], deadline_s: float = 20.0) -> list[dict | None]:
+    """Consume the register topic from the beginning and return the values (None = tombstone) keyed `sensor_id`,
+    in topic order, as soon as `until(values)` holds. Fails when it does not hold within the deadline."""
+    consumer = make_consumer(settings.kafka_bootstrap, None, settings.topic(REGISTER_SENSORS))
+    await consumer.start()
+    values: list[dict | None] = []
+    try:
+        async with asyncio.timeout(deadline_s):
+            while not until(values):
+                batches = await consumer.getmany(timeout_ms=500)
+                for messages in batches.values():
+                    values += [None if m.value is None else jsonwire.loads(m.value) for m in messages
+                               if m.key == sensor_id.encode()]
+    except TimeoutError:
+        seen = [None if v is None else v.get("version") for v in values]
+        raise AssertionError(f"register topic never satisfied the wait for {sensor_id}: versions {seen}") from None
+    finally:
+        await consumer.stop()
+    return values
 
 
 def free_port() -> int:

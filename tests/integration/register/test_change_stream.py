@@ -6,15 +6,26 @@ import asyncio
 import hashlib
 
 import asyncpg
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
 from schemas.register import SensorStatus
 from schemas.topics import REGISTER_SENSORS
 from services.common import jsonwire
 from services.common.db import create_pool
 from services.common.kafka import make_consumer, make_producer
+from services.common.roles import APP_ROLE, with_role
 from services.register.app import create_app
 from services.register.rebuild import read_register, restore_database
 from services.register.relay import OutboxRelay
-from tests.integration.register.conftest import ADMIN, register_settings_from, sensor_body, wait_for_record
+from tests.integration.register.conftest import (
+    ADMIN,
+    consume_records,
+    register_settings_from,
+    sensor_body,
+    wait_for_record,
+)
 
 
 async def _declare_and_activate(client, organisation, **overrides) -> str:
@@ -134,7 +145,7 @@ async def test_a_fresh_consumer_rebuilds_the_whole_register(client, settings, or
                 if s["owner_organisation"] == organisation}
     assert set(expected) == {*active, draft}
 
-    register = await wait_for_record(settings, deleted, lambda r: r is None, deadline_s=5)
+    await consume_records(settings, deleted, lambda values: None in values)  # the tombstone is on the topic
     register = await wait_for_record(settings, active[1], lambda r: r is not None and r.version == 3)
     ours = {k: v for k, v in register.items() if v.owner_organisation == organisation}
     assert {k: (v.version, v.status.value) for k, v in ours.items()} == {
@@ -162,25 +173,53 @@ async def test_a_fresh_consumer_rebuilds_the_whole_register(client, settings, or
         await pool.close()
 
 
+async def test_a_delete_puts_a_tombstone_on_the_compacted_topic_and_a_rebuild_drops_the_sensor(
+        client, settings, organisation):
+    deleted = await _declare_and_activate(client, organisation)
+    kept = await _declare_and_activate(client, organisation)
+    assert (await client.delete(f"/v1/sensors/{deleted}", headers=ADMIN)).status_code == 204
+
+    values = await consume_records(settings, deleted, lambda seen: None in seen)
+    assert [v and (v["version"], v["status"]) for v in values] == [(1, "draft"), (2, "active"), None]
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        [described] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC,
+                                                                   settings.topic(REGISTER_SENSORS))])
+        configs = {name: value for name, value, *_ in described.resources[0][4]}
+    finally:
+        await admin.close()
+    assert configs["cleanup.policy"] == "compact"  # so the tombstone eventually removes the key for good
+
+    register = await read_register(settings.kafka_bootstrap, settings.topic(REGISTER_SENSORS))
+    assert deleted not in register
+    assert (register[kept].version, register[kept].status) == (2, SensorStatus.ACTIVE)
+
+
 async def test_the_application_role_cannot_alter_audit_rows(client, settings, organisation):
     sensor_id = await _declare_and_activate(client, organisation)
-    app_dsn = settings.database_url.replace("citystream:citystream@", "citystream_app:citystream_app@", 1)
-    conn = await asyncpg.connect(app_dsn)
+    conn = await asyncpg.connect(with_role(settings.database_url, APP_ROLE))
     try:
+        # Really the application's role, and one the grants bind (neither superuser nor table owner).
+        assert await conn.fetchval("SELECT current_user") == APP_ROLE
+        assert await conn.fetchval("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user") is False
+        assert await conn.fetchval("SELECT tableowner FROM pg_tables WHERE tablename = 'register_audit_log'") != APP_ROLE
         rows = await conn.fetch("SELECT audit_id, actor, action FROM register_audit_log WHERE sensor_id = $1"
                                 " ORDER BY audit_id", sensor_id)
         assert [r["action"] for r in rows] == ["declare", "status:active"]
         await conn.execute("INSERT INTO register_audit_log (actor, action, sensor_id) VALUES ('t', 'note', $1)",
                            sensor_id)
+        before = await conn.fetch("SELECT * FROM register_audit_log ORDER BY audit_id")
         for statement in ("UPDATE register_audit_log SET actor = 'forged' WHERE sensor_id = $1",
-                          "DELETE FROM register_audit_log WHERE sensor_id = $1"):
-            try:
-                await conn.execute(statement, sensor_id)
-            except asyncpg.InsufficientPrivilegeError:
-                pass
-            else:
-                raise AssertionError(f"citystream_app could run: {statement}")
-        assert await conn.fetchval("SELECT count(*) FROM register_audit_log WHERE sensor_id = $1"
-                                   " AND actor = 'forged'", sensor_id) == 0
+                          "DELETE FROM register_audit_log WHERE sensor_id = $1",
+                          "TRUNCATE register_audit_log"):
+            args = (sensor_id,) if "$1" in statement else ()
+            # "permission denied" is the grant check; the append-only trigger (for everyone) says otherwise.
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+                await conn.execute(statement, *args)
+        for privilege in ("UPDATE", "DELETE", "TRUNCATE"):
+            assert await conn.fetchval("SELECT has_table_privilege('register_audit_log', $1)", privilege) is False
+        assert await conn.fetch("SELECT * FROM register_audit_log ORDER BY audit_id") == before
     finally:
         await conn.close()
