@@ -41,16 +41,18 @@ async def lifespan(app: FastAPI):
     state: ApiState = app.state.api
     settings = state.settings
     state.pool = await create_pool(settings.reader_database_url, min_size=1, max_size=8)
-    state.producer = make_producer(settings.kafka_bootstrap, _client_id(settings, "actions"))
-    await state.producer.start()
     state.hub = AlertHub(settings.api_live_buffer_events)
+    connected = asyncio.Event()
     state.tasks = [
-        asyncio.create_task(_supervise("alert hub", lambda: feed_hub(
+        # In the background: with Kafka down at start-up the API still serves reads, /healthz, and a /readyz of 503;
+        # the followers start once the producer has reached Kafka, rather than spinning against a dead broker.
+        asyncio.create_task(_start_producer(state, connected)),
+        asyncio.create_task(_after(connected, _supervise("alert hub", lambda: feed_hub(
             state.hub, settings.kafka_bootstrap, settings.topic(ALERTS), settings.api_live_window_s,
-            _client_id(settings, "hub"), on_event=lambda _: state.metrics.alert_events.inc()))),
-        asyncio.create_task(_supervise("sensor directory", lambda: register_follower(
+            _client_id(settings, "hub"), on_event=lambda _: state.metrics.alert_events.inc())))),
+        asyncio.create_task(_after(connected, _supervise("sensor directory", lambda: register_follower(
             state.directory, settings.kafka_bootstrap, settings.topic(REGISTER_SENSORS),
-            _client_id(settings, "register")).run_forever())),
+            _client_id(settings, "register")).run_forever()))),
     ]
     try:
         yield
@@ -60,8 +62,39 @@ async def lifespan(app: FastAPI):
         for task in state.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await state.producer.stop()
+        if state.producer is not None:
+            await state.producer.stop()
         await state.pool.close()
+
+
+async def _after(event: asyncio.Event, work) -> None:
+    try:
+        await event.wait()
+    except asyncio.CancelledError:
+        work.close()  # never started: close the coroutine so it is not reported as never awaited
+        raise
+    await work
+
+
+async def _start_producer(state: ApiState, connected: asyncio.Event) -> None:
+    """Connect the command producer, retrying with backoff; `state.producer` is set only once it is connected."""
+    delay_s = 0.5
+    while True:
+        producer = make_producer(state.settings.kafka_bootstrap, _client_id(state.settings, "actions"))
+        try:
+            await producer.start()
+        except asyncio.CancelledError:
+            await producer.stop()
+            raise
+        except Exception as problem:  # noqa: BLE001 - whatever the cause, retry; the warning says which
+            log.warning("command producer cannot reach Kafka (%r); retrying in %.1f s", problem, delay_s)
+            await producer.stop()
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 15.0)
+        else:
+            state.producer = producer
+            connected.set()
+            return
 
 
 async def _supervise(name: str, run) -> None:

@@ -30,8 +30,8 @@ def parse_event(value: bytes | None, where: str) -> AlertEvent | None:
 async def feed_hub(hub: AlertHub, bootstrap: str, topic: str, window_s: float, client_id: str, on_event=None) -> None:
     """Start `window_s` back in time (the resume horizon), then follow the topic until cancelled."""
     consumer = make_consumer(bootstrap, None, client_id=client_id)
-    await consumer.start()
     try:
+        await consumer.start()  # inside the try: a failed start (broker unreachable) must still close the client
         partitions = await wait_for_partitions(bootstrap, topic, client_id)
         consumer.assign(partitions)
         since_ms = int((time.time() - window_s) * 1000)
@@ -42,7 +42,7 @@ async def feed_hub(hub: AlertHub, bootstrap: str, topic: str, window_s: float, c
             start = found[tp].offset if found.get(tp) is not None else ends[tp]
             consumer.seek(tp, start)
             starts.append(start)
-        hub.begin(starts)
+        hub.begin(starts, [ends[tp] for tp in partitions])
         log.info("alert hub follows %s from offsets %s", topic, starts)
         while True:
             batches = await consumer.getmany(timeout_ms=200, max_records=2000)

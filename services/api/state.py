@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.api.directory import SensorDirectory
 from services.api.hub import AlertHub
+from services.api.readiness import KafkaProbe
 from services.api.settings import ApiSettings
 
 
@@ -33,5 +34,6 @@ class ApiState:
     hub: AlertHub | None = None
     directory: SensorDirectory = field(default_factory=SensorDirectory)
     pool: object | None = None
-    producer: object | None = None
+    producer: object | None = None  # set once it has connected (see services.api.app.lifespan)
+    kafka_probe: KafkaProbe = field(default_factory=KafkaProbe)
     tasks: list = field(default_factory=list)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -12,6 +11,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from services.api.auth import SECURED, Role, policy
 from services.api.errors import ApiError
 from services.api.models import Health
+from services.api.readiness import database_answers
 from services.common.metrics import metrics_payload
 
 router = APIRouter(tags=["operations"], dependencies=SECURED)
@@ -28,26 +28,16 @@ async def healthz() -> Health:
 @router.get("/readyz", response_model=Health, openapi_extra=policy(Role.PUBLIC),
             responses={503: {"model": Health, "description": "A dependency is not ready"}})
 async def readyz(request: Request):
-    """Ready: the database answers, the alert stream and the sensor register are being followed."""
+    """Ready: the database answers, Kafka answers a metadata request (cached 2 s), the alert stream has caught up
+    with the topic and the sensor register is caught up."""
     state = request.app.state.api
-    checks = {"database": await _database_answers(state.pool),
-              "alert_stream": bool(state.hub and state.hub.ready),
-              "register": state.directory.caught_up,
-              "producer": state.producer is not None}
+    checks = {"database": await database_answers(state.pool),
+              "kafka": await state.kafka_probe.reachable(state.producer),
+              "alert_stream": bool(state.hub and state.hub.caught_up),
+              "register": state.directory.caught_up}
     ready = all(checks.values())
     body = Health(status="ready" if ready else "not ready", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
-
-
-async def _database_answers(pool) -> bool:
-    if pool is None:
-        return False
-    try:
-        async with asyncio.timeout(2):
-            async with pool.acquire() as connection:
-                return await connection.fetchval("SELECT 1") == 1
-    except (OSError, TimeoutError, Exception):  # any failure means "not ready"; the reason is in the DB log
-        return False
 
 
 @router.get("/metrics", openapi_extra=policy(Role.PUBLIC), response_class=Response,

@@ -39,8 +39,9 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def running_api(settings, **overrides):
-    """Serve the API on a free port in this event loop; yields (base_url, app) once /readyz says ready."""
+async def running_api(settings, wait_ready: bool = True, **overrides):
+    """Serve the API on a free port in this event loop; yields (base_url, app) once /readyz says ready
+    (or, with `wait_ready=False`, once it answers /healthz)."""
     api_settings = ApiSettings(**{**settings.model_dump(), "api_tokens": TOKENS,
                                   "api_database_url": reader_url(settings.database_url), "api_port": free_port(),
                                   **overrides})
@@ -54,7 +55,7 @@ async def running_api(settings, **overrides):
         async with httpx.AsyncClient(base_url=base_url, timeout=5) as client:
             for _ in range(200):
                 with contextlib.suppress(httpx.TransportError):
-                    if (await client.get("/readyz")).status_code == 200:
+                    if (await client.get("/readyz" if wait_ready else "/healthz")).status_code == 200:
                         break
                 await asyncio.sleep(0.05)
             else:
