@@ -90,6 +90,28 @@ async def produce(bootstrap: str, topic: str, records: list[tuple[str, object]])
         await producer.stop()
 
 
+async def committed_offsets(bootstrap: str, group_id: str, topic: str) -> int:
+    """Sum over `topic`'s partitions of the offsets the consumer group has committed (what a restart resumes at)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group_id)
+    finally:
+        await admin.close()
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+
+
+async def wait_committed(bootstrap: str, group_id: str, topic: str, count: int, timeout_s: float = 60) -> None:
+    import asyncio
+
+    deadline = time.monotonic() + timeout_s
+    while (done := await committed_offsets(bootstrap, group_id, topic)) < count:
+        assert time.monotonic() < deadline, f"only {done} of {count} offsets of {topic} committed"
+        await asyncio.sleep(0.5)
+
+
 async def consume_until(bootstrap: str, topic: str, done, timeout_s: float = 60) -> list[dict]:
     """All records of `topic` from the beginning until `done(records)` holds (or the timeout)."""
     consumer = make_consumer(bootstrap, None, topic)
