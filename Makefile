@@ -39,8 +39,9 @@ test: infra
 test-unit: install
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
+# Like infra: the benchmark talks to the runtime `dev up` started, also on moved CITYSTREAM_DEV_* ports.
 bench: infra
-	$(BIN)/citystream bench
+	eval "$$($(BIN)/citystream dev env)" && $(BIN)/citystream bench
 
 down:
 	@test -x $(BIN)/citystream && $(BIN)/citystream dev down || true

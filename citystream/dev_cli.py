@@ -21,6 +21,10 @@ console = Console(stderr=True)
 COMPONENTS = {"kafka": kafka, "timescaledb": postgres}
 
 
+# What starting can raise that the user must act on; anything else is a bug and keeps its traceback.
+START_PROBLEMS = (RuntimeProblem, subprocess.TimeoutExpired, OSError, subprocess.CalledProcessError)
+
+
 def _fail(problem: Exception) -> None:
     console.print(f"[red]error:[/red] {problem}")
     raise typer.Exit(code=1)
@@ -33,9 +37,22 @@ def up() -> None:
     try:
         console.print(kafka.start(settings))
         console.print(postgres.start(settings))
-    except (RuntimeProblem, subprocess.TimeoutExpired, OSError) as problem:
+    except START_PROBLEMS as problem:
         _fail(problem)
     console.print(f"KAFKA_BOOTSTRAP={settings.kafka_bootstrap}\nDATABASE_URL={settings.database_url}")
+
+
+@app.command("build-timescaledb")
+def build_timescaledb() -> None:
+    """Build TimescaleDB from Debian's source package into the cache (what `up` does when none is installed)."""
+    from citystream.devenv import timescaledb
+
+    settings = DevSettings()
+    try:
+        stage = timescaledb.build(settings, postgres.PG_MAJOR)
+    except START_PROBLEMS as problem:
+        _fail(problem)
+    console.print(f"TimescaleDB for PostgreSQL {postgres.PG_MAJOR} is built in {stage}")
 
 
 @app.command()

@@ -200,12 +200,15 @@ def status(settings: DevSettings) -> dict:
     up = running(settings) and port_open(settings.postgres_port)
     postgres_version = timescale_version = license_ = None
     if up:
+        # Asked of the running server, in the project's database: the version CREATE EXTENSION installed there
+        # (not the newest the package offers) and the license the loaded library reports. Each is empty (-> None)
+        # when it cannot be told, e.g. before `citystream db migrate` created the extension.
         probe = _psql(
             settings,
             "SELECT current_setting('server_version') || '|' || "
-            "coalesce((SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'), '') || '|' || "
-            # Apache-only builds (Debian's) do not even register the license setting.
-            "coalesce(current_setting('timescaledb.license', true), 'apache')",
+            "coalesce((SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'), '') || '|' || "
+            "coalesce(current_setting('timescaledb.license', true), '')",
+            database=settings.postgres_db,
         )
         if probe.returncode == 0 and probe.stdout.count("|") == 2:
             postgres_version, timescale_version, license_ = probe.stdout.strip().split("|")

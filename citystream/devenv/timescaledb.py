@@ -19,10 +19,13 @@ from citystream.devenv.process import RuntimeProblem
 log = logging.getLogger(__name__)
 
 SOURCE_PACKAGE = "timescaledb"
-SOURCES_LIST = (
-    "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main\n"
-)
+SOURCES_LIST = "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] {mirror} trixie main\n"
 BUILD_PACKAGES = ("postgresql-server-dev-{major}", "dpkg-dev", "cmake", "gcc", "make", "libssl-dev")
+# The programs the build runs, and the package each comes from.
+BUILD_TOOLS = {"apt-get": "apt", "dpkg-source": "dpkg-dev", "cmake": "cmake", "gcc": "gcc", "make": "make"}
+# apt gives up on a dead mirror in seconds and treats a failed index fetch as an error, not a warning.
+APT_NETWORK_OPTIONS = ("-o", "Acquire::http::Timeout=15", "-o", "Acquire::https::Timeout=15",
+                       "-o", "Acquire::Retries=0")
 
 
 def pg_config(name: str, major: int) -> str:
@@ -44,6 +47,8 @@ def installed(major: int) -> bool:
 def _run(command: list[str], cwd: Path | None = None, timeout: int = 900) -> None:
     try:
         result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as slow:
+        raise RuntimeProblem(f"`{' '.join(command[:3])} ...` took over {timeout} s; stopped it.") from slow
     except FileNotFoundError as missing:
         raise RuntimeProblem(
             f"`{command[0]}` is not installed; building TimescaleDB needs: "
@@ -57,12 +62,14 @@ def _apt_install(packages: list[str]) -> None:
     if os.geteuid() != 0:
         raise RuntimeProblem(f"Missing build packages {packages}; run as root or install them with apt-get.")
     log.info("installing %s with apt-get", " ".join(packages))
-    _run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages], timeout=1200)
+    _run(["apt-get", *APT_NETWORK_OPTIONS, "install", "-y", "-q", "--no-install-recommends", *packages], timeout=1200)
 
 
 def _missing_packages(major: int) -> list[str]:
     wanted = [name.format(major=major) for name in BUILD_PACKAGES]
     missing = []
+    if not shutil.which("dpkg-query"):
+        return []  # not a Debian system: the tools check below names what is missing
     for package in wanted:
         probe = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
         if "install ok installed" not in probe.stdout:
@@ -70,8 +77,41 @@ def _missing_packages(major: int) -> list[str]:
     return missing
 
 
+def _missing_tools() -> list[str]:
+    return [tool for tool in BUILD_TOOLS if not shutil.which(tool)]
+
+
+def _require_tools(major: int) -> None:
+    """Name every missing compiler/build tool at once, before any download, instead of failing half-way."""
+    missing = _missing_tools()
+    if missing:
+        packages = sorted({BUILD_TOOLS[tool] for tool in missing})
+        raise RuntimeProblem(
+            f"Building TimescaleDB needs {', '.join(f'`{tool}`' for tool in missing)}, not found on PATH. "
+            f"Install them: apt-get install {' '.join(packages)} (or install TimescaleDB for PostgreSQL {major} "
+            "from Timescale's packages; an installed TimescaleDB is used as is)."
+        )
+
+
+def _apt_update(apt_options: list[str], timeout: int) -> None:
+    """apt-get update exits 0 when a mirror is unreachable (it only warns); we need the index, so that fails."""
+    command = ["apt-get", *apt_options, *APT_NETWORK_OPTIONS, "update"]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as slow:
+        raise RuntimeProblem(f"`apt-get update` for Debian's source index took over {timeout} s.") from slow
+    output = result.stdout + result.stderr
+    failed = [line for line in output.splitlines() if line.startswith(("Err:", "E:", "W: Failed to fetch"))]
+    if result.returncode != 0 or failed:
+        raise RuntimeProblem(
+            "Could not fetch Debian's source index (no network to the mirror?):\n" + "\n".join(failed or [output[-2000:]])
+        )
+
+
 def build(settings: DevSettings, major: int) -> Path:
     """Build TimescaleDB into a staged tree in the cache (once) and return that tree."""
+    from citystream.devenv.kafka import probe_registry
+
     root = settings.cache_dir / f"timescaledb-pg{major}"
     stage = root / "stage"
     if (root / ".complete").exists():
@@ -79,22 +119,33 @@ def build(settings: DevSettings, major: int) -> Path:
     missing = _missing_packages(major)
     if missing:
         _apt_install(missing)
+    _require_tools(major)
+    mirror = settings.debian_mirror.rstrip("/")
+    probe_registry(f"{mirror}/dists/trixie/Release", "the Debian mirror")
     apt_dir = root / "apt"
     (apt_dir / "lists" / "partial").mkdir(parents=True, exist_ok=True)
-    (apt_dir / "sources.list").write_text(SOURCES_LIST)
+    (apt_dir / "sources.list").write_text(SOURCES_LIST.format(mirror=mirror))
     apt_options = [
         "-o", f"Dir::Etc::SourceList={apt_dir / 'sources.list'}",
         "-o", "Dir::Etc::SourceParts=/dev/null",
         "-o", f"Dir::State::Lists={apt_dir / 'lists'}",
         "-o", "APT::Get::List-Cleanup=0",
+        "-o", f"Dir::Cache={apt_dir / 'cache'}",  # the machine's own package cache stays as it is
     ]
+    (apt_dir / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
     source_dir = root / "source"
     shutil.rmtree(source_dir, ignore_errors=True)
     source_dir.mkdir(parents=True)
-    log.info("fetching Debian's %s source package", SOURCE_PACKAGE)
-    _run(["apt-get", *apt_options, "update"], timeout=300)
-    _run(["apt-get", *apt_options, "source", "--download-only", SOURCE_PACKAGE], cwd=source_dir, timeout=300)
-    dsc = next(source_dir.glob("*.dsc"))
+    log.info("fetching Debian's %s source package from %s", SOURCE_PACKAGE, mirror)
+    _apt_update(apt_options, timeout=120)
+    _run(["apt-get", *apt_options, *APT_NETWORK_OPTIONS, "source", "--download-only", SOURCE_PACKAGE],
+         cwd=source_dir, timeout=int(settings.download_timeout_s))
+    dsc = next(source_dir.glob("*.dsc"), None)
+    if dsc is None:
+        raise RuntimeProblem(
+            f"`apt-get source {SOURCE_PACKAGE}` finished but left no .dsc in {source_dir}: the mirror {mirror} "
+            "may not carry trixie's source packages. Set CITYSTREAM_DEV_DEBIAN_MIRROR to one that does."
+        )
     _run(["dpkg-source", "-x", "--no-check", dsc.name, "src"], cwd=source_dir)
     build_dir = root / "build"
     shutil.rmtree(build_dir, ignore_errors=True)
