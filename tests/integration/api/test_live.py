@@ -11,6 +11,7 @@ import websockets
 
 from schemas.alerts import AlertAction
 from schemas.topics import ALERT_ACTIONS
+from services.api.routes import live
 from services.common.kafka import make_consumer
 from tests.integration.api.support import (
     OPERATOR, VIEWER, alert_event, evolve, produce_alerts, register_sensors, registration, running_api,
@@ -18,8 +19,10 @@ from tests.integration.api.support import (
 )
 
 
-async def read_sse(response: httpx.Response, wanted: int, timeout_s: float = 15.0) -> list[tuple[str, dict | None]]:
-    """Collect (id, alert) pairs until `wanted` alerts arrived; position frames give (id, None)."""
+async def read_sse(response: httpx.Response, wanted: int, timeout_s: float = 15.0,
+                   partial: bool = False) -> list[tuple[str, dict | None]]:
+    """Collect (id, alert) pairs until `wanted` alerts arrived; position frames give (id, None).
+    With `partial`, a timeout returns what arrived instead of failing."""
     frames: list[tuple[str, dict | None]] = []
     event_id, kind = None, None
 
@@ -35,7 +38,11 @@ async def read_sse(response: httpx.Response, wanted: int, timeout_s: float = 15.
                 if sum(1 for _, alert in frames if alert) >= wanted:
                     return
 
-    await asyncio.wait_for(collect(), timeout_s)
+    try:
+        await asyncio.wait_for(collect(), timeout_s)
+    except TimeoutError:
+        if not partial:
+            raise
     return frames
 
 
@@ -147,3 +154,90 @@ async def test_acknowledge_sends_a_command_keyed_by_sensor(settings):
             assert [event["event_type"] for event in detail["history"]][-1] == "acknowledged"
     finally:
         await consumer.stop()
+
+
+async def test_reconnecting_right_after_the_first_frame_misses_nothing_while_events_flow(settings, monkeypatch):
+    """Alerts flow continuously; a client takes the first frames, drops, and reconnects with the first frame's id
+    as Last-Event-ID. Everything its first connection delivered after that id must come again."""
+    real_stream = live.alert_stream
+
+    def slow_to_start(*args):
+        """Widen the window between subscribing and the first frame (a busy server), so events arrive in it."""
+        stream = real_stream(*args)
+
+        async def delayed():
+            try:
+                await asyncio.sleep(0.3)
+                async for item in stream:
+                    yield item
+            finally:
+                await stream.aclose()
+
+        return delayed()
+
+    monkeypatch.setattr(live, "alert_stream", slow_to_start)
+    sensor = unique_sensor()
+    events = [alert_event(sensor) for _ in range(60)]
+    order = {event.alert_id: index for index, event in enumerate(events)}
+    async with running_api(settings) as (base, _), httpx.AsyncClient(base_url=base, headers=VIEWER,
+                                                                       timeout=20) as client:
+        async def flow():
+            for index in range(0, len(events), 3):
+                await produce_alerts(settings, events[index:index + 3])
+                await asyncio.sleep(0.02)
+
+        producing = asyncio.create_task(flow())
+        rounds = 0
+        while not producing.done():
+            async with client.stream("GET", "/v1/live/alerts") as response:
+                frames = await read_sse(response, 3, timeout_s=1.0, partial=True)
+            first_id, first_alert = frames[0]
+            assert first_alert is None  # the starting position comes first
+            seen_after_first = [alert["alert_id"] for _, alert in frames if alert]
+            async with client.stream("GET", "/v1/live/alerts", headers={"Last-Event-ID": first_id}) as response:
+                again = await read_sse(response, len(seen_after_first))
+            replayed = [alert["alert_id"] for _, alert in again if alert]
+            assert replayed[:len(seen_after_first)] == seen_after_first
+            assert [order[i] for i in replayed] == sorted(order[i] for i in replayed)  # one partition: in order
+            rounds += int(bool(seen_after_first))
+        await producing
+        assert rounds >= 2, "the flow ended before the reconnects could race it"
+        # And from the very start of this test's topic: all 60, once each, in order.
+        async with client.stream("GET", "/v1/live/alerts", headers={"Last-Event-ID": "0.0.0.0"}) as response:
+            everything = await read_sse(response, len(events))
+        assert [alert["alert_id"] for _, alert in everything if alert] == [event.alert_id for event in events]
+
+
+async def test_websocket_resume_delivers_what_was_missed(settings):
+    sensor = unique_sensor()
+    first = [alert_event(sensor, severity="high") for _ in range(2)]
+    later = [alert_event(sensor, severity="critical") for _ in range(3)]
+    async with running_api(settings) as (base, _):
+        url = base.replace("http", "ws") + "/v1/live/alerts/ws?access_token=t-viewer"
+
+        async def alerts(socket, wanted: int) -> list[dict]:
+            got = []
+            while len(got) < wanted:
+                message = orjson.loads(await asyncio.wait_for(socket.recv(), 10))
+                if message["type"] == "alert":
+                    got.append(message)
+            return got
+
+        async with websockets.connect(url) as socket:
+            assert orjson.loads(await asyncio.wait_for(socket.recv(), 10))["type"] == "position"
+            await produce_alerts(settings, first)
+            seen = await alerts(socket, 2)
+        assert [message["event"]["alert_id"] for message in seen] == [event.alert_id for event in first]
+        await produce_alerts(settings, later)  # while no socket is open
+        async with websockets.connect(f"{url}&resume={seen[-1]['id']}") as socket:
+            resumed = await alerts(socket, 3)
+        assert [message["event"]["alert_id"] for message in resumed] == [event.alert_id for event in later]
+        try:  # refused before the handshake completes (HTTP 403) or closed with 1008 (policy), never streamed
+            async with websockets.connect(f"{url}&resume=garbage") as socket:
+                await asyncio.wait_for(socket.recv(), 10)
+        except websockets.exceptions.InvalidStatus as refused:
+            assert refused.response.status_code == 403
+        except websockets.exceptions.ConnectionClosed as closed:
+            assert closed.rcvd is not None and closed.rcvd.code == 1008
+        else:
+            raise AssertionError("a garbage resume id was accepted")
