@@ -9,17 +9,19 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from fastapi import FastAPI, Response
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from schemas.topics import BY_NAME, REGISTER_SENSORS
+from services.common.body_limit import BodySizeLimit
 from services.common.db import create_pool
 from services.common.kafka import create_topics, make_producer
 from services.common.metrics import metrics_payload
 from services.register import routes_access, routes_public, routes_sensors
-from services.common.body_limit import BodySizeLimit
 from services.register.credential_service import CredentialService
 from services.register.deps import Context, RegisterContext
 from services.register.http_errors import install_error_handlers, payload_too_large
+from services.register.policy import SECURED, Access, access
 from services.register.relay import OutboxRelay
 from services.register.service import RegisterService, utc_now
 from services.register.settings import RegisterSettings
@@ -54,19 +56,22 @@ def create_app(settings: RegisterSettings, *, clock: Callable[[], datetime] = ut
             await producer.stop()
             await pool.close()
 
+    # Deny by default: every route (the docs included, hence no built-in docs routes) declares its access policy.
     app = FastAPI(title="CityStream sensor register", version="1.0.0", lifespan=lifespan,
-                  description="Declare before you publish: the admission policy of CityStream's data plane.")
+                  description="Declare before you publish: the admission policy of CityStream's data plane.",
+                  openapi_url=None, docs_url=None, redoc_url=None, dependencies=SECURED)
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.register_max_body_bytes, too_large=payload_too_large)
     install_error_handlers(app)
-    app.include_router(routes_sensors.router)
-    app.include_router(routes_access.router)
-    app.include_router(routes_public.router)
+    for module in (routes_sensors, routes_access, routes_public):
+        # Flat on the app (not include_router, which FastAPI now resolves lazily), so app.routes lists every route
+        # the policy test must see; each router carries the policy check itself.
+        app.router.routes.extend(module.router.routes)
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"], openapi_extra=access(Access.PUBLIC))
     async def healthz() -> dict:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"])
+    @app.get("/readyz", tags=["ops"], openapi_extra=access(Access.PUBLIC))
     async def readyz(context: Context) -> JSONResponse:
         checks = {}
         try:
@@ -83,9 +88,17 @@ def create_app(settings: RegisterSettings, *, clock: Callable[[], datetime] = ut
         ready = all(value == "ok" for value in checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
-    @app.get("/metrics", tags=["ops"])
+    @app.get("/metrics", tags=["ops"], openapi_extra=access(Access.PUBLIC))
     async def metrics() -> Response:
         payload, content_type = metrics_payload()
         return Response(payload, media_type=content_type)
+
+    @app.get("/openapi.json", include_in_schema=False, openapi_extra=access(Access.PUBLIC))
+    async def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, openapi_extra=access(Access.PUBLIC))
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} — API")
 
     return app

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the service context, a pooled connection, the authenticated principal."""
+"""FastAPI dependencies: the service context, a pooled connection, the principal the policy check authenticated."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from typing import Annotated
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 
-from services.register.auth import Principal, authenticate, bearer
+from services.register.auth import Principal
 from services.register.credential_service import CredentialService
+from services.register.policy import current_principal
 from services.register.relay import OutboxRelay
 from services.register.service import RegisterService
 from services.register.settings import RegisterSettings
@@ -44,11 +45,4 @@ async def get_connection(context: Context) -> AsyncIterator[asyncpg.Connection]:
 Connection = Annotated[asyncpg.Connection, Depends(get_connection)]
 
 
-async def get_principal(context: Context,
-                        authorization: Annotated[str | None, Header(include_in_schema=False)] = None) -> Principal:
-    token = bearer(authorization)
-    async with context.pool.acquire() as conn:
-        return await authenticate(conn, token, context.settings.register_admin_token.get_secret_value())
-
-
-Caller = Annotated[Principal, Depends(get_principal)]
+Caller = Annotated[Principal, Depends(current_principal)]

@@ -13,17 +13,18 @@ from services.register.deps import Caller, Connection, Context
 from services.register.domain import RegisterError
 from services.register.http_errors import field_path
 from services.register.models import SensorCreate, SensorUpdate, SensorView, StatusChange
+from services.register.policy import SECURED, Access, access
 
-router = APIRouter(prefix="/v1/sensors", tags=["sensors"])
+router = APIRouter(prefix="/v1/sensors", tags=["sensors"], dependencies=SECURED)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=SensorView)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=SensorView, openapi_extra=access(Access.OWNER))
 async def declare_sensor(body: SensorCreate, context: Context, caller: Caller) -> dict:
     """Declare a sensor (status draft). Owners may declare only for their own organisation."""
     return await context.service.declare(caller, body)
 
 
-@router.get("", response_model=list[SensorView])
+@router.get("", response_model=list[SensorView], openapi_extra=access(Access.OWNER))
 async def list_sensors(context: Context, caller: Caller, conn: Connection,
                        status_in: Annotated[list[SensorStatus] | None, Query(alias="status")] = None,
                        expired: bool | None = None) -> list[dict]:
@@ -32,21 +33,21 @@ async def list_sensors(context: Context, caller: Caller, conn: Connection,
     return await queries.sensor_views(conn, caller, context.clock(), statuses=statuses, expired=expired)
 
 
-@router.get("/expiring", response_model=list[SensorView])
+@router.get("/expiring", response_model=list[SensorView], openapi_extra=access(Access.OWNER))
 async def expiring_sensors(context: Context, caller: Caller, conn: Connection,
                            days: Annotated[float, Query(gt=0, le=3650)] = 30) -> list[dict]:
     """Sensors whose active_until falls within the next `days` days."""
     return await queries.sensor_views(conn, caller, context.clock(), expiring_days=days)
 
 
-@router.get("/export.csv", response_class=Response)
+@router.get("/export.csv", response_class=Response, openapi_extra=access(Access.OWNER))
 async def export_csv(context: Context, caller: Caller, conn: Connection) -> Response:
     rows = await queries.sensor_views(conn, caller, context.clock())
     return Response(csvio.export(rows), media_type="text/csv",
                     headers={"content-disposition": 'attachment; filename="register.csv"'})
 
 
-@router.post("/import")
+@router.post("/import", openapi_extra=access(Access.OWNER))
 async def import_csv(request: Request, context: Context, caller: Caller) -> dict:
     """Body: CSV (text/csv). Each row is declared in its own transaction; the answer reports every row."""
     try:
@@ -70,30 +71,30 @@ async def import_csv(request: Request, context: Context, caller: Caller) -> dict
     return {"imported": sum(r["ok"] for r in report), "failed": sum(not r["ok"] for r in report), "rows": report}
 
 
-@router.get("/{sensor_id}", response_model=SensorView)
+@router.get("/{sensor_id}", response_model=SensorView, openapi_extra=access(Access.OWNER))
 async def get_sensor(sensor_id: str, context: Context, caller: Caller, conn: Connection) -> dict:
     return await queries.sensor_view(conn, caller, sensor_id, context.clock())
 
 
-@router.patch("/{sensor_id}", response_model=SensorView)
+@router.patch("/{sensor_id}", response_model=SensorView, openapi_extra=access(Access.OWNER))
 async def update_sensor(sensor_id: str, body: SensorUpdate, context: Context, caller: Caller) -> dict:
     return await context.service.update(caller, sensor_id, body)
 
 
-@router.post("/{sensor_id}/status", response_model=SensorView)
+@router.post("/{sensor_id}/status", response_model=SensorView, openapi_extra=access(Access.OWNER))
 async def change_status(sensor_id: str, body: StatusChange, context: Context, caller: Caller) -> dict:
     """draft → active ⇄ suspended → retired (final)."""
     return await context.service.change_status(caller, sensor_id, body.status)
 
 
-@router.delete("/{sensor_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{sensor_id}", status_code=status.HTTP_204_NO_CONTENT, openapi_extra=access(Access.ADMIN))
 async def delete_sensor(sensor_id: str, context: Context, caller: Caller) -> Response:
     """Admin only: removes the sensor and puts a tombstone on the register topic."""
     await context.service.delete(caller, sensor_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{sensor_id}/audit")
+@router.get("/{sensor_id}/audit", openapi_extra=access(Access.OWNER))
 async def sensor_audit(sensor_id: str, caller: Caller, conn: Connection,
                        limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict]:
     return await queries.audit_trail(conn, caller, sensor_id, limit)
