@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from citystream.run import COMPONENTS  # the service catalogue `make run` starts: the one source of ports
+
 ROOT = Path(__file__).resolve().parents[3]
 PROMETHEUS = ROOT / "deploy" / "prometheus"
-SERVICE_PORTS = {"api": 8080, "register": 8081, "ingest-http": 8082, "ingest-gate": 8083, "ingest-sink": 8084,
-                 "anomaly": 8085}
+SERVICE_PORTS = {component.name: component.port for component in COMPONENTS if component.port is not None}
 
 
 def promtool(*args: str) -> str:
@@ -28,7 +29,7 @@ def promtool(*args: str) -> str:
 def test_config_and_rules_are_valid():
     assert "SUCCESS" in promtool("check", "config", "prometheus.yml")
     output = promtool("check", "rules", "rules/recording.yml", "rules/alerts.yml")
-    assert "9 rules found" in output and "6 rules found" in output
+    assert "10 rules found" in output and "7 rules found" in output
 
 
 def test_rule_unit_tests_pass():
@@ -37,6 +38,7 @@ def test_rule_unit_tests_pass():
 
 @pytest.mark.parametrize(("config_file", "host"), [("prometheus.yml", "127.0.0.1"), ("prometheus.compose.yml", None)])
 def test_every_service_port_is_scraped(config_file, host):
+    assert len(SERVICE_PORTS) >= 6 and len(set(SERVICE_PORTS.values())) == len(SERVICE_PORTS)
     if config_file != "prometheus.yml":
         assert "SUCCESS" in promtool("check", "config", config_file)
     config = yaml.safe_load((PROMETHEUS / config_file).read_text())
@@ -62,3 +64,14 @@ def test_rules_read_only_metrics_that_services_export():
             for rule in group["rules"]:
                 used |= set(re.findall(r"\b(citystream_[a-z0-9_]+)", rule["expr"]))
     assert used and used <= exported, f"not exported by any service: {sorted(used - exported)}"
+
+
+def test_detection_lag_is_alerted_from_the_anomaly_workers_own_metrics():
+    rules = {rule.get("alert"): rule for group in yaml.safe_load((PROMETHEUS / "rules" / "alerts.yml").read_text())
+             ["groups"] for rule in group["rules"]}
+    recording = {rule["record"]: rule["expr"] for group in yaml.safe_load(
+        (PROMETHEUS / "rules" / "recording.yml").read_text())["groups"] for rule in group["rules"]}
+    lag = rules["CityStreamDetectionLagGrowing"]["expr"]
+    assert "citystream:detection_backlog_growth:rate5m" in lag
+    assert "citystream:anomaly_readings:rate5m" in recording["citystream:detection_backlog_growth:rate5m"]
+    assert "citystream_anomaly_readings_total" in recording["citystream:anomaly_readings:rate5m"]
