@@ -236,3 +236,18 @@ async def test_ops_endpoints_and_openapi(client):
     assert "citystream_register_changes_total" in (await client.get("/metrics")).text
     paths = (await client.get("/openapi.json")).json()["paths"]
     assert {"/v1/sensors", "/public/sensors.geojson", "/v1/sensors/expiring", "/map"} <= set(paths)
+
+
+async def test_an_area_sensor_declared_through_the_api_is_a_polygon_in_the_public_geojson(client, organisation):
+    ring = [[4.88, 52.36], [4.90, 52.36], [4.90, 52.38], [4.88, 52.38], [4.88, 52.36]]
+    body = sensor_body(organisation, location={"type": "Polygon", "coordinates": [ring]},
+                       location_description="Route of a waste collection truck, Centrum")
+    response = await client.post("/v1/sensors", json=body, headers=ADMIN)
+    assert response.status_code == 201, response.text
+    sensor_id = response.json()["sensor_id"]
+    assert sensor_id not in {f["id"] for f in (await client.get("/public/sensors.geojson")).json()["features"]}
+
+    await client.post(f"/v1/sensors/{sensor_id}/status", json={"status": "active"}, headers=ADMIN)
+    features = {f["id"]: f for f in (await client.get("/public/sensors.geojson")).json()["features"]}
+    assert features[sensor_id]["geometry"] == {"type": "Polygon", "coordinates": [ring]}
+    assert features[sensor_id]["properties"]["location_description"] == "Route of a waste collection truck, Centrum"
