@@ -115,6 +115,26 @@ class AlertActionAccepted(BaseModel):
     requested_at: datetime
 
 
+class AuditEntry(BaseModel):
+    """One operator action as the owning service applied it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "occurred_at": "2026-11-23T08:01:02Z", "alert_id": "a-traffic-ams-0042-congestion-1201",
+        "sensor_id": "traffic-ams-0042", "domain": "traffic", "kind": "congestion", "event_type": "assigned",
+        "status": "acknowledged", "actor": "ops-anna", "assignee": "crew-north", "comment": None}]})
+
+    occurred_at: datetime
+    alert_id: str
+    sensor_id: str
+    domain: str
+    kind: str
+    event_type: str
+    status: str
+    actor: str
+    assignee: str | None = None
+    comment: str | None = None
+
+
 class Health(BaseModel):
     status: str
     checks: dict[str, bool] = Field(default_factory=dict)

@@ -170,3 +170,29 @@ async def test_roles_errors_and_body_limit(settings):
         metrics = (await client.get("/metrics")).text
         assert 'citystream_api_requests_total{method="GET",route="/v1/alerts",status="401"}' in metrics
         assert (await client.get("/openapi.json")).json()["paths"]["/v1/alerts"]["get"]["x-required-role"] == "viewer"
+
+
+async def test_only_admins_read_the_operator_audit(settings):
+    sensor = unique_sensor()
+    now = datetime.now(UTC).replace(microsecond=0)
+    opened = alert_event(sensor, occurred_at=now - timedelta(minutes=5))
+    acked = evolve(opened, event_id=opened.event_id + "-ack", event_type="acknowledged", status="acknowledged",
+                   occurred_at=now - timedelta(minutes=4), actor=f"ops-{sensor}")
+    assigned = evolve(acked, event_id=opened.event_id + "-asg", event_type="assigned", assignee="crew-north",
+                      occurred_at=now - timedelta(minutes=3), actor=f"lead-{sensor}")
+    await insert_alert_events(settings.database_url, [opened, acked, assigned])
+    async with running_api(settings) as (base, _), httpx.AsyncClient(base_url=base) as client:
+        for headers in (VIEWER, OPERATOR):
+            denied = await client.get("/v1/audit/operator-actions", headers=headers)
+            assert denied.status_code == 403 and denied.json()["error"]["code"] == "FORBIDDEN"
+        admin = {"Authorization": "Bearer t-admin"}
+        trail = (await client.get("/v1/audit/operator-actions", params={"alert_id": opened.alert_id},
+                                  headers=admin)).json()
+        assert [(e["event_type"], e["actor"], e["assignee"]) for e in trail["items"]] == [
+            ("assigned", f"lead-{sensor}", "crew-north"), ("acknowledged", f"ops-{sensor}", None)]  # newest first
+        assert trail["total"] == 2  # the detector's "opened" event has no actor: not an operator action
+        one = (await client.get("/v1/audit/operator-actions", params={"actor": f"ops-{sensor}"}, headers=admin)).json()
+        assert [e["event_type"] for e in one["items"]] == ["acknowledged"]
+        later = (await client.get("/v1/audit/operator-actions", headers=admin, params={
+            "alert_id": opened.alert_id, "since": (now - timedelta(minutes=3, seconds=30)).isoformat()})).json()
+        assert [e["event_type"] for e in later["items"]] == ["assigned"]

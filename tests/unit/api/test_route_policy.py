@@ -43,6 +43,8 @@ def test_writes_need_the_operator_role_and_reads_a_token(app):
     roles = {(method, route.path): route_role(route) for route in app.routes if isinstance(route, APIRoute)
              for method in route.methods}
     assert roles[("POST", "/v1/alerts/{alert_id}/actions")] == Role.OPERATOR
+    admin_only = {path for (method, path), role in roles.items() if role == Role.ADMIN}
+    assert admin_only == {"/v1/audit/operator-actions"}  # admin grants something an operator lacks
     public = {path for (method, path), role in roles.items() if role == Role.PUBLIC}
     assert public == {"/healthz", "/readyz", "/metrics", "/", "/ops/", "/ops/{asset}", "/openapi.json", "/docs"}
     assert all(role >= Role.VIEWER for (method, path), role in roles.items() if path.startswith("/v1/"))
