@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from schemas.register import SensorRegistration
 from services.common import jsonwire
+from services.common.errors import PermanentError
 from services.common.kafka import make_consumer
 from services.register import records
 from services.register import repository as repo
@@ -73,11 +74,29 @@ async def read_register(bootstrap: str, topic: str) -> dict[str, SensorRegistrat
         await consumer.stop()
 
 
+class IncompleteRecords(PermanentError):
+    """Topic records lack declaration facts the register requires; nothing was restored."""
+
+    def __init__(self, missing: dict[str, list[str]]) -> None:
+        self.missing = missing
+        listed = "; ".join(f"{sensor_id}: {', '.join(fields)}" for sensor_id, fields in sorted(missing.items()))
+        super().__init__(f"{len(missing)} topic record(s) lack required details (details.<field>), "
+                         f"nothing restored: {listed}")
+
+
 async def restore_database(pool: asyncpg.Pool, register: dict[str, SensorRegistration]) -> int:
-    """Write the rebuilt register into empty tables, credentials included; marks everything as published."""
+    """Write the rebuilt register into empty tables, credentials included; marks everything as published.
+
+    All or nothing: a record without the details the register requires (e.g. no legal ground) raises
+    IncompleteRecords naming every such sensor and field, before anything is written; no value is made up.
+    """
+    rows = {sensor_id: records.row_from_registration(record) for sensor_id, record in register.items()}
+    missing = {sensor_id: fields for sensor_id, row in rows.items() if (fields := records.missing_details(row))}
+    if missing:
+        raise IncompleteRecords(missing)
     async with pool.acquire() as conn, conn.transaction():
         for record in register.values():
-            row = records.row_from_registration(record)
+            row = rows[record.sensor_id]
             await repo.insert_sensor(conn, row)
             await conn.execute("UPDATE register_sensors SET published_version = version WHERE sensor_id = $1",
                                record.sensor_id)

@@ -45,8 +45,19 @@ def map_point(geometry: dict[str, Any] | None) -> tuple[float, float] | None:
     return None
 
 
+# Declaration facts the database requires; the topic's `details` may lack them (the contract makes them optional),
+# and a rebuild must never make them up (a legal ground or a purpose nobody declared).
+REQUIRED_DETAILS = ("owner_contact_name", "owner_contact_email", "location", "purpose", "legal_ground",
+                    "personal_data", "retention_days")
+# Optional free text: absent means "none given", stored as the API stores an omitted one.
+OPTIONAL_TEXT = ("location_description", "description")
+
+
 def row_from_registration(record: SensorRegistration) -> dict[str, Any]:
-    """Inverse of `registration` (without credentials): a register row rebuilt from the topic alone."""
+    """Inverse of `registration` (without credentials): a register row rebuilt from the topic alone.
+
+    Details the record lacks stay None; `missing_details` names the required ones so a restore can refuse them.
+    """
     details = record.details or SensorDetails()
     row = {name: getattr(details, name) for name in DETAIL_FIELDS}
     row.update(
@@ -56,13 +67,17 @@ def row_from_registration(record: SensorRegistration) -> dict[str, Any]:
         active_until=record.active_until, rate_limit_per_minute=record.rate_limit_per_minute,
         reporting_interval_s=record.reporting_interval_s, updated_at=record.updated_at,
     )
+    # Bookkeeping, not a declaration: the sensor existed at least by its last change.
     row["created_at"] = row["created_at"] or record.updated_at
-    for name, default in (("owner_contact_name", ""), ("owner_contact_email", ""), ("location_description", ""),
-                          ("description", ""), ("purpose", ""), ("legal_ground", "public_task"),
-                          ("personal_data", False), ("retention_days", 0), ("location", None)):
+    for name in OPTIONAL_TEXT:
         if row[name] is None:
-            row[name] = default
+            row[name] = ""
     return row
+
+
+def missing_details(row: dict[str, Any]) -> list[str]:
+    """The required declaration facts a rebuilt row lacks (empty when it can be stored)."""
+    return [name for name in REQUIRED_DETAILS if row.get(name) is None]
 
 
 def view(row: dict[str, Any], credentials: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
