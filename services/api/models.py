@@ -13,6 +13,34 @@ from services.api.status import MapStatus
 
 T = TypeVar("T")
 
+# Examples shown in the OpenAPI document (a test fails when a request body or 2xx JSON response lacks one).
+EXAMPLE_ALERT: dict[str, Any] = {
+    "event_id": "a-waste-ams-0007-overflow-88-opened", "alert_id": "a-waste-ams-0007-overflow-88",
+    "event_type": "opened", "sensor_id": "waste-ams-0007", "domain": "waste", "kind": "overflow",
+    "severity": "high", "status": "open", "opened_at": "2026-11-23T07:58:00Z",
+    "occurred_at": "2026-11-23T07:58:00Z",
+    "explanation": {"detector": "waste.overflow", "detector_version": "1.0.0", "metric": "fillingLevel",
+                    "observed": 0.97, "expected": 0.9, "score": 0.97, "threshold": 0.9,
+                    "summary": "Bin 97% full, above the 90% overflow threshold",
+                    "contributing": [{"seq": 88, "observed_at": "2026-11-23T07:58:00Z", "metric": "fillingLevel",
+                                      "value": 0.97}]}}
+EXAMPLE_READING: dict[str, Any] = {
+    "sensor_id": "traffic-ams-0042", "seq": 1201, "observed_at": "2026-11-23T08:00:00Z",
+    "received_at": "2026-11-23T08:00:01Z", "metrics": {"intensity": 840.0, "averageVehicleSpeed": 42.5}}
+EXAMPLE_SENSOR: dict[str, Any] = {
+    "sensor_id": "waste-ams-0007", "domain": "waste", "location": [4.8952, 52.3702], "status": "alerting",
+    "last_observed_at": "2026-11-23T08:00:00Z", "latest": {"fillingLevel": 0.97}, "recent_rejections": 0,
+    "open_alerts": [EXAMPLE_ALERT]}
+
+
+def example_page(item: dict[str, Any]) -> dict[str, Any]:
+    return {"items": [item], "total": 1, "limit": 50, "offset": 0, "next_offset": None}
+
+
+def example_response(example: Any, status: int = 200) -> dict[int, dict]:
+    """`responses=` for a route: its main JSON answer with an example (merged with the response model's schema)."""
+    return {status: {"content": {"application/json": {"example": example}}}}
+
 
 class Page(BaseModel, Generic[T]):
     items: list[T]
@@ -49,9 +77,7 @@ class SeriesResponse(BaseModel):
 
 
 class ReadingPublic(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "sensor_id": "traffic-ams-0042", "seq": 1201, "observed_at": "2026-11-23T08:00:00Z",
-        "metrics": {"intensity": 840.0, "averageVehicleSpeed": 42.5}}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_READING]})
 
     sensor_id: str
     seq: int
@@ -61,10 +87,7 @@ class ReadingPublic(BaseModel):
 
 
 class SensorPublic(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "sensor_id": "waste-ams-0007", "domain": "waste", "location": [4.8952, 52.3702], "status": "alerting",
-        "last_observed_at": "2026-11-23T08:00:00Z", "latest": {"fillingLevel": 0.97}, "recent_rejections": 0,
-        "open_alerts": []}]})
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_SENSOR]})
 
     sensor_id: str
     domain: Domain | None = None
@@ -77,6 +100,11 @@ class SensorPublic(BaseModel):
 
 
 class AlertDetail(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "alert": EXAMPLE_ALERT, "history": [EXAMPLE_ALERT],
+        "contributing_readings": [{"sensor_id": "waste-ams-0007", "seq": 88, "observed_at": "2026-11-23T07:58:00Z",
+                                   "received_at": "2026-11-23T07:58:01Z", "metrics": {"fillingLevel": 0.97}}]}]})
+
     alert: AlertEvent = Field(description="Current state: the latest event of the alert.")
     history: list[AlertEvent] = Field(description="Every event of the alert, oldest first.")
     contributing_readings: list[ReadingPublic] = Field(
@@ -136,5 +164,8 @@ class AuditEntry(BaseModel):
 
 
 class Health(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "status": "ready", "checks": {"database": True, "kafka": True, "alert_stream": True, "register": True}}]})
+
     status: str
     checks: dict[str, bool] = Field(default_factory=dict)

@@ -22,7 +22,10 @@ from services.api import alert_store
 from services.api.alert_store import AlertFilter
 from services.api.auth import SECURED, Role, policy
 from services.api.errors import ERROR_RESPONSES, ApiError, ErrorBody
-from services.api.models import AlertActionAccepted, AlertActionRequest, AlertDetail, Page, ReadingPublic
+from services.api.models import (
+    EXAMPLE_ALERT, AlertActionAccepted, AlertActionRequest, AlertDetail, Page, ReadingPublic, example_page,
+    example_response,
+)
 from services.api.params import MAX_PAGE, next_offset, parse_bbox, parse_list
 from services.common import jsonwire
 
@@ -43,7 +46,8 @@ def build_filter(request: Request, domain, severity, status, kind, sensor_id, ar
                        sensor_ids=sensor_ids, opened_since=since, opened_until=until)
 
 
-@router.get("", response_model=Page[AlertEvent], openapi_extra=policy(Role.VIEWER))
+@router.get("", response_model=Page[AlertEvent], openapi_extra=policy(Role.VIEWER),
+            responses=example_response(example_page(EXAMPLE_ALERT)))
 async def list_alerts(
     request: Request,
     domain: Annotated[str | None, Query(description="Comma list of domains", examples=["traffic,waste"])] = None,

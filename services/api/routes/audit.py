@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 
 from services.api.auth import SECURED, Role, policy
 from services.api.errors import ERROR_RESPONSES, ApiError
-from services.api.models import AuditEntry, Page
+from services.api.models import AuditEntry, Page, example_page, example_response
 from services.api.params import MAX_PAGE, next_offset
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=ERROR_RESPONSES, dependencies=SECURED)
@@ -28,7 +28,8 @@ ORDER BY occurred_at DESC, event_id DESC LIMIT $5 OFFSET $6
 """
 
 
-@router.get("/operator-actions", response_model=Page[AuditEntry], openapi_extra=policy(Role.ADMIN))
+@router.get("/operator-actions", response_model=Page[AuditEntry], openapi_extra=policy(Role.ADMIN),
+            responses=example_response(example_page(AuditEntry.model_config["json_schema_extra"]["examples"][0])))
 async def operator_actions(
     request: Request,
     actor: Annotated[str | None, Query(max_length=120, description="Only this operator", examples=["ops-anna"])]

@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 
 from services.api.auth import SECURED, Role, policy
 from services.api.errors import ApiError
-from services.api.models import Health
+from services.api.models import Health, example_response
 from services.api.readiness import database_answers
 from services.common.metrics import metrics_payload
 
@@ -75,7 +75,8 @@ async def docs() -> Response:
     return get_swagger_ui_html(openapi_url="/openapi.json", title="CityStream operations API")
 
 
-@router.get("/v1/me", tags=["operations"], openapi_extra=policy(Role.VIEWER))
+@router.get("/v1/me", tags=["operations"], openapi_extra=policy(Role.VIEWER),
+            responses=example_response({"name": "ops-anna", "role": "operator"}))
 async def me(request: Request) -> dict[str, str]:
     """Who the token belongs to: the page shows operator buttons only to operators."""
     principal = request.state.principal

@@ -14,7 +14,10 @@ from schemas.common import METRICS_BY_DOMAIN, SENSOR_ID_PATTERN, Domain
 from services.api import alert_store, series
 from services.api.auth import SECURED, Role, policy
 from services.api.errors import ERROR_RESPONSES, ApiError
-from services.api.models import Page, ReadingPublic, SensorPublic, SeriesPoint, SeriesResponse
+from services.api.models import (
+    EXAMPLE_READING, EXAMPLE_SENSOR, Page, ReadingPublic, SensorPublic, SeriesPoint, SeriesResponse, example_page,
+    example_response,
+)
 from services.api.params import MAX_PAGE, next_offset, parse_bbox, time_range
 from services.api.status import sensor_status
 
@@ -63,7 +66,8 @@ async def sensor_series(
                           end=end, aggregates=aggregates, points=points)
 
 
-@router.get("/sensors/{sensor_id}/readings", response_model=list[ReadingPublic], openapi_extra=VIEWER)
+@router.get("/sensors/{sensor_id}/readings", response_model=list[ReadingPublic], openapi_extra=VIEWER,
+            responses=example_response([EXAMPLE_READING]))
 async def last_readings(
     request: Request, sensor_id: SensorPath,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -77,7 +81,8 @@ async def last_readings(
                           received_at=row["received_at"], metrics=row["metrics"]) for row in rows]
 
 
-@router.get("/domains/{domain}/latest", response_model=Page[ReadingPublic], openapi_extra=VIEWER)
+@router.get("/domains/{domain}/latest", response_model=Page[ReadingPublic], openapi_extra=VIEWER,
+            responses=example_response(example_page(EXAMPLE_READING)))
 async def domain_latest(
     request: Request, domain: Domain,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100, offset: Annotated[int, Query(ge=0, le=10**6)] = 0,
@@ -95,7 +100,8 @@ async def domain_latest(
     return Page(items=items, total=total, limit=limit, offset=offset, next_offset=next_offset(offset, limit, total))
 
 
-@router.get("/sensors", response_model=Page[SensorPublic], openapi_extra=VIEWER)
+@router.get("/sensors", response_model=Page[SensorPublic], openapi_extra=VIEWER,
+            responses=example_response(example_page(EXAMPLE_SENSOR)))
 async def sensors_in_area(
     request: Request,
     bbox: Annotated[str | None, Query(description="min_lon,min_lat,max_lon,max_lat (WGS84)",
