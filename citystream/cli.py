@@ -92,15 +92,17 @@ def schemas_generate() -> None:
 def run(
     simulator: Annotated[bool, typer.Option("--simulator/--no-simulator", help="Also run the city simulator.")] = True,
 ) -> None:
-    """Start Kafka, TimescaleDB and every service (and the simulator); print the URLs; Ctrl-C stops everything."""
-    from citystream.devenv.process import RuntimeProblem
+    """Start Kafka, TimescaleDB, every service, Prometheus (Grafana if installed) and the simulator; print the URLs;
+    Ctrl-C stops everything."""
+    from citystream.dev_cli import START_PROBLEMS
     from citystream.run import run_platform
 
     try:
-        raise typer.Exit(code=run_platform(with_simulator=simulator))
-    except RuntimeProblem as problem:
+        code = run_platform(with_simulator=simulator)
+    except START_PROBLEMS as problem:
         console.print(f"[red]error:[/red] {problem}")
         raise typer.Exit(code=1) from problem
+    raise typer.Exit(code=code)
 
 
 def main() -> None:
