@@ -2,6 +2,10 @@
 
 One episode per anomaly kind the detectors know (schemas.alerts.AlertKind), scheduled deterministically for a seed
 and cycled for as long as the simulation runs. Each episode is also a label: (sensor_id, kind, start, end).
+
+Not injected on their own: the generic value detectors' kinds (GENERIC_KINDS). `out_of_range` can never reach the
+detectors through the gate (it refuses readings outside the declared range), and `anomalous_value` /
+`rapid_change` are what most of the episodes below also look like, so they fire beside them rather than alone.
 """
 
 from __future__ import annotations
@@ -13,19 +17,28 @@ from schemas.alerts import AlertKind
 from schemas.common import Domain
 
 # kind → (domain, duration in reporting intervals). Durations are long enough for each detector's own rule
-# (a flatline needs 12 equal readings, silence k=3 missed intervals); missed collection needs a long full bin.
+# (a flatline needs 12 equal readings, silence k=3 missed intervals); a missed collection lasts at least
+# MISSED_ROUNDS of the bin's own collection interval (the detector alerts once a bin stays full for longer than
+# the interval it learned between emptyings).
 EPISODES: dict[AlertKind, tuple[Domain, int]] = {
     AlertKind.CONGESTION: (Domain.TRAFFIC, 40),
     AlertKind.INCIDENT: (Domain.TRAFFIC, 20),
     AlertKind.STUCK_SENSOR: (Domain.TRAFFIC, 40),
     AlertKind.ENERGY_SPIKE: (Domain.ENERGY, 8),
     AlertKind.ENERGY_OUTAGE: (Domain.ENERGY, 30),
+    # Drift is judged against a full week of hour-of-week history (and 100 readings after it): long and slow.
+    AlertKind.ENERGY_DRIFT: (Domain.ENERGY, 400),
     AlertKind.SILENCE: (Domain.ENERGY, 40),
     AlertKind.OVERFLOW: (Domain.WASTE, 40),
+    AlertKind.ABNORMAL_FILL_RATE: (Domain.WASTE, 12),
     AlertKind.FIRE_RISK: (Domain.WASTE, 20),
     AlertKind.MISSED_COLLECTION: (Domain.WASTE, 240),
 }
 INJECTED_KINDS: tuple[AlertKind, ...] = tuple(EPISODES)
+GENERIC_KINDS: frozenset[AlertKind] = frozenset({AlertKind.OUT_OF_RANGE, AlertKind.ANOMALOUS_VALUE,
+                                                 AlertKind.RAPID_CHANGE})
+MISSED_ROUNDS = 1.5
+DRIFT_FACTOR = 1.6  # a drifting feeder ends the episode drawing 60 % more than its usual load
 
 
 @dataclass
@@ -67,9 +80,22 @@ class Episode:
             return {**metrics, "activePower": power, "current": round(metrics["current"] * 4.0, 3)}
         if kind is AlertKind.ENERGY_OUTAGE:
             return {**metrics, "activePower": 0.0, "current": 0.0, "voltage": 0.0}
+        if kind is AlertKind.ENERGY_DRIFT:
+            # A slow, sustained rise (a failing appliance, an unmetered connection): no step a spike rule sees.
+            progress = min(1.0, (t - self.start_t) / max(1.0, self.end_t - self.start_t))
+            factor = 1.0 + (DRIFT_FACTOR - 1.0) * progress
+            return {**metrics, "activePower": round(metrics["activePower"] * factor, 4),
+                    "current": round(metrics["current"] * factor, 3)}
         if kind is AlertKind.OVERFLOW:
             level = min(1.0, max(metrics["fillingLevel"], 0.88 + 0.12 * ramp))
             return {**metrics, "fillingLevel": round(level, 4)}
+        if kind is AlertKind.ABNORMAL_FILL_RATE:
+            # Emptied, then filled in hours what usually takes days (e.g. construction waste dumped in it); it
+            # stops short of the overflow threshold, so this episode is about the rate, not the level.
+            progress = min(1.0, (t - self.start_t) / max(1.0, self.end_t - self.start_t))
+            level = 0.05 + 0.8 * progress
+            return {**metrics, "fillingLevel": round(level, 4),
+                    "cargoWeight": round(metrics["cargoWeight"] * level / max(0.01, metrics["fillingLevel"]), 2)}
         if kind is AlertKind.FIRE_RISK:
             return {**metrics, "temperature": round(metrics["temperature"] + 60.0 * ramp, 2),
                     "methaneConcentration": round(metrics["methaneConcentration"] + 6000.0 * ramp, 1)}
@@ -88,7 +114,8 @@ class AnomalyPlan:
     """
 
     def __init__(self, seed: int, sensors_by_domain: dict[Domain, list[str]], first_t: float, spacing_s: float,
-                 interval_s: float, opening_spacing_s: float | None = None) -> None:
+                 interval_s: float, opening_spacing_s: float | None = None,
+                 collection_every_s: dict[str, float] | None = None) -> None:
         self._rng = random.Random(f"anomalies/{seed}")
         self._sensors = {domain: sorted(ids) for domain, ids in sensors_by_domain.items() if ids}
         self._next_t = first_t
@@ -97,6 +124,7 @@ class AnomalyPlan:
         self._opening_left = len(INJECTED_KINDS) if opening_spacing_s else 0
         self._opening_spacing_s = opening_spacing_s or spacing_s
         self._interval_s = interval_s
+        self._collection_every_s = collection_every_s or {}  # waste sensor → seconds between its collections
         self._cycle: list[AlertKind] = []
         self.active: dict[str, Episode] = {}
 
@@ -119,9 +147,16 @@ class AnomalyPlan:
             self._cycle = list(INJECTED_KINDS)
             self._rng.shuffle(self._cycle)
         kind = self._cycle.pop()
-        domain, intervals = EPISODES[kind]
+        domain, _ = EPISODES[kind]
         free = [s for s in self._sensors.get(domain, []) if s not in self.active]
         if not free:
             return None
-        sensor_id = self._rng.choice(free)
-        return Episode(kind, sensor_id, domain, start_t, start_t + intervals * self._interval_s)
+        return self.episode(kind, self._rng.choice(free), start_t)
+
+    def episode(self, kind: AlertKind, sensor_id: str, start_t: float) -> Episode:
+        """The episode of `kind` on `sensor_id` from `start_t`, lasting as long as EPISODES (and the bin) say."""
+        domain, intervals = EPISODES[kind]
+        duration_s = intervals * self._interval_s
+        if kind is AlertKind.MISSED_COLLECTION:
+            duration_s = max(duration_s, MISSED_ROUNDS * self._collection_every_s.get(sensor_id, 0.0))
+        return Episode(kind, sensor_id, domain, start_t, start_t + duration_s)

@@ -85,7 +85,8 @@ class CityModel:
         interval = config.interval_s
         self.plan = AnomalyPlan(config.seed, by_domain, config.start_t + config.anomaly_first_after * interval,
                                 config.anomaly_spacing * interval, interval,
-                                config.anomaly_opening_spacing * interval if config.anomaly_opening_spacing else None)
+                                config.anomaly_opening_spacing * interval if config.anomaly_opening_spacing else None,
+                                {s.sensor_id: s.params["round_every_s"] for s in self.fleet if s.domain is Domain.WASTE})
         self._next_round = 0
 
     def normal_metrics(self, spec: SensorSpec, t: float) -> dict[str, float]:
