@@ -77,9 +77,15 @@ async def _current(request: Request, alert_id: str) -> tuple[AlertEvent, list[Al
     state = request.app.state.api
     async with state.pool.acquire() as connection:
         history = await alert_store.history(connection, alert_id)
-    live = state.hub.latest_by_alert.get(alert_id) if state.hub else None
-    if live is not None and all(event.event_id != live.event_id for event in history):
-        history.append(live)
+    if state.hub is not None and alert_id in state.hub.latest_by_alert:
+        # Events the hub consumed that the sink has not stored yet (it may lag the stream), so history and the
+        # current state agree with the live feed.
+        seen = {event.event_id for event in history}
+        for event in [item.event for item in list(state.hub.buffer) if item.event.alert_id == alert_id] + [
+                state.hub.latest_by_alert[alert_id]]:
+            if event.event_id not in seen:  # redeliveries repeat an event id: keep one
+                seen.add(event.event_id)
+                history.append(event)
         history.sort(key=lambda event: event.occurred_at)
     if not history:
         raise ApiError(404, "ALERT_NOT_FOUND", f"no alert {alert_id!r}", "alert_id")
