@@ -1,5 +1,7 @@
-"""The ops-centre page in headless Chromium: a Kafka alert shows up live; acknowledging it from the page sends an
-AlertAction and, once the owner's event arrives, the API and the page show the new state."""
+"""The ops-centre page in headless Chromium against the real platform loop: a Kafka alert shows up live within 2 s;
+an alert the real anomaly worker opened from a reading is acknowledged and then resolved from the page, the worker
+(the alert owner) applies each command, and the API and the page show the new state. The page asks nothing of any
+host but the API (no internet map tiles)."""
 
 from __future__ import annotations
 
@@ -16,11 +18,12 @@ import pytest
 from playwright.async_api import async_playwright
 
 from schemas.alerts import AlertAction
-from schemas.topics import ALERT_ACTIONS
+from schemas.topics import ALERT_ACTIONS, readings_topic
 from services.common.kafka import make_consumer
+from tests.integration.anomaly.worker import Worker, produce, reading
 from tests.integration.api.support import (
-    OPERATOR, alert_event, evolve, insert_alert_events, insert_readings, produce_alerts, register_sensors,
-    registration, running_api, unique_sensor,
+    OPERATOR, alert_event, insert_alert_events, insert_readings, produce_alerts, register_sensors, registration,
+    running_api, unique_sensor,
 )
 
 pytestmark = pytest.mark.browser
@@ -47,7 +50,7 @@ async def seed_city(settings) -> dict[str, str]:
         if index == 4:  # silent: last heard of an hour ago
             rows = [(1, now - timedelta(hours=1), {METRIC[domain]: 50.0})]
         await insert_readings(settings.database_url, sensor, domain, rows)
-        sensors_roles = {0: "drill", 4: "silent", 5: "rejected", 8: "alerting"}
+        sensors_roles = {0: "drill", 2: "bin", 3: "ok", 4: "silent", 5: "rejected", 8: "alerting"}
         if index in sensors_roles:
             roles[sensors_roles[index]] = sensor
     await register_sensors(settings, sensors)
@@ -67,19 +70,33 @@ async def seed_city(settings) -> dict[str, str]:
     return roles
 
 
-async def test_alert_appears_live_and_is_acknowledged_from_the_page(settings, tmp_path):
+async def feed_order(page) -> list[str]:
+    return await page.locator("#feed li").evaluate_all("cards => cards.map(card => card.dataset.alertId)")
+
+
+async def test_alert_appears_live_and_is_acted_on_from_the_page(settings, tmp_path):
     roles = await seed_city(settings)
+    # The alert owner: the real anomaly worker, applying the page's commands (about 10 s to start).
+    worker = Worker(settings.kafka_bootstrap, settings.topic_prefix, f"test-ops-{uuid.uuid4().hex[:8]}",
+                    tmp_path / "anomaly.log")
+    await asyncio.to_thread(worker.start)
     consumer = make_consumer(settings.kafka_bootstrap, None, settings.topic(ALERT_ACTIONS))
     await consumer.start()
+    requested: list[str] = []
     try:
-        async with running_api(settings) as (base, _), async_playwright() as playwright:
+        async with running_api(settings) as (base, _), async_playwright() as playwright, \
+                httpx.AsyncClient(base_url=base, headers=OPERATOR) as client:
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = await browser.new_page(viewport={"width": 1440, "height": 900})
+            page.on("request", lambda request: requested.append(request.url))
             await page.goto(f"{base}/ops/#token=t-operator")
             await page.wait_for_selector("body[data-stream=live]", timeout=10_000)
             await page.wait_for_selector(f"circle[data-sensor-id='{roles['silent']}'].silent", timeout=10_000)
-            assert await page.locator(f"circle[data-sensor-id='{roles['rejected']}']").get_attribute("class") \
-                == "rejected"
+            classes = {role: await page.locator(f"circle[data-sensor-id='{roles[role]}']").get_attribute("class")
+                       for role in ("rejected", "ok", "alerting")}
+            assert classes == {"rejected": "rejected", "ok": "ok", "alerting": "alerting"}
+            assert await page.locator("#map .graticule text").count() >= 4  # lat/lon labels, no tiles needed
+            assert await page.locator("#map .extent").count() == 1
 
             incident = alert_event(roles["drill"], severity="critical", kind="incident")
             await produce_alerts(settings, [incident])
@@ -88,20 +105,38 @@ async def test_alert_appears_live_and_is_acknowledged_from_the_page(settings, tm
             assert "critical" in await card.get_attribute("class")
             assert await page.locator("#critical-banner").is_visible()
 
-            await card.locator("button[data-action=acknowledge]").click()
-            record = await asyncio.wait_for(consumer.getone(), 15)
-            action = AlertAction.model_validate_json(record.value)
-            assert (action.alert_id, action.action, action.actor) == (incident.alert_id, "acknowledge", "ops-anna")
+            # A reading over the overflow threshold: the worker opens the alert, the page shows it, newest first.
+            bin_sensor = roles["bin"]
+            await produce(settings.kafka_bootstrap, settings.topic(readings_topic("waste")), [(bin_sensor, reading(
+                bin_sensor, 100, datetime.now(UTC).timestamp(), "waste", fillingLevel=0.99))])
+            overflow = page.locator(f"#feed li[data-sensor-id='{bin_sensor}'][data-status=open]")
+            await overflow.wait_for(timeout=30_000)
+            alert_id = await overflow.get_attribute("data-alert-id")
+            listed = (await client.get("/v1/alerts", params={"status": "open,acknowledged", "limit": 500})).json()
+            occurred = {item["alert_id"]: item["occurred_at"] for item in listed["items"]}
+            shown = await feed_order(page)
+            assert alert_id in shown and incident.alert_id in shown
+            assert [occurred[i] for i in shown if i in occurred] == sorted(
+                (occurred[i] for i in shown if i in occurred), reverse=True)
 
-            # The anomaly service is not running here: play its part and publish the resulting event.
-            await produce_alerts(settings, [evolve(incident, event_id=incident.event_id + "-ack",
-                                                   event_type="acknowledged", status="acknowledged",
-                                                   actor=action.actor, occurred_at=datetime.now(UTC))])
-            await page.wait_for_selector(f"li[data-alert-id='{incident.alert_id}'][data-status=acknowledged]",
-                                         timeout=10_000)
-            async with httpx.AsyncClient(base_url=base, headers=OPERATOR) as client:
-                detail = (await client.get(f"/v1/alerts/{incident.alert_id}")).json()
+            await overflow.locator("button[data-action=acknowledge]").click()
+            action = AlertAction.model_validate_json((await asyncio.wait_for(consumer.getone(), 15)).value)
+            assert (action.alert_id, action.action, action.actor) == (alert_id, "acknowledge", "ops-anna")
+            await page.wait_for_selector(f"li[data-alert-id='{alert_id}'][data-status=acknowledged]", timeout=15_000)
+            detail = (await client.get(f"/v1/alerts/{alert_id}")).json()
             assert detail["alert"]["status"] == "acknowledged" and detail["alert"]["actor"] == "ops-anna"
+
+            await page.locator(f"li[data-alert-id='{alert_id}'] button[data-action=resolve]").click()
+            action = AlertAction.model_validate_json((await asyncio.wait_for(consumer.getone(), 15)).value)
+            assert (action.alert_id, action.action) == (alert_id, "resolve")
+            for _ in range(150):  # applied by the worker, seen by the API's hub
+                detail = (await client.get(f"/v1/alerts/{alert_id}")).json()
+                if detail["alert"]["status"] == "resolved":
+                    break
+                await asyncio.sleep(0.1)
+            assert detail["alert"]["status"] == "resolved" and detail["alert"]["actor"] == "ops-anna"
+            assert [event["event_type"] for event in detail["history"]] == ["opened", "acknowledged", "resolved"]
+            await page.wait_for_selector(f"li[data-alert-id='{alert_id}']", state="detached", timeout=10_000)
 
             await page.click(f"circle[data-sensor-id='{roles['drill']}']")
             await page.wait_for_selector("#chart path.series", timeout=10_000)
@@ -115,5 +150,9 @@ async def test_alert_appears_live_and_is_acknowledged_from_the_page(settings, tm
             shot = Path(os.environ.get("CITYSTREAM_OPS_SCREENSHOT", tmp_path / "ops-centre.png"))
             await page.screenshot(path=str(shot))
             await browser.close()
+        local = base.rsplit(":", 1)[0]
+        assert requested and all(url.startswith(local) for url in requested), \
+            [url for url in requested if not url.startswith(local)]
     finally:
         await consumer.stop()
+        await asyncio.to_thread(worker.stop)
