@@ -64,7 +64,8 @@ def ensure_server_installed() -> None:
         raise RuntimeProblem(f"PostgreSQL {PG_MAJOR} is not installed: apt-get install postgresql-{PG_MAJOR}")
     log.info("installing postgresql-%s with apt-get", PG_MAJOR)
     result = subprocess.run(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", f"postgresql-{PG_MAJOR}"],
+        ["apt-get", *timescaledb.APT_NETWORK_OPTIONS, "install", "-y", "-q", "--no-install-recommends",
+         f"postgresql-{PG_MAJOR}"],
         capture_output=True, text=True, timeout=1200,
     )
     if result.returncode != 0:

@@ -21,7 +21,7 @@ from typing import Any
 
 from schemas.rejections import HTTP_STATUS, RejectionReason
 from services.ingest.credentials import CredentialCheck, PresentedCredential
-from services.ingest.gate import Admitted, GateLimits, Rejected, RegisterLookup, admit
+from services.ingest.gate import Admitted, GateLimits, RegisterLookup, Rejected, admit
 from services.ingest.ratelimit import RateLimiter
 
 Outcome = Admitted | Rejected

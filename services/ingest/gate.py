@@ -12,7 +12,14 @@ from schemas.register import SensorStatus
 from schemas.rejections import RejectionReason as Reason
 from services.ingest.credentials import CredentialCheck, PresentedCredential
 from services.ingest.ratelimit import RateLimiter
-from services.ingest.reading_shape import MAX_SEQ, SURROGATE_DETAIL, Malformed, check_shape, printable, surrogate_field
+from services.ingest.reading_shape import (
+    MAX_SEQ,
+    SURROGATE_DETAIL,
+    Malformed,
+    check_shape,
+    printable,
+    surrogate_field,
+)
 from services.ingest.register_state import SensorEntry
 
 

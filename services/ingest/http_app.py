@@ -100,8 +100,8 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
         if len(readings) > settings.max_batch_readings:
             return request_error(Reason.BATCH_TOO_LARGE,
                                  f"{len(readings)} readings > {settings.max_batch_readings} per batch", "readings")
-        if not runtime.ready:
-            return _unavailable("register view or Kafka producer not ready")
+        if not runtime.ready:  # Kafka known down: answer 503 at once rather than after the ack deadline
+            return _unavailable("register view not caught up, or Kafka not reachable")
         metrics.BATCH_SIZE.labels("http").observe(len(readings))
         now = datetime.now(UTC)
         credential = parse_bearer(request.headers.get("authorization"))
@@ -128,7 +128,8 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
     async def readyz() -> Response:
         runtime = holder["runtime"]
         ready = runtime.ready
-        body = {"register": runtime.view.ready.is_set(), "kafka": runtime.producer_started.is_set(),
+        body = {"register": runtime.view.ready.is_set(),
+                "kafka": runtime.producer_started.is_set() and runtime.kafka_reachable,
                 "sensors": len(runtime.view.state)}
         return Response(orjson.dumps(body), 200 if ready else 503, media_type="application/json")
 

@@ -1,5 +1,6 @@
 """What a gate process holds while it runs: the register view, the producer (inside a Publisher, which renews it)
-and the rate limiter."""
+and the rate limiter. Ready = register view caught up, producer started and the broker answering a metadata
+request within `kafka_check_timeout_s` (asked every `kafka_check_s`; the answer is cached in between)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ class GateRuntime:
     limits: GateLimits
     limiter: RateLimiter = field(default_factory=RateLimiter)
     producer_started: asyncio.Event = field(default_factory=asyncio.Event)
+    kafka_reachable: bool = False  # the last broker check's answer (set when the producer starts)
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     @classmethod
@@ -59,7 +61,7 @@ class GateRuntime:
 
     @property
     def ready(self) -> bool:
-        return self.view.ready.is_set() and self.producer_started.is_set()
+        return self.view.ready.is_set() and self.producer_started.is_set() and self.kafka_reachable
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -79,5 +81,28 @@ class GateRuntime:
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, 10.0)
             else:
+                self.kafka_reachable = True
                 self.producer_started.set()
+                self._tasks.append(asyncio.create_task(self._watch_kafka(), name="kafka-check"))
                 return
+
+    async def _watch_kafka(self) -> None:
+        """Keep `kafka_reachable` current: a started producer says nothing about a broker that went away since."""
+        while True:
+            await asyncio.sleep(self.settings.kafka_check_s)
+            reachable = await self.check_kafka()
+            if reachable != self.kafka_reachable:
+                log.warning("kafka %s", "reachable again" if reachable else "not answering: not ready")
+            self.kafka_reachable = reachable
+
+    async def check_kafka(self) -> bool:
+        """True when a broker answers a metadata request in time (into a throwaway ClusterMetadata, so the
+        producer's own view of the cluster is left alone)."""
+        client = getattr(self.publisher.producer, "client", None)
+        if client is None:  # a test double without a client
+            return True
+        try:
+            await asyncio.wait_for(client.fetch_all_metadata(), self.settings.kafka_check_timeout_s)
+        except Exception:  # no broker answered (timeout, connection refused, KafkaError): not reachable
+            return False
+        return True

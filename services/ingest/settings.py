@@ -23,6 +23,9 @@ class IngestSettings(CommonSettings):
     clock_skew_s: float = Field(default=300.0, ge=0, validation_alias="CITYSTREAM_INGEST_CLOCK_SKEW_S")
     max_age_s: float = Field(default=7 * 24 * 3600.0, gt=0, validation_alias="CITYSTREAM_INGEST_MAX_AGE_S")
     ack_timeout_s: float = Field(default=2.5, gt=0, validation_alias="CITYSTREAM_INGEST_ACK_TIMEOUT_S")
+    # Readiness: the broker is asked for metadata this often; no answer within the timeout means "Kafka down".
+    kafka_check_s: float = Field(default=1.0, gt=0, validation_alias="CITYSTREAM_INGEST_KAFKA_CHECK_S")
+    kafka_check_timeout_s: float = Field(default=1.5, gt=0, validation_alias="CITYSTREAM_INGEST_KAFKA_CHECK_TIMEOUT_S")
     retry_after_s: int = Field(default=5, ge=1, validation_alias="CITYSTREAM_INGEST_RETRY_AFTER_S")
     # Records per database transaction (one COPY per table): under load the sink's batches fill to this cap.
     sink_batch_max: int = Field(default=10_000, ge=1, validation_alias="CITYSTREAM_INGEST_SINK_BATCH_MAX")

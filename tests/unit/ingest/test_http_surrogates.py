@@ -68,6 +68,7 @@ def runtime() -> tuple[GateRuntime, AckingProducer]:
     gate = GateRuntime(settings, ReadyView(state), producer, Publisher(producer, settings.topic, 1.0, "http"),
                        GateLimits(clock_skew=__import__("datetime").timedelta(days=10 ** 4)))
     gate.producer_started.set()
+    gate.kafka_reachable = True
     return gate, producer
 
 

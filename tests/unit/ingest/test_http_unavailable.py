@@ -58,6 +58,7 @@ async def test_no_ack_in_time_gives_503_with_retry_after():
     runtime = GateRuntime(settings, StubView(state), producer, Publisher(producer, settings.topic, 0.2, "http"),
                           GateLimits())
     runtime.producer_started.set()
+    runtime.kafka_reachable = True
     transport = httpx.ASGITransport(app=create_app(settings, runtime))
     async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
         response = await client.post("/v1/readings", json={"readings": [reading(1), reading(2)]},
