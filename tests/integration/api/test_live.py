@@ -184,7 +184,7 @@ async def test_reconnecting_right_after_the_first_frame_misses_nothing_while_eve
         async def flow():
             for index in range(0, len(events), 3):
                 await produce_alerts(settings, events[index:index + 3])
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(0.15)  # ~4 s of flow: several connect/reconnect rounds race it
 
         producing = asyncio.create_task(flow())
         rounds = 0
