@@ -70,8 +70,8 @@ class CompactedTopicFollower:
 
     async def _follow(self) -> None:
         consumer = make_consumer(self.bootstrap, None, client_id=self.client_id)
-        await consumer.start()
         try:
+            await consumer.start()  # inside the try: a start that fails must still close the client
             partitions = await wait_for_partitions(self.bootstrap, self.topic, self.client_id)
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
