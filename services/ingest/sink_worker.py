@@ -50,6 +50,8 @@ class SinkWorker:
         self._database_checked_at = 0.0
         self.stopping = asyncio.Event()
         self.database_ok = False
+        self.consumer = None  # the running consumer (for readiness and tests: paused partitions, positions)
+        self.held_records = 0  # records fetched and not yet stored: at most one batch (sink_batch_max)
 
     @property
     def consumer_joined(self) -> bool:
@@ -67,6 +69,7 @@ class SinkWorker:
                                  max_partition_fetch_bytes=4 << 20)  # one fetch can fill a batch
         self._membership = _Membership()
         consumer.subscribe(list(self._topics), listener=self._membership)
+        self.consumer = consumer
         producer = make_producer(settings.kafka_bootstrap, "ingest-sink")
         dead_letters = Publisher(producer, settings.topic, 10.0, "sink")
         try:
@@ -82,6 +85,7 @@ class SinkWorker:
                     await self._probe_database()
         finally:
             self._membership.joined = False
+            self.consumer = None
             await consumer.stop()
             await producer.stop()
             if self._connection is not None:
@@ -89,6 +93,13 @@ class SinkWorker:
                 self._connection = None
 
     async def _store(self, consumer, dead_letters: Publisher, batch: dict) -> None:
+        self.held_records = sum(len(records) for records in batch.values())
+        try:
+            await self._store_held(consumer, dead_letters, batch)
+        finally:
+            self.held_records = 0
+
+    async def _store_held(self, consumer, dead_letters: Publisher, batch: dict) -> None:
         rows_by_table: dict[str, list[tuple]] = defaultdict(list)
         records_by_table: dict[str, list] = defaultdict(list)  # parallel to rows_by_table, to name refused rows
         unstorable = []
@@ -101,7 +112,9 @@ class SinkWorker:
                 except Poison as problem:
                     unstorable.append((record, str(problem)))
         metrics.SINK_BATCH.observe(sum(len(records) for records in batch.values()))
-        unstorable += await self._write_with_retry(consumer, dict(rows_by_table), dict(records_by_table))
+        next_to_store = {tp: records[0].offset for tp, records in batch.items()}
+        unstorable += await self._write_with_retry(consumer, dict(rows_by_table), dict(records_by_table),
+                                                   next_to_store)
         if unstorable:  # before the offset commit: a crash in between dead-letters them again, under the same id
             await self._dead_letter(dead_letters, unstorable)
         try:
@@ -109,7 +122,8 @@ class SinkWorker:
         except Exception as problem:  # a rebalance took the partition: the new owner re-stores (idempotent)
             log.warning("offset commit failed, records will be stored again by their next owner: %r", problem)
 
-    async def _write_with_retry(self, consumer, rows_by_table: dict, records_by_table: dict) -> list:
+    async def _write_with_retry(self, consumer, rows_by_table: dict, records_by_table: dict,
+                                next_to_store: dict | None = None) -> list:
         """Store the batch; retry transient failures forever. Returns (record, reason) of rows the database refused."""
         backoff_s, paused = 0.2, False
         while True:
@@ -130,6 +144,7 @@ class SinkWorker:
                     consumer.pause(*consumer.assignment())
                     paused = True
                 log.warning("database write failed (%r); retrying in %.1f s", problem, backoff_s)
+                await self._report_lag_while_stuck(consumer, next_to_store or {})
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, self.settings.sink_backoff_max_s)
                 continue
@@ -201,6 +216,23 @@ class SinkWorker:
             metrics.SINK_DEAD_LETTERS.labels(record.topic).inc()
         await dead_letters.publish([dead_letter_record(record, reason, now, self.settings.produced_by)
                                     for record, reason in unstorable])
+
+    async def _report_lag_while_stuck(self, consumer, next_to_store: dict) -> None:
+        """Lag while a batch waits for the database: end offsets asked of the broker (paused partitions fetch
+        nothing, so the highwater a fetch brings stops moving) minus the next offset to store — the first of the
+        batch in hand, else the consumer's position. Broker trouble leaves the last figure in place."""
+        partitions = list(consumer.assignment())
+        if not partitions:
+            return
+        try:
+            ends = await asyncio.wait_for(consumer.end_offsets(partitions), 2.0)
+            for tp, end in ends.items():
+                start = next_to_store.get(tp)
+                if start is None:
+                    start = await consumer.position(tp)
+                metrics.SINK_LAG.labels(tp.topic, str(tp.partition)).set(max(0, end - start))
+        except Exception as problem:  # the lag figure is best effort; the retry loop must go on
+            log.info("sink lag not updated: %r", problem)
 
     async def _report_lag(self, consumer) -> None:
         for tp in consumer.assignment():
