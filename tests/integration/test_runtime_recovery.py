@@ -51,6 +51,9 @@ def test_kafka_reformats_half_formatted_storage(isolated_runtime):
 def test_postgres_restarts_after_sigkill_of_the_postmaster(isolated_runtime):
     settings = isolated_runtime
     assert "started" in postgres.start(settings)
+    # What `citystream db migrate` does first; status reads version and license from the extension it loads.
+    created = postgres._psql(settings, "CREATE EXTENSION IF NOT EXISTS timescaledb", database=settings.postgres_db)
+    assert created.returncode == 0, created.stderr
     postmaster_pid = int((settings.state_dir / "postgres" / "data" / "postmaster.pid").read_text().split()[0])
     os.kill(postmaster_pid, signal.SIGKILL)
     assert wait_until(lambda: not pid_alive(postmaster_pid), 10)
@@ -59,6 +62,7 @@ def test_postgres_restarts_after_sigkill_of_the_postmaster(isolated_runtime):
     status = postgres.status(settings)
     assert status["state"] == "up"
     assert status["license"] in {"apache", "timescale"}
+    assert status["version"], status
 
 
 def test_starting_while_the_broker_is_still_starting_waits_for_it_instead_of_spawning_a_second(isolated_runtime):
