@@ -94,13 +94,15 @@ def run(
 ) -> None:
     """Start Kafka, TimescaleDB, every service, Prometheus (Grafana if installed) and the simulator; print the URLs;
     Ctrl-C stops everything."""
+    from rich.markup import escape
+
     from citystream.dev_cli import START_PROBLEMS
     from citystream.run import run_platform
 
     try:
         code = run_platform(with_simulator=simulator)
     except START_PROBLEMS as problem:
-        console.print(f"[red]error:[/red] {problem}")
+        console.print(f"[red]error:[/red] {escape(str(problem))}")
         raise typer.Exit(code=1) from problem
     raise typer.Exit(code=code)
 

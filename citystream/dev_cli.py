@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from citystream.devenv import kafka, postgres
@@ -25,8 +26,9 @@ COMPONENTS = {"kafka": kafka, "timescaledb": postgres}
 START_PROBLEMS = (RuntimeProblem, subprocess.TimeoutExpired, OSError, subprocess.CalledProcessError)
 
 
-def _fail(problem: Exception) -> None:
-    console.print(f"[red]error:[/red] {problem}")
+def _fail(problem: Exception, hint: str = "") -> None:
+    # Escaped: log lines and apt options in a message ("[signed-by=...]") are not rich markup.
+    console.print(f"[red]error:[/red] {escape(str(problem))}{hint}")
     raise typer.Exit(code=1)
 
 
@@ -36,9 +38,13 @@ def up() -> None:
     settings = DevSettings()
     try:
         console.print(kafka.start(settings))
-        console.print(postgres.start(settings))
     except START_PROBLEMS as problem:
         _fail(problem)
+    try:
+        console.print(postgres.start(settings))
+    except START_PROBLEMS as problem:
+        _fail(problem, "\n(Kafka is running; fix the above and run `citystream dev up` again, "
+                       "or `citystream dev down` to stop it.)")
     console.print(f"KAFKA_BOOTSTRAP={settings.kafka_bootstrap}\nDATABASE_URL={settings.database_url}")
 
 

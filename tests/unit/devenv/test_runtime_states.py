@@ -103,3 +103,15 @@ def test_make_bench_points_the_benchmark_at_the_runtime_dev_env_describes():
     bench_lines = [line for line in dry_run.stdout.splitlines() if "citystream bench" in line]
     assert bench_lines, dry_run.stdout
     assert all(line.startswith('eval "$(.venv/bin/citystream dev env)" && ') for line in bench_lines), bench_lines
+
+
+def test_error_messages_keep_their_brackets(capsys):
+    import typer
+
+    from citystream import dev_cli
+
+    with pytest.raises(typer.Exit) as exit_info:
+        dev_cli._fail(RuntimeProblem("`apt-get` said: deb-src [signed-by=/usr/share/keyrings/x.gpg] [Errno 2]"))
+    assert exit_info.value.exit_code == 1
+    printed = " ".join(capsys.readouterr().err.split())
+    assert "[signed-by=/usr/share/keyrings/x.gpg] [Errno 2]" in printed, printed
