@@ -78,8 +78,8 @@ def unique_sensor(domain: str = "traffic") -> str:
 def alert_event(sensor_id: str, *, alert_id: str | None = None, event_type: str = "opened", status: str = "open",
                 severity: str = "high", domain: str = "traffic", kind: str = "congestion",
                 occurred_at: datetime | None = None, contributing=(), actor: str | None = None,
-                summary: str = "Intensity 1900 veh/h is 4.2 robust deviations above the baseline",
-                detector: str = "traffic.congestion", metric: str = "intensity") -> AlertEvent:
+                summary: str = "speed 12 km/h is 75% below the usual 48 km/h with occupancy 62%",
+                detector: str = "traffic.congestion", metric: str = "averageVehicleSpeed") -> AlertEvent:
     occurred_at = occurred_at or datetime.now(UTC)
     alert_id = alert_id or f"a-{sensor_id}-{kind}-{uuid.uuid4().hex[:6]}"
     return AlertEvent(

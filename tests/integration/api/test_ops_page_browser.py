@@ -98,7 +98,8 @@ async def test_alert_appears_live_and_is_acted_on_from_the_page(settings, tmp_pa
             assert await page.locator("#map .graticule text").count() >= 4  # lat/lon labels, no tiles needed
             assert await page.locator("#map .extent").count() == 1
 
-            incident = alert_event(roles["drill"], severity="critical", kind="incident")
+            incident = alert_event(roles["drill"], severity="critical", kind="incident", detector="traffic.incident",
+                                   summary="intensity collapsed to 40 from a recent flow of 780")
             await produce_alerts(settings, [incident])
             card = page.locator(f"li[data-alert-id='{incident.alert_id}']")
             await card.wait_for(timeout=2_000)  # live: on the page within 2 s of reaching Kafka
