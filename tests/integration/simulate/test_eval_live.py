@@ -13,13 +13,13 @@ import uuid
 
 import pytest
 
-from citystream.bench.processes import platform_services
 from citystream.simulate.badtraffic import EXPECTED_REASON
 from citystream.simulate.labels import read_labels
 from citystream.simulate.runner import RunOptions, Simulation
 from citystream.simulate.scoring import evaluate
 from citystream.simulate.settings import SimulateSettings
 from schemas.alerts import AlertKind
+from tests.support.platform import running_services
 
 # Kinds the detectors find within this short, fast run: a fixed threshold, a drop against the last readings or the
 # warm-up baseline, a run of equal readings, or a timer. Scored but not required, because this run cannot show
@@ -37,20 +37,10 @@ FAST_KINDS = {AlertKind.OVERFLOW, AlertKind.FIRE_RISK, AlertKind.ENERGY_OUTAGE, 
 
 @pytest.fixture
 def pipeline(kafka_bootstrap, database_url, kafka_topics, tmp_path):
-    run_id = uuid.uuid4().hex[:6]
-    services = platform_services(bootstrap=kafka_bootstrap, database_url=database_url, topic_prefix=kafka_topics,
-                                 run_id=run_id, logs_dir=tmp_path / "logs",
-                                 roles=("register", "ingest-http", "ingest-sink", "anomaly"))
-    services["anomaly"].env["CITYSTREAM_ANOMALY_TICK_INTERVAL_S"] = "1"  # silence is judged by this timer
-    try:
-        for service in services.values():
-            service.start()
-        for service in services.values():
-            service.wait_ready(120)
+    with running_services(kafka_bootstrap, database_url, kafka_topics, tmp_path / "logs",
+                          roles=("register", "ingest-http", "ingest-sink", "anomaly"),
+                          env={"anomaly": {"CITYSTREAM_ANOMALY_TICK_INTERVAL_S": "1"}}) as services:  # silence timer
         yield services
-    finally:
-        for service in services.values():
-            service.stop()
 
 
 def test_eval_scores_a_simulated_run_against_stored_alerts_and_rejections(pipeline, database_url, tmp_path):

@@ -12,24 +12,15 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from citystream.bench.processes import platform_services
 from schemas.topics import RAW_READINGS
+from tests.support.platform import running_services
 
 
 @pytest.fixture
 def running_platform(kafka_bootstrap, database_url, kafka_topics, tmp_path):
-    services = platform_services(bootstrap=kafka_bootstrap, database_url=database_url, topic_prefix=kafka_topics,
-                                 run_id=uuid.uuid4().hex[:6], logs_dir=tmp_path / "logs",
-                                 roles=("register", "ingest-http"))
-    try:
-        for service in services.values():
-            service.start()
-        for service in services.values():
-            service.wait_ready(120)
+    with running_services(kafka_bootstrap, database_url, kafka_topics, tmp_path / "logs",
+                          roles=("register", "ingest-http")) as services:
         yield services
-    finally:
-        for service in services.values():
-            service.stop()
 
 
 async def _records_on(bootstrap: str, topic: str) -> int:

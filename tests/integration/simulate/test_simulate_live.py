@@ -4,32 +4,14 @@ TimescaleDB, and every kind of bad traffic is refused with its reason (checked i
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
 
 import asyncpg
-import pytest
 
-from citystream.bench.processes import platform_services
 from citystream.simulate.badtraffic import EXPECTED_REASON, BadKind
 from citystream.simulate.labels import read_labels
 from citystream.simulate.runner import RunOptions, Simulation
 from citystream.simulate.settings import SimulateSettings
-
-
-@pytest.fixture
-def live_services(kafka_bootstrap, fresh_database_url, kafka_topics, tmp_path):
-    services = platform_services(bootstrap=kafka_bootstrap, database_url=fresh_database_url,
-                                 topic_prefix=kafka_topics, run_id=uuid.uuid4().hex[:6], logs_dir=tmp_path / "logs")
-    try:
-        for service in services.values():
-            service.start()
-        for service in services.values():
-            service.wait_ready(120)
-        yield services
-    finally:
-        for service in services.values():
-            service.stop()
 
 
 async def _stored(database_url: str) -> tuple[list, Counter]:

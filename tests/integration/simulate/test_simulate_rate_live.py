@@ -11,27 +11,9 @@ import sys
 import uuid
 
 import asyncpg
-import pytest
-
-from citystream.bench.processes import platform_services
 
 DURATION_S = 12
 SKIP_S = 2.0  # the sim clock starts before registration: the first readings go out together, as a catch-up
-
-
-@pytest.fixture
-def live_services(kafka_bootstrap, fresh_database_url, kafka_topics, tmp_path):
-    services = platform_services(bootstrap=kafka_bootstrap, database_url=fresh_database_url,
-                                 topic_prefix=kafka_topics, run_id=uuid.uuid4().hex[:6], logs_dir=tmp_path / "logs")
-    try:
-        for service in services.values():
-            service.start()
-        for service in services.values():
-            service.wait_ready(120)
-        yield services
-    finally:
-        for service in services.values():
-            service.stop()
 
 
 async def _received(database_url: str, prefix: str, expected: int) -> list[float]:
