@@ -40,6 +40,20 @@ class Engine:
         self.lifecycle = Lifecycle(lifecycle_config)
         self.with_rollups = with_rollups
 
+    @property
+    def detectors(self) -> list:
+        return self._detectors
+
+    @detectors.setter
+    def detectors(self, detectors: list) -> None:
+        # Per reading the loop needs each detector's state key and alert kind (a StrEnum's `.value` is a Python
+        # property call): look them up once here, not once per detector per reading.
+        self._detectors = detectors
+        kinds = [getattr(d, "kind", None) for d in detectors]
+        # `alone`: no other detector of the set declares this kind, so its verdict is the worst of its kind.
+        self._plan = tuple((d, d.state_key, kind, None if kind is None else kind.value,
+                            kind is not None and kinds.count(kind) == 1) for d, kind in zip(detectors, kinds))
+
     @staticmethod
     def new_state() -> dict:
         return {"seq": -1, "m": {}, "b": {}, "d": {}, "sil": {}, "lc": lifecycle.new_state(), "roll": {}}
@@ -49,8 +63,9 @@ class Engine:
         if obs.seq <= state["seq"]:
             return Outcome(duplicate=True)
         state["seq"] = obs.seq
-        self.silence.seen(state["sil"], obs.t if arrival is None else arrival, obs.t)
         t, metrics, hots, seasonals = obs.t, obs.metrics, state["m"], state["b"]
+        self.silence.seen(state["sil"], t if arrival is None else arrival, t)
+        w, d = baselines.slots(t)
         views = {}
         learning = []
         for metric in self.metrics:
@@ -62,36 +77,47 @@ class Engine:
                 seasonal = seasonals.get(metric)
                 if seasonal is None:
                     seasonal = seasonals[metric] = baselines.new_seasonal()
-                v = views[metric] = baselines.view(hot, seasonal, t, x)
+                v = views[metric] = baselines.view_at(hot, seasonal, w, d, x)
                 learning.append((hot, seasonal, v))
-        worst: dict = {}
+        worst: dict = {}  # kind (its string value) → the verdict of that kind with the highest score/threshold
         dstate = state["d"]
-        for detector in self.detectors:
-            st = dstate.get(detector.state_key)
+        declared = True  # every verdict so far had its detector's declared kind
+        for detector, key, detector_kind, kind_value, alone in self._plan:
+            st = dstate.get(key)
             if st is None:
-                st = dstate[detector.state_key] = {}
+                st = dstate[key] = {}
             v = detector.observe(st, obs, views, profile)
             if v is not None:
-                kind = v.kind
+                if v.kind is detector_kind:
+                    if alone and declared:
+                        worst[kind_value] = v
+                        continue
+                    kind = kind_value
+                else:
+                    kind, declared = v.kind.value, False
                 other = worst.get(kind)
                 if other is None or v.score / v.threshold > other.score / other.threshold:
                     worst[kind] = v
         for hot, seasonal, v in learning:
-            baselines.learn(hot, seasonal, t, v.value, v)
+            baselines.learn_at(hot, seasonal, w, d, t, v.value, v)
         outcome = Outcome(verdicts=list(worst.values()))
         lc = state["lc"]
         opened = lc["open"]
-        if "silence" in opened:
-            silence = self.silence.check(state["sil"], obs.t if arrival is None else arrival, profile, obs.seq)
-            if silence is not None:
-                outcome.verdicts.append(silence)
-        for v in outcome.verdicts:
+        # Judging a verdict touches only the alert of its own kind, so silence (its alert open) is judged last.
+        for kind, v in worst.items():
             # A normal verdict of a kind with no alert (open or muted) changes nothing: skip the lifecycle.
-            if v.score < v.threshold and (not opened or v.kind.value not in opened):
+            if v.score < v.threshold and kind not in opened:
                 continue
             event = self.lifecycle.judge(lc, obs.sensor_id, self.domain, v, obs.seq, t)
             if event is not None:
                 outcome.events.append(event)
+        if "silence" in opened:
+            silence = self.silence.check(state["sil"], t if arrival is None else arrival, profile, obs.seq)
+            if silence is not None:
+                outcome.verdicts.append(silence)
+                event = self.lifecycle.judge(lc, obs.sensor_id, self.domain, silence, obs.seq, t)
+                if event is not None:
+                    outcome.events.append(event)
         if self.with_rollups:
             outcome.rollups = rollups.add(state["roll"], obs.sensor_id, self.domain, t, metrics)
         return outcome

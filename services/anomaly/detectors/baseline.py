@@ -38,31 +38,38 @@ def new_seasonal() -> list:
             [0.0] * DAY_BUCKETS, [0.0] * DAY_BUCKETS, [0] * DAY_BUCKETS]
 
 
+def slots(t: float) -> tuple[int, int]:
+    """(hour-of-week, hour-of-day) bucket of epoch second `t`: computed once per reading, shared by its metrics."""
+    hour = int(t // 3600)
+    return (hour + EPOCH_HOUR_OF_WEEK) % WEEK_BUCKETS, hour % DAY_BUCKETS
+
+
 def view(hot: list, seasonal: list, t: float, x: float) -> View:
     """The expectation for a reading at epoch second `t`, before `x` is learned."""
-    expected = sigma = None
+    w, d = slots(t)
+    return view_at(hot, seasonal, w, d, x)
+
+
+def view_at(hot: list, seasonal: list, w: int, d: int, x: float) -> View:
+    """`view` with the reading's buckets already computed (`slots`): the engine's hot path."""
+    if hot[2] < MIN_GLOBAL_SAMPLES:
+        return View(x, None, None, hot[3], hot[4], hot[5], False, hot[6], hot[7])
+    g_dev, lo, hi = hot[1], hot[6], hot[7]
     weekly = False
-    n = hot[2]
-    if n >= MIN_GLOBAL_SAMPLES:
-        hour = int(t // 3600)
-        w = (hour + EPOCH_HOUR_OF_WEEK) % WEEK_BUCKETS
-        g_mean, g_dev, lo, hi = hot[0], hot[1], hot[6], hot[7]
-        # A fallback baseline knows less (weekends look like weekdays to an hour-of-day bucket): widen it.
-        if seasonal[2][w] >= MIN_BUCKET_SAMPLES:
-            expected, dev, weekly = seasonal[0][w], seasonal[1][w], True
-        else:
-            d = hour % DAY_BUCKETS
-            if seasonal[5][d] >= MIN_BUCKET_SAMPLES:
-                expected, dev = seasonal[3][d], 1.5 * seasonal[4][d]
-            else:
-                expected, dev = g_mean, 2.0 * g_dev
-        # The floor keeps a perfectly regular signal from dividing by zero (1 % of its level, at least a tiny
-        # absolute value), and a young bucket's deviation from being trusted below a tenth of the metric's overall
-        # spread. A metric that sits still for long stretches (zeros between load spikes) has no usable
-        # deviation; 2 % of its observed range keeps one normal excursion from scoring thousands of sigmas.
-        spread = (hi - lo) if hi is not None else 0.0
-        sigma = MAD_TO_SIGMA * dev + (0.01 * abs(g_mean) + 0.1 * MAD_TO_SIGMA * g_dev + 0.02 * spread + 1e-6)
-    return View(x, expected, sigma, hot[3], hot[4], hot[5], weekly, hot[6], hot[7])
+    # A fallback baseline knows less (weekends look like weekdays to an hour-of-day bucket): widen it.
+    if seasonal[2][w] >= MIN_BUCKET_SAMPLES:
+        expected, dev, weekly = seasonal[0][w], seasonal[1][w], True
+    elif seasonal[5][d] >= MIN_BUCKET_SAMPLES:
+        expected, dev = seasonal[3][d], 1.5 * seasonal[4][d]
+    else:
+        expected, dev = hot[0], 2.0 * g_dev
+    # The floor keeps a perfectly regular signal from dividing by zero (1 % of its level, at least a tiny
+    # absolute value), and a young bucket's deviation from being trusted below a tenth of the metric's overall
+    # spread. A metric that sits still for long stretches (zeros between load spikes) has no usable
+    # deviation; 2 % of its observed range keeps one normal excursion from scoring thousands of sigmas.
+    spread = (hi - lo) if hi is not None else 0.0
+    sigma = MAD_TO_SIGMA * dev + (0.01 * abs(hot[0]) + 0.1 * MAD_TO_SIGMA * g_dev + 0.02 * spread + 1e-6)
+    return View(x, expected, sigma, hot[3], hot[4], hot[5], weekly, lo, hi)
 
 
 def _bucket(means: list, devs: list, counts: list, i: int, x: float, limit: float | None) -> None:
@@ -86,18 +93,47 @@ def _bucket(means: list, devs: list, counts: list, i: int, x: float, limit: floa
 
 def learn(hot: list, seasonal: list, t: float, x: float, v: View) -> None:
     """Fold reading `x` at `t` into the baseline (call after the detectors have judged it against `v`)."""
-    limit = CLIP_SIGMAS * v.sigma if v.sigma is not None else None
-    hour = int(t // 3600)
-    _bucket(seasonal[0], seasonal[1], seasonal[2], (hour + EPOCH_HOUR_OF_WEEK) % WEEK_BUCKETS, x, limit)
-    _bucket(seasonal[3], seasonal[4], seasonal[5], hour % DAY_BUCKETS, x, limit)
+    w, d = slots(t)
+    learn_at(hot, seasonal, w, d, t, x, v)
+
+
+def learn_at(hot: list, seasonal: list, w: int, d: int, t: float, x: float, v: View) -> None:
+    """`learn` with the reading's buckets already computed (`slots`): the engine's hot path, so both bucket
+    updates (`_bucket`) are written out inline here; the arithmetic is the same, operation for operation."""
+    sigma = v.sigma
+    limit = CLIP_SIGMAS * sigma if sigma is not None else None
+    wm, wd, wn, dm, dd, dn = seasonal
+    for means, devs, counts, i in ((wm, wd, wn, w), (dm, dd, dn, d)):
+        n = counts[i]
+        if n == 0:
+            means[i] = x
+            counts[i] = 1
+            continue
+        mean = means[i]
+        bx = x
+        if limit is not None:  # winsorise so an anomaly does not become the new normal in one step
+            if bx > mean + limit:
+                bx = mean + limit
+            elif bx < mean - limit:
+                bx = mean - limit
+        alpha = 1.0 / (n + 1) if n < 19 else BUCKET_ALPHA  # max(1 / (n + 1), 0.05)
+        devs[i] += alpha * (abs(bx - mean) - devs[i])
+        means[i] = mean + alpha * (bx - mean)
+        if n < MAX_BUCKET_COUNT:
+            counts[i] = n + 1
     n = hot[2]
     if n == 0:
         hot[0], hot[2] = x, 1
         hot[5] = hot[6] = hot[7] = x
     else:
         g = hot[0]
-        gx = x if limit is None else min(max(x, g - limit), g + limit)
-        alpha = max(1.0 / (n + 1), GLOBAL_ALPHA)
+        gx = x
+        if limit is not None:  # min(max(x, g - limit), g + limit), without the two calls
+            if gx < g - limit:
+                gx = g - limit
+            if gx > g + limit:
+                gx = g + limit
+        alpha = 1.0 / (n + 1) if n < 49 else GLOBAL_ALPHA  # max(1 / (n + 1), 0.02): 1/50 == 0.02 exactly
         hot[1] += alpha * (abs(gx - g) - hot[1])
         hot[0] = g + alpha * (gx - g)
         hot[2] = n + 1

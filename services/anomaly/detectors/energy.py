@@ -76,7 +76,7 @@ class Drift(Detector):
         if v is None or not v.weekly:  # drift is judged against a full week of history, never a fallback
             return None
         residual = max(-4.0, min(4.0, (v.value - v.expected) / v.sigma))
-        level = st.get("r", 0.0) + self.ALPHA * (residual - st.get("r", 0.0))
+        level = (r := st.get("r", 0.0)) + self.ALPHA * (residual - r)
         n = st.get("n", 0) + 1
         st["r"], st["n"] = level, n
         if n < self.WARMUP:

@@ -61,12 +61,20 @@ class RapidChange(Detector):
         v = views.get(metric)
         if v is None or v.prev is None:
             return None
-        step = abs(v.value - v.prev)
+        prev, hi = v.prev, v.hi
+        step = abs(v.value - prev)
         usual, n = st.get("u", 0.0), st.get("n", 0)
-        scale = usual * 1.2533 + 0.001 * abs(v.prev) + 1e-6 + self.SPREAD_SHARE * (v.hi - v.lo if v.hi is not None else 0.0)
+        scale = usual * 1.2533 + 0.001 * abs(prev) + 1e-6 + self.SPREAD_SHARE * (hi - v.lo if hi is not None else 0.0)
         score = step / scale
-        # Learn the usual step robustly: a huge step counts as at most 4 usual scales.
-        st["u"] = usual + max(1.0 / (n + 1), 0.05) * (min(step, 4 * scale if n else step) - usual)
+        # Learn the usual step robustly: a huge step counts as at most 4 usual scales (min(step, 4 * scale)).
+        counted = step
+        if n:
+            if 4 * scale < step:
+                counted = 4 * scale
+            alpha = 1.0 / (n + 1) if n < 19 else 0.05  # max(1 / (n + 1), 0.05): 1/20 == 0.05 exactly
+        else:
+            alpha = 1.0
+        st["u"] = usual + alpha * (counted - usual)
         st["n"] = n + 1
         if n < self.WARMUP:
             return None
@@ -159,7 +167,7 @@ class Silence:
             gap = observed_t - prev
             usual = st.get("iv")
             st["iv"] = gap if usual is None else usual + self.INTERVAL_ALPHA * (min(gap, 10 * usual) - usual)
-        st["obs"] = max(observed_t, prev or observed_t)
+        st["obs"] = prev if prev and prev > observed_t else observed_t  # max(observed_t, prev or observed_t)
         st["last"] = arrival
 
     def interval(self, st: dict, profile: Profile) -> float | None:

@@ -10,10 +10,6 @@ LEVEL, TEMPERATURE, METHANE = "fillingLevel", "temperature", "methaneConcentrati
 HOUR_S = 3600.0
 
 
-def _score(candidate: tuple) -> float:
-    return candidate[0]
-
-
 class Overflow(Detector):
     """fillingLevel at or above the threshold (fraction); hysteresis clears it only below 0.85."""
 
@@ -49,17 +45,20 @@ class AbnormalFillRate(Detector):
 
     def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
         v = views.get(LEVEL)
-        if v is None or v.prev is None or v.prev_t is None or obs.t <= v.prev_t:
+        if v is None:
             return None
-        rate = (v.value - v.prev) / ((obs.t - v.prev_t) / HOUR_S)
+        prev, prev_t, t = v.prev, v.prev_t, obs.t
+        if prev is None or prev_t is None or t <= prev_t:
+            return None
+        rate = (v.value - prev) / ((t - prev_t) / HOUR_S)
         prev_seq, st["ps"] = st.get("ps"), obs.seq  # the rate comes from two readings: cite both
-        if rate < 0 or v.prev >= 0.98:  # emptied, or saturated at full: not a filling step to learn from
+        if rate < 0 or prev >= 0.98:  # emptied, or saturated at full: not a filling step to learn from
             return None
         mean, dev, n = st.get("m", 0.0), st.get("d", 0.0), st.get("n", 0)
         scale = 1.2533 * dev + 0.002
         z = (rate - mean) / scale if n else 0.0
         capped = min(rate, mean + 4 * scale) if n >= self.WARMUP else rate
-        alpha = max(1.0 / (n + 1), 0.05)
+        alpha = 1.0 / (n + 1) if n < 19 else 0.05  # max(1 / (n + 1), 0.05): 1/20 == 0.05 exactly
         st["d"] = dev + alpha * (abs(capped - mean) - dev) if n else 0.0
         st["m"], st["n"] = mean + alpha * (capped - mean), n + 1
         if n < self.WARMUP:
@@ -67,8 +66,8 @@ class AbnormalFillRate(Detector):
         score = z if rate >= self.MIN_RATE else min(z, 0.0)
         return self.verdict(
             LEVEL, rate, mean, score, lambda: f"filling at {rate:.2f}/h against a usual {mean:.3f}/h",
-            ((prev_seq, v.prev_t, LEVEL, v.prev), (obs.seq, obs.t, LEVEL, v.value)) if prev_seq is not None
-            else ((obs.seq, obs.t, LEVEL, v.value),),
+            ((prev_seq, prev_t, LEVEL, prev), (obs.seq, t, LEVEL, v.value)) if prev_seq is not None
+            else ((obs.seq, t, LEVEL, v.value),),
         )
 
 
@@ -90,20 +89,39 @@ class FireRisk(Detector):
         temperature, methane = obs.metrics.get(TEMPERATURE), obs.metrics.get(METHANE)
         if temperature is None and methane is None:
             return None
-        best = (0.0, TEMPERATURE, 0.0, None, lambda: "no heat or gas")
+        # The worst of the candidates; a later one wins only if strictly higher (as max() keeps the first).
+        score, metric, observed, expected, what, v = 0.0, TEMPERATURE, 0.0, None, _NONE, None
         if temperature is not None:
-            best = max(best, (temperature / self.MAX_TEMPERATURE_C, TEMPERATURE, temperature,
-                              self.MAX_TEMPERATURE_C, lambda: f"temperature {temperature:.1f} °C"), key=_score)
+            candidate = temperature / self.MAX_TEMPERATURE_C
+            if candidate > score:
+                score, observed, expected, what = candidate, temperature, self.MAX_TEMPERATURE_C, _HOT
             v = views.get(TEMPERATURE)
             if v is not None and v.expected is not None:
-                best = max(best, ((temperature - v.expected) / self.MAX_RISE_C, TEMPERATURE, temperature,
-                                  v.expected, lambda: f"temperature {temperature:.1f} °C vs usual {v.expected:.1f} °C"), key=_score)
+                candidate = (temperature - v.expected) / self.MAX_RISE_C
+                if candidate > score:
+                    score, observed, expected, what = candidate, temperature, v.expected, _RISE
         if methane is not None:
-            best = max(best, (methane / self.MAX_METHANE_PPM, METHANE, methane, self.MAX_METHANE_PPM,
-                              lambda: f"methane {methane:.0f} ppm"), key=_score)
-        score, metric, observed, expected, what = best
-        return self.verdict(metric, observed, expected, score, lambda: f"fire risk: {what()} (score {score:.2f})",
-                            ((obs.seq, obs.t, metric, observed),))
+            candidate = methane / self.MAX_METHANE_PPM
+            if candidate > score:
+                score, metric, observed, expected, what = candidate, METHANE, methane, self.MAX_METHANE_PPM, _GAS
+        return self.verdict(
+            metric, observed, expected, score,
+            lambda: f"fire risk: {_fire_cause(what, temperature, methane, v)} (score {score:.2f})",
+            ((obs.seq, obs.t, metric, observed),),
+        )
+
+
+_NONE, _HOT, _RISE, _GAS = range(4)  # which fire-risk candidate is the worst
+
+
+def _fire_cause(what: int, temperature: float | None, methane: float | None, v: View | None) -> str:
+    if what == _HOT:
+        return f"temperature {temperature:.1f} °C"
+    if what == _RISE:
+        return f"temperature {temperature:.1f} °C vs usual {v.expected:.1f} °C"
+    if what == _GAS:
+        return f"methane {methane:.0f} ppm"
+    return "no heat or gas"
 
 
 class MissedCollection(Detector):
@@ -131,11 +149,13 @@ class MissedCollection(Detector):
                 st["iv"] = gap if usual is None else usual + 0.3 * (gap - usual)
             st["last"] = obs.t
         if v.value >= self.FULL:
-            st.setdefault("full", [obs.seq, obs.t, v.value])
+            full = st.get("full")  # the reading that made it full, kept while it stays full
+            if full is None:
+                full = st["full"] = [obs.seq, obs.t, v.value]
         else:
             st.pop("full", None)
+            full = None
         usual = max(st.get("iv") or self.DEFAULT_INTERVAL_S, HOUR_S)
-        full = st.get("full")
         duration = obs.t - full[1] if full else 0.0
         # The reading that made it full (its own value; states before 1.1.0 kept none) and the latest one.
         contributing = ((full[0], full[1], LEVEL, full[2] if len(full) > 2 else v.value),
