@@ -3,7 +3,8 @@ operator commands from `citystream.alerts.actions.v1`. Per-sensor state lives in
 `sensor_to_state` (hot) and `sensor_to_baseline` (seasonal, when due; see state.py), cached by sensors.py and
 written once per sensor per flush; the register topic gives declared ranges and intervals. Web: /healthz, /readyz,
 /metrics. Agents judge batches (`take_events`); a batch's outputs are acknowledged before the next batch, and its
-readings are acked for commit only once their states are written (`flush_states`).
+readings are acked for commit only once their states are written (`flush_states`). A timer exports the consumer lag
+of the readings partitions (`citystream_anomaly_consumer_lag_records`, see lag.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from schemas.topics import ALERT_ACTIONS, ALERTS, REGISTER_SENSORS, REJECTED_REA
 from services.anomaly import metrics, wire
 from services.anomaly.detectors import DEFAULT_PROFILE, Obs
 from services.anomaly.engine import Engine, Outcome
+from services.anomaly.lag import BrokerOffsets, ConsumerProgress
 from services.anomaly.lifecycle import LifecycleConfig
 from services.anomaly.outbox import Outbox
 from services.anomaly.register_view import RegisterView
@@ -88,6 +90,8 @@ def publish(outbox: Outbox, sensor_id: str, outcome: Outcome) -> None:
 
 def judge_reading(domain: str, event: faust.EventT, outbox: Outbox) -> None:
     message = event.message
+    # Judged, rejected or failed alike, nothing is left to do for this offset (Faust's TP is this tuple).
+    progress.judged((message.topic, message.partition), message.offset)
     try:
         reading = READING_MODEL_BY_DOMAIN[Domain(domain)].model_validate_json(message.value)
     except (ValueError, ValidationError) as problem:
@@ -241,11 +245,53 @@ async def find_due_sensors() -> None:
     await outbox.send(app.producer)
 
 
+readings_topic_names = frozenset(settings.topic(readings_topic(d.value)) for d in Domain)
+progress = ConsumerProgress()
+broker_offsets = BrokerOffsets(settings.kafka_bootstrap, settings.app_id, settings.lag_interval_s)
+lag_series: set[tuple[str, str]] = set()  # (topic, partition) label values currently exported
+
+
 @app.on_partitions_assigned.connect
 async def forget_moved_sensors(app: faust.App, assigned: set, **kwargs) -> None:
     """Cached states of partitions now owned elsewhere are dropped; the rest are re-checked on next use."""
-    readings = {settings.topic(readings_topic(d.value)) for d in Domain}
-    states.rebalanced(tp.partition for tp in assigned if tp.topic in readings)
+    states.rebalanced(tp.partition for tp in assigned if tp.topic in readings_topic_names)
+    progress.assigned()
+
+
+async def update_consumer_lag() -> None:
+    """Lag per assigned readings partition: the broker's log-end offset minus the next offset to judge."""
+    assigned = sorted((tp.topic, tp.partition) for tp in app.consumer.assignment()
+                      if tp.topic in readings_topic_names)
+    lags: dict = {}
+    if assigned:
+        await broker_offsets.start()  # connecting has its own timeouts; cancelling it midway would leak clients
+        ends = await asyncio.wait_for(broker_offsets.end_offsets(assigned), settings.lag_interval_s)
+        unjudged = [tp for tp in assigned if tp not in progress.next_offsets]
+        resume = (await asyncio.wait_for(broker_offsets.resume_offsets(unjudged), settings.lag_interval_s)
+                  if unjudged else {})
+        lags = progress.lag(assigned, ends, resume)
+    for (topic, partition), lag in lags.items():
+        labels = (topic, str(partition))
+        metrics.CONSUMER_LAG.labels(*labels).set(lag)
+        lag_series.add(labels)
+    ours = {(topic, str(partition)) for topic, partition in assigned}
+    for labels in lag_series - ours:  # partitions no longer ours export nothing (another worker reports them)
+        metrics.CONSUMER_LAG.remove(*labels)
+        lag_series.discard(labels)
+
+
+@app.timer(settings.lag_interval_s)
+async def export_consumer_lag() -> None:
+    try:
+        await update_consumer_lag()
+    except Exception:  # a slow broker answer must not stop the timer (nor crash the worker)
+        metrics.ERRORS.labels("lag").inc()
+        log.warning("consumer lag not updated", exc_info=True)
+
+
+@app.on_before_shutdown.connect
+async def close_offset_clients(app: faust.App, **kwargs) -> None:
+    await broker_offsets.stop()
 
 
 register_follower = register.follower(settings.kafka_bootstrap, settings.topic(REGISTER_SENSORS))

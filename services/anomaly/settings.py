@@ -44,6 +44,9 @@ class AnomalySettings(CommonSettings):
         default=1.0, gt=0, le=10, validation_alias="CITYSTREAM_ANOMALY_FLUSH_INTERVAL_S",
         description="How often changed sensor states are written to the changelog tables (once per sensor), after "
                     "which the readings judged meanwhile are acked for commit.")
+    lag_interval_s: float = Field(
+        default=2.0, gt=0, le=60, validation_alias="CITYSTREAM_ANOMALY_LAG_INTERVAL_S",
+        description="How often citystream_anomaly_consumer_lag_records is updated (one ListOffsets request).")
     producer_linger_s: float = Field(default=0.005, ge=0, le=1, validation_alias="CITYSTREAM_ANOMALY_PRODUCER_LINGER_S",
                                      description="Producer linger: records of a batch share requests.")
 
