@@ -66,12 +66,14 @@ def test_rules_read_only_metrics_that_services_export():
     assert used and used <= exported, f"not exported by any service: {sorted(used - exported)}"
 
 
-def test_detection_lag_is_alerted_from_the_anomaly_workers_own_metrics():
+def test_detection_lag_is_alerted_from_the_anomaly_workers_consumer_lag_gauge():
     rules = {rule.get("alert"): rule for group in yaml.safe_load((PROMETHEUS / "rules" / "alerts.yml").read_text())
              ["groups"] for rule in group["rules"]}
     recording = {rule["record"]: rule["expr"] for group in yaml.safe_load(
         (PROMETHEUS / "rules" / "recording.yml").read_text())["groups"] for rule in group["rules"]}
     lag = rules["CityStreamDetectionLagGrowing"]["expr"]
-    assert "citystream:detection_backlog_growth:rate5m" in lag
-    assert "citystream:anomaly_readings:rate5m" in recording["citystream:detection_backlog_growth:rate5m"]
-    assert "citystream_anomaly_readings_total" in recording["citystream:anomaly_readings:rate5m"]
+    assert "citystream:detection_lag_records:sum" in lag
+    assert "citystream_anomaly_consumer_lag_records" in recording["citystream:detection_lag_records:sum"]
+    assert "by (topic)" in recording["citystream:detection_lag_records:sum"]
+    # The gauge is the worker's: the name the rule reads is the one services/anomaly/metrics.py exports.
+    assert '"citystream_anomaly_consumer_lag_records"' in (ROOT / "services/anomaly/metrics.py").read_text()
