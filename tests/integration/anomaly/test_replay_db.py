@@ -29,14 +29,15 @@ async def store(database_url: str, sensor: str, interval_s: float | None) -> Non
                          orjson.dumps({"activePower": 20.0 + (i % 5) * 0.3, "voltage": voltage}).decode()))
         await connection.executemany("INSERT INTO readings (observed_at, sensor_id, seq, domain, received_at,"
                                      " register_version, metrics) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)", rows)
-        if interval_s is not None:
+        if interval_s is not None:  # a valid row: the register's own tests list this shared database
             declared = [{"name": "voltage", "unit": "V", "min": 0, "max": 400},
                         {"name": "activePower", "unit": "kW", "min": 0, "max": 500}]
             await connection.execute(
                 "INSERT INTO register_sensors (sensor_id, version, status, domain, owner_organisation,"
                 " owner_contact_name, owner_contact_email, metrics, location, purpose, legal_ground, personal_data,"
                 " retention_days, reporting_interval_s, rate_limit_per_minute) VALUES ($1, 1, 'active', 'energy',"
-                " 'Gemeente Test', 'Test', 'test@example.org', $2::jsonb, '{}'::jsonb, 'test', 'test', false, 30,"
+                " 'Gemeente Test', 'Test', 'test@example.org', $2::jsonb,"
+                " '{\"type\": \"Point\", \"coordinates\": [4.9, 52.37]}'::jsonb, 'Replay test', 'public_task', false, 30,"
                 " $3, 60)", sensor, orjson.dumps(declared).decode(), interval_s)
     finally:
         await connection.close()
