@@ -27,6 +27,20 @@ class Outcome:
     duplicate: bool = False
 
 
+GENERIC_KINDS = frozenset({"anomalous_value", "rapid_change", "stuck_sensor"})
+
+
+def _let_the_specific_rule_speak(worst: dict) -> None:
+    """One anomaly, one alert: a generic verdict on a metric that a domain rule (spike, outage, incident, fire
+    risk, ...) is firing on for this same reading says the same thing less precisely, so it is dropped before the
+    lifecycle sees it. An energy spike is also a rapid change of activePower; the operator gets the spike."""
+    specific = {v.metric for kind, v in worst.items() if kind not in GENERIC_KINDS and v.score >= v.threshold}
+    if specific:
+        for kind in GENERIC_KINDS & worst.keys():
+            if worst[kind].metric in specific:
+                del worst[kind]
+
+
 class Engine:
     """The full detector set of one domain (or the `generic` single-series set) with its alert lifecycle."""
 
@@ -100,6 +114,8 @@ class Engine:
                     worst[kind] = v
         for hot, seasonal, v in learning:
             baselines.learn_at(hot, seasonal, w, d, t, v.value, v)
+        if len(worst) > 1:
+            _let_the_specific_rule_speak(worst)
         outcome = Outcome(verdicts=list(worst.values()))
         lc = state["lc"]
         opened = lc["open"]

@@ -199,3 +199,21 @@ def test_a_redelivered_reading_changes_nothing():
     before = orjson.dumps(state)
     assert engine.observe(state, obs, Profile()).duplicate
     assert orjson.dumps(state) == before
+
+
+SPECIFIC = [name for name in ANOMALOUS
+            if SPECS[name][1] not in ("rapid_change", "anomalous_value", "stuck_sensor", "silence")]
+
+
+@pytest.mark.parametrize("name", SPECIFIC)
+def test_one_anomaly_raises_its_specific_alert_not_a_generic_echo_on_the_same_metric(name):
+    """A spike is also a rapid change of activePower, an outage also a stuck value: the operator gets the domain
+    rule's alert, not the generic detectors' restatement of it on the same metric."""
+    scenario = generate(name)
+    start, end = scenario.windows[0]
+    events = [e for e in opened(run(scenario)) if start - 3600 <= e.occurred_at.timestamp() <= end + 3600]
+    specific_metrics = {e.explanation.metric for e in events if e.kind == scenario.kind}
+    echoes = [(e.kind, e.explanation.metric) for e in events
+              if e.kind in (AlertKind.RAPID_CHANGE, AlertKind.ANOMALOUS_VALUE, AlertKind.STUCK_SENSOR)
+              and e.explanation.metric in specific_metrics]
+    assert specific_metrics and echoes == []
