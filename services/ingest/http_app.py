@@ -18,7 +18,7 @@ from services.common.metrics import metrics_payload
 from services.ingest import metrics
 from services.ingest.batch import BatchAnswer, answer, gate_batch, request_error
 from services.ingest.credentials import parse_bearer
-from services.ingest.gate import Admitted
+from services.ingest.gate import Admitted, Rejected
 from services.ingest.records import admitted_record, printable_document, rejected_record
 from services.ingest.runtime import GateRuntime
 from services.ingest.settings import IngestSettings
@@ -26,8 +26,13 @@ from services.ingest.settings import IngestSettings
 log = logging.getLogger(__name__)
 
 
+EXCERPT_BYTES = 2048  # how much of a refused request's body its dead letter keeps
+
+
 class BodyTooLarge(Exception):
-    pass
+    def __init__(self, head: bytes = b"") -> None:
+        super().__init__("body over the limit")
+        self.head = head  # the first bytes read, for the dead letter
 
 
 async def read_limited(request: Request, limit_bytes: int) -> bytes:
@@ -38,9 +43,9 @@ async def read_limited(request: Request, limit_bytes: int) -> bytes:
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit_bytes:
-            raise BodyTooLarge
         chunks.append(chunk)
+        if size > limit_bytes:
+            raise BodyTooLarge(b"".join(chunks)[:EXCERPT_BYTES])
     return b"".join(chunks)
 
 
@@ -75,7 +80,9 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
 
     @app.post("/v1/readings")
     async def post_readings(request: Request) -> Response:
-        result = await _handle(request)
+        result, excerpt = await _handle(request)
+        if excerpt is not None:
+            await _dead_letter(result, excerpt)
         headers = {"Retry-After": str(result.retry_after_s)} if result.retry_after_s else None
         try:
             content = orjson.dumps(result.body)
@@ -83,23 +90,28 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
             content = orjson.dumps(printable_document(result.body))
         return Response(content, result.status, headers, media_type="application/json")
 
-    async def _handle(request: Request) -> BatchAnswer:
+    async def _handle(request: Request) -> tuple[BatchAnswer, bytes | None]:
+        """The answer, and the body excerpt to dead-letter when the whole request was refused."""
         runtime = holder["runtime"]
         try:
             body = await read_limited(request, settings.max_body_bytes)
-        except BodyTooLarge:
-            return request_error(Reason.PAYLOAD_TOO_LARGE, f"body over {settings.max_body_bytes} bytes")
+        except BodyTooLarge as too_large:
+            refused = request_error(Reason.PAYLOAD_TOO_LARGE, f"body over {settings.max_body_bytes} bytes")
+            return refused, too_large.head
         try:
             document, lenient = parse_body(body)
         except (ValueError, RecursionError) as problem:
-            return request_error(Reason.MALFORMED, f"body is not JSON: {problem}")
+            return request_error(Reason.MALFORMED, f"body is not JSON: {problem}"), body[:EXCERPT_BYTES]
         readings = document.get("readings") if isinstance(document, dict) else None
         if not isinstance(readings, list) or not readings or set(document) != {"readings"}:
             return request_error(Reason.MALFORMED, 'body must be {"readings": [reading, ...]} with at least one '
-                                 "reading and nothing else", "readings")
+                                 "reading and nothing else", "readings"), body[:EXCERPT_BYTES]
         if len(readings) > settings.max_batch_readings:
-            return request_error(Reason.BATCH_TOO_LARGE,
-                                 f"{len(readings)} readings > {settings.max_batch_readings} per batch", "readings")
+            return request_error(Reason.BATCH_TOO_LARGE, f"{len(readings)} readings > "
+                                 f"{settings.max_batch_readings} per batch", "readings"), body[:EXCERPT_BYTES]
+        return await _gate(request, runtime, readings, lenient), None
+
+    async def _gate(request: Request, runtime: GateRuntime, readings: list, lenient: bool) -> BatchAnswer:
         if not runtime.ready:  # Kafka known down: answer 503 at once rather than after the ack deadline
             return _unavailable("register view not caught up, or Kafka not reachable")
         metrics.BATCH_SIZE.labels("http").observe(len(readings))
@@ -116,6 +128,24 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
             return _unavailable(str(problem))
         _count(outcomes, runtime.view.state)
         return answer(outcomes)
+
+    async def _dead_letter(refused: BatchAnswer, excerpt: bytes) -> None:
+        """A refused request is never silently dropped: one rejection (reason, detail, the body's first bytes as
+        text) goes to the rejected topic. Best effort: the sender gets its 4xx whether Kafka answers or not."""
+        body = refused.body
+        metrics.REQUESTS_REFUSED.labels(body["reason"]).inc()
+        runtime = holder["runtime"]
+        if not runtime.ready:
+            log.warning("refused request (%s) not dead-lettered: Kafka not ready", body["reason"])
+            return
+        rejection = Rejected(Reason(body["reason"]), f"whole request refused: {body['detail']}"
+                             f" (payload: its first {EXCERPT_BYTES} bytes at most)", body.get("field"))
+        text = excerpt.decode("utf-8", errors="replace")
+        try:
+            await runtime.publisher.publish([rejected_record(rejection, text, "http", datetime.now(UTC),
+                                                             settings.produced_by)])
+        except DependencyUnavailable:
+            log.warning("refused request (%s) not dead-lettered: Kafka did not acknowledge", body["reason"])
 
     def _unavailable(detail: str) -> BatchAnswer:
         return BatchAnswer(503, settings.retry_after_s, {"reason": "UNAVAILABLE", "detail": detail})

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from services.ingest.gate import Admitted, Rejected, RegisterLookup
+from services.ingest.gate import Admitted, RegisterLookup, Rejected
 
 READINGS = Counter("citystream_ingest_readings_total", "Readings decided by the gate.",
                    ["path", "outcome", "reason", "domain"])
@@ -15,6 +15,8 @@ BATCH_SIZE = Histogram("citystream_ingest_batch_readings", "Readings per HTTP ba
                        buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10_000))
 ACK_LATENCY = Histogram("citystream_ingest_ack_latency_seconds", "From first send to the last Kafka ack.", ["path"],
                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+REQUESTS_REFUSED = Counter("citystream_ingest_http_requests_refused_total",
+                            "Whole HTTP requests refused before the gate (too large, not JSON, ...).", ["reason"])
 KAFKA_UNAVAILABLE = Counter("citystream_ingest_kafka_unavailable_total", "Batches answered 503: no ack in time.")
 REGISTER_SENSORS = Gauge("citystream_ingest_register_sensors", "Sensors in the in-memory register view.")
 SINK_ROWS = Counter("citystream_ingest_sink_rows_total", "Rows offered to the database by the sink.",

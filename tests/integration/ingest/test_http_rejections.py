@@ -9,10 +9,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from schemas.register import CredentialKind, SensorStatus
+from schemas.rejections import RejectedReading
 from schemas.topics import REJECTED_READINGS
 from services.common import jsonwire
-from tests.integration.ingest.helpers import (READINGS_TOPICS, bearer, drain, http_ingest, ingest_settings,
-                                              publish_register)
+from tests.integration.ingest.helpers import (
+    READINGS_TOPICS,
+    bearer,
+    drain,
+    http_ingest,
+    ingest_settings,
+    publish_register,
+)
 from tests.support.ingest_factories import new_credential, reading, registration
 
 
@@ -62,7 +69,10 @@ async def test_every_rejection_path_has_its_status_and_reason_and_reaches_no_rea
         assert (response.status_code, response.json()["reason"]) == (400, "MALFORMED")
     assert await drain(settings, *READINGS_TOPICS) == []
     rejected = [jsonwire.loads(record.value) for record in await drain(settings, REJECTED_READINGS)]
-    assert sorted(r["reason"] for r in rejected) == sorted([c[4] for c in cases] + ["OUT_OF_RANGE"] * 3)
+    # ... plus one dead letter for the body that was not JSON at all.
+    assert sorted(r["reason"] for r in rejected) == sorted([c[4] for c in cases] + ["OUT_OF_RANGE"] * 3
+                                                           + ["MALFORMED"])
+    assert [r["payload"] for r in rejected if r["payload"] == "{not json"] == ["{not json"]
 
 
 async def test_suspension_while_running_bites_at_once(settings, uid):
@@ -103,7 +113,22 @@ async def test_batch_and_body_limits(settings, uid):
         sized = b"x" * (2 * 1024 * 1024 + 1)
         response = await client.post("/v1/readings", content=sized, headers=bearer(key))
         assert (response.status_code, response.json()["reason"]) == (413, "PAYLOAD_TOO_LARGE")
+        response = await client.post("/v1/readings", content=b"seq=1&intensity=3", headers=bearer(key))
+        assert (response.status_code, response.json()["reason"]) == (400, "MALFORMED")
+        response = await client.post("/v1/readings", json={"readings": [reading(1)], "owner": "x"},
+                                     headers=bearer(key))
+        assert (response.status_code, response.json()["reason"], response.json()["field"]) == (
+            400, "MALFORMED", "readings")
     assert await drain(settings, *READINGS_TOPICS) == []
+    # Refused whole, never silently dropped: each request left one dead letter with the start of its body.
+    letters = [RejectedReading.model_validate_json(r.value) for r in await drain(settings, REJECTED_READINGS)]
+    assert sorted(letter.reason.value for letter in letters) == sorted(
+        ["BATCH_TOO_LARGE", "PAYLOAD_TOO_LARGE", "PAYLOAD_TOO_LARGE", "MALFORMED", "MALFORMED"])
+    assert all(letter.source == "http" and isinstance(letter.payload, str) and len(letter.payload) <= 2048
+               for letter in letters)
+    chunked = next(letter for letter in letters if letter.payload.startswith('{"readings": [{"seq": 1'))
+    assert chunked.reason.value == "PAYLOAD_TOO_LARGE" and "whole request refused" in chunked.detail
+    assert any(letter.payload == "seq=1&intensity=3" for letter in letters)
 
 
 async def test_one_flooding_sensor_is_limited_while_others_see_no_429(settings, uid):
