@@ -140,7 +140,7 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
             return
         rejection = Rejected(Reason(body["reason"]), f"whole request refused: {body['detail']}"
                              f" (payload: its first {EXCERPT_BYTES} bytes at most)", body.get("field"))
-        text = excerpt.decode("utf-8", errors="replace")
+        text = excerpt.decode("utf-8", errors="replace").replace("\x00", "\\u0000")  # jsonb refuses NUL
         try:
             await runtime.publisher.publish([rejected_record(rejection, text, "http", datetime.now(UTC),
                                                              settings.produced_by)])
