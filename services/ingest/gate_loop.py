@@ -47,13 +47,18 @@ def gate_records(runtime: GateRuntime, records, now: datetime) -> tuple[list[Out
 
 
 async def run_gate_loop(runtime: GateRuntime) -> None:
-    """Consume, gate, produce, wait for the acks, commit; until cancelled."""
+    """Consume, gate, produce, wait for the acks, commit; until cancelled.
+
+    Two batches overlap: batch N+1 is fetched and gated while batch N waits for its acks (a wait that is mostly
+    the broker's and the network's, not this process's CPU). Batches are committed in order and a batch is
+    committed only after its own acks, so at most two batches are in memory and a crash re-gates only those."""
     settings = runtime.settings
     await runtime.wait_ready(timeout_s=600)
     consumer = make_consumer(settings.kafka_bootstrap, f"{settings.gate_app_id}.raw", settings.topic(RAW_READINGS),
                              client_id="ingest-gate", max_poll_records=TAKE_MAX)
     await consumer.start()
     log.info("gate consuming %s as group %s.raw", settings.topic(RAW_READINGS), settings.gate_app_id)
+    in_flight: asyncio.Task | None = None
     try:
         while True:
             batch = await consumer.getmany(timeout_ms=TAKE_WAIT_MS, max_records=TAKE_MAX)
@@ -62,15 +67,26 @@ async def run_gate_loop(runtime: GateRuntime) -> None:
             records = [record for partition_records in batch.values() for record in partition_records]
             out, tally = gate_records(runtime, records, datetime.now(UTC))
             metrics.BATCH_SIZE.labels("kafka").observe(len(records))
-            await publish_until_acked(runtime, out)  # only then may the offsets move
-            try:
-                await consumer.commit({tp: rs[-1].offset + 1 for tp, rs in batch.items()})
-            except Exception as problem:  # a rebalance took the partition: its next owner re-gates (idempotent)
-                log.warning("offset commit failed, the batch will be gated again by its next owner: %r", problem)
-            for (outcome, reason, domain), count in tally.items():
-                metrics.READINGS.labels("kafka", outcome, reason, domain).inc(count)
+            if in_flight is not None:
+                await in_flight  # the previous batch is acked and committed before this one may be
+            offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items()}
+            in_flight = asyncio.create_task(_publish_and_commit(runtime, consumer, out, offsets, tally))
     finally:
+        if in_flight is not None:
+            in_flight.cancel()  # not committed: the group's next owner (or this one restarted) gates it again
+            await asyncio.gather(in_flight, return_exceptions=True)
         await consumer.stop()
+
+
+async def _publish_and_commit(runtime: GateRuntime, consumer, out: list[OutRecord], offsets: dict,
+                              tally: Counter) -> None:
+    await publish_until_acked(runtime, out)  # only then may the offsets move
+    try:
+        await consumer.commit(offsets)
+    except Exception as problem:  # a rebalance took the partition: its next owner re-gates (idempotent)
+        log.warning("offset commit failed, the batch will be gated again by its next owner: %r", problem)
+    for (outcome, reason, domain), count in tally.items():
+        metrics.READINGS.labels("kafka", outcome, reason, domain).inc(count)
 
 
 async def publish_until_acked(runtime: GateRuntime, out: list[OutRecord]) -> None:
