@@ -25,6 +25,14 @@ def main() -> None:
     from services.anomaly.app import app, settings
 
     configure_logging(settings.log_level)
+    if settings.loop() == "uvloop":
+        # Only here, in the entrypoint: the loop Faust creates below is then a uvloop one (tests importing the
+        # app keep asyncio's). `faust -L uvloop` does the same, but only when given before faust is imported.
+        import asyncio
+
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     sys.argv = [sys.argv[0], "worker", "--loglevel", faust_loglevel(settings.log_level), "--web-port",
                 str(settings.web_port)]
     app.main()

@@ -50,6 +50,20 @@ class AnomalySettings(CommonSettings):
     producer_linger_s: float = Field(default=0.005, ge=0, le=1, validation_alias="CITYSTREAM_ANOMALY_PRODUCER_LINGER_S",
                                      description="Producer linger: records of a batch share requests.")
 
+    event_loop: str = Field(
+        default="", pattern="^(|uvloop|asyncio)$", validation_alias="CITYSTREAM_ANOMALY_EVENT_LOOP",
+        description="Event loop of the worker: uvloop or asyncio; empty = uvloop if it imports, else asyncio. "
+                    "Faust's per-message path is mostly event-loop work (a task pair per message).")
+
+    def loop(self) -> str:
+        if self.event_loop:
+            return self.event_loop
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            return "asyncio"
+        return "uvloop"
+
     def table_store(self) -> str:
         if self.store:
             return self.store

@@ -16,3 +16,19 @@ def test_logging_levels_map_to_faust_spellings(level, expected):
 def test_an_unknown_level_stops_with_a_clear_message():
     with pytest.raises(SystemExit, match="CITYSTREAM_LOG_LEVEL='loud'"):
         faust_loglevel("loud")
+
+
+def test_the_event_loop_is_uvloop_when_it_imports_unless_asyncio_is_asked_for(monkeypatch):
+    import sys
+
+    from pydantic import ValidationError
+
+    from services.anomaly.settings import AnomalySettings
+
+    assert AnomalySettings(event_loop="asyncio").loop() == "asyncio"
+    assert AnomalySettings(event_loop="uvloop").loop() == "uvloop"
+    assert AnomalySettings(event_loop="").loop() == "uvloop"  # installed with the project (requirements.lock)
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as if it were not installed: plain asyncio
+    assert AnomalySettings(event_loop="").loop() == "asyncio"
+    with pytest.raises(ValidationError):
+        AnomalySettings(event_loop="trio")
