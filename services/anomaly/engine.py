@@ -27,18 +27,21 @@ class Outcome:
     duplicate: bool = False
 
 
-GENERIC_KINDS = frozenset({"anomalous_value", "rapid_change", "stuck_sensor"})
+GENERIC_KINDS = ("anomalous_value", "rapid_change", "stuck_sensor")
 
 
 def _let_the_specific_rule_speak(worst: dict) -> None:
     """One anomaly, one alert: a generic verdict on a metric that a domain rule (spike, outage, incident, fire
     risk, ...) is firing on for this same reading says the same thing less precisely, so it is dropped before the
     lifecycle sees it. An energy spike is also a rapid change of activePower; the operator gets the spike."""
+    firing = [kind for kind in GENERIC_KINDS
+              if (v := worst.get(kind)) is not None and v.score >= v.threshold]
+    if not firing:  # the usual reading: nothing generic fires, nothing to weigh (this runs for every reading)
+        return
     specific = {v.metric for kind, v in worst.items() if kind not in GENERIC_KINDS and v.score >= v.threshold}
-    if specific:
-        for kind in GENERIC_KINDS & worst.keys():
-            if worst[kind].metric in specific:
-                del worst[kind]
+    for kind in firing:
+        if worst[kind].metric in specific:
+            del worst[kind]
 
 
 class Engine:
