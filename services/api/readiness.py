@@ -6,6 +6,8 @@ import asyncio
 import logging
 import time
 
+from services.common.kafka import broker_answers
+
 log = logging.getLogger(__name__)
 
 
@@ -19,7 +21,8 @@ class KafkaProbe:
         self._reachable = False
         self._lock = asyncio.Lock()
 
-    async def reachable(self, producer) -> bool:
+    async def reachable(self, producer, topic: str) -> bool:
+        """Whether a broker answers a metadata request for `topic` (one the API writes)."""
         if producer is None:  # never connected yet: the lifespan keeps trying
             return False
         async with self._lock:
@@ -28,7 +31,7 @@ class KafkaProbe:
                 return self._reachable
             try:
                 async with asyncio.timeout(self.timeout_s):
-                    await producer.client.fetch_all_metadata()
+                    await broker_answers(producer.client, topic)
                 self._reachable = True
             except Exception as problem:  # noqa: BLE001 - any failure means "not reachable"
                 if self._reachable or self._checked_at is None:

@@ -9,7 +9,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from services.common.kafka import make_producer
+from schemas.topics import REGISTER_SENSORS
+from services.common.kafka import broker_answers, make_producer
 from services.ingest.gate import GateLimits
 from services.ingest.publisher import Publisher
 from services.ingest.ratelimit import RateLimiter
@@ -96,13 +97,13 @@ class GateRuntime:
             self.kafka_reachable = reachable
 
     async def check_kafka(self) -> bool:
-        """True when a broker answers a metadata request in time (into a throwaway ClusterMetadata, so the
-        producer's own view of the cluster is left alone)."""
+        """True when a broker answers a metadata request for the register topic in time."""
         client = getattr(self.publisher.producer, "client", None)
         if client is None:  # a test double without a client
             return True
         try:
-            await asyncio.wait_for(client.fetch_all_metadata(), self.settings.kafka_check_timeout_s)
+            await asyncio.wait_for(broker_answers(client, self.settings.topic(REGISTER_SENSORS)),
+                                   self.settings.kafka_check_timeout_s)
         except Exception:  # no broker answered (timeout, connection refused, KafkaError): not reachable
             return False
         return True

@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from schemas.topics import BY_NAME, REGISTER_SENSORS
 from services.common.body_limit import BodySizeLimit
 from services.common.db import create_pool
-from services.common.kafka import create_topics, make_producer
+from services.common.kafka import broker_answers, create_topics, make_producer
 from services.common.metrics import metrics_payload
 from services.register import routes_access, routes_public, routes_sensors
 from services.register.credential_service import CredentialService
@@ -81,7 +81,7 @@ def create_app(settings: RegisterSettings, *, clock: Callable[[], datetime] = ut
         except Exception as problem:  # any failure means "not ready"; the text says why
             checks["database"] = f"unavailable: {problem!r}"
         try:
-            await asyncio.wait_for(context.producer.client.fetch_all_metadata(), timeout=3)
+            await asyncio.wait_for(broker_answers(context.producer.client, settings.topic(REGISTER_SENSORS)), timeout=3)
             checks["kafka"] = "ok"
         except Exception as problem:
             checks["kafka"] = f"unavailable: {problem!r}"

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
+from schemas.topics import ALERT_ACTIONS
 from services.api.auth import SECURED, Role, policy
 from services.api.errors import ApiError
 from services.api.models import Health, example_response
@@ -32,7 +33,7 @@ async def readyz(request: Request):
     with the topic and the sensor register is caught up."""
     state = request.app.state.api
     checks = {"database": await database_answers(state.pool),
-              "kafka": await state.kafka_probe.reachable(state.producer),
+              "kafka": await state.kafka_probe.reachable(state.producer, state.settings.topic(ALERT_ACTIONS)),
               "alert_stream": bool(state.hub and state.hub.caught_up),
               "register": state.directory.caught_up}
     ready = all(checks.values())
