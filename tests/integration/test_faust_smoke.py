@@ -72,6 +72,14 @@ async def wait_for_committed(bootstrap: str, group_id: str, topic: str, expected
     return total
 
 
+async def wait_for_log(path: Path, text: str, timeout_s: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while text not in (path.read_text(errors="replace") if path.exists() else ""):
+        assert loop.time() < deadline, f"{text!r} not in {path.name} after {timeout_s} s"
+        await asyncio.sleep(0.2)
+
+
 def stop(worker: subprocess.Popen, sig: int) -> None:
     os.killpg(worker.pid, sig)
     worker.wait(timeout=30)
@@ -101,6 +109,10 @@ async def test_faust_table_recovers_from_changelog_after_worker_is_killed(kafka_
         stop(first, signal.SIGKILL)
         second = start_worker(kafka_bootstrap, topic_prefix, tmp_path, "worker2.log")
         try:
+            # Produce once the new worker has recovered and is ready, as the anomaly worker's tests do: records
+            # produced while it was still joining were seen skipped on one partition in two full-suite runs (a
+            # Faust start-up race, noted for investigation), which is not what this test is about.
+            await wait_for_log(tmp_path / "worker2.log", "[^Worker]: Ready", timeout_s=120)
             await produce(kafka_bootstrap, f"{topic_prefix}smoke.in", ["north", "south"])
             counts = await wait_for_counts(consumer, {"north": 6, "south": 6}, timeout_s=120)
             assert counts == {"north": 6, "south": 6}, (tmp_path / "worker2.log").read_text()[-3000:]
