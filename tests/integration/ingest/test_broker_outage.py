@@ -19,33 +19,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import pytest
 
 from citystream.devenv import kafka
 from services.common.kafka import create_topics
 from services.ingest.settings import IngestSettings
+from tests.integration.ingest.conftest import ANSWER_BOUND_S
 from tests.integration.ingest.helpers import REPO, bearer, kill, publish_register, start_sink
 from tests.integration.ingest.test_accounting import wait_for_rows
 from tests.integration.ingest.test_kafka_gate import free_port
-from tests.support.infra import Infrastructure
 from tests.support.ingest_factories import new_credential, registration
-from tests.support.isolated_runtime import isolated_runtime, require_local_runtime
 
 SENSORS = 4
 BATCHES_PER_SENSOR = 60
 READINGS_PER_BATCH = 20
-# "503 with Retry-After within about 3 s": the ack deadline is 2.5 s; 4 s leaves a loaded box some room.
-ANSWER_BOUND_S = 4.0
-
-
-@pytest.fixture
-def isolated_kafka(infrastructure: Infrastructure):
-    """A single-node Kafka on free ports in a directory of its own; stopped and removed afterwards."""
-    require_local_runtime(infrastructure)
-    with isolated_runtime("ingest-broker-outage-") as settings:
-        kafka.start(settings)
-        yield settings
-
 
 class Client:
     """One sensor posting its batches in order; a batch is re-sent (same seqs) until it gets a 2xx."""
