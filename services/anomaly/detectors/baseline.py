@@ -72,25 +72,6 @@ def view_at(hot: list, seasonal: list, w: int, d: int, x: float) -> View:
     return View(x, expected, sigma, hot[3], hot[4], hot[5], weekly, lo, hi)
 
 
-def _bucket(means: list, devs: list, counts: list, i: int, x: float, limit: float | None) -> None:
-    n = counts[i]
-    if n == 0:
-        means[i] = x
-        counts[i] = 1
-        return
-    mean = means[i]
-    if limit is not None:  # winsorise so an anomaly does not become the new normal in one step
-        if x > mean + limit:
-            x = mean + limit
-        elif x < mean - limit:
-            x = mean - limit
-    alpha = 1.0 / (n + 1) if n < 19 else BUCKET_ALPHA  # max(1 / (n + 1), 0.05)
-    devs[i] += alpha * (abs(x - mean) - devs[i])
-    means[i] = mean + alpha * (x - mean)
-    if n < MAX_BUCKET_COUNT:
-        counts[i] = n + 1
-
-
 def learn(hot: list, seasonal: list, t: float, x: float, v: View) -> None:
     """Fold reading `x` at `t` into the baseline (call after the detectors have judged it against `v`)."""
     w, d = slots(t)
@@ -98,8 +79,8 @@ def learn(hot: list, seasonal: list, t: float, x: float, v: View) -> None:
 
 
 def learn_at(hot: list, seasonal: list, w: int, d: int, t: float, x: float, v: View) -> None:
-    """`learn` with the reading's buckets already computed (`slots`): the engine's hot path, so both bucket
-    updates (`_bucket`) are written out inline here; the arithmetic is the same, operation for operation."""
+    """`learn` with the reading's buckets already computed (`slots`): the engine's hot path, so the two bucket
+    updates (hour-of-week, hour-of-day) share one loop body rather than a function call each."""
     sigma = v.sigma
     limit = CLIP_SIGMAS * sigma if sigma is not None else None
     wm, wd, wn, dm, dd, dn = seasonal
