@@ -8,6 +8,10 @@ from pathlib import Path
 
 import psutil
 
+from citystream.devenv import postgres
+from citystream.devenv.config import DevSettings
+from citystream.devenv.kafka import KafkaPaths
+
 
 class ProcessTree:
     """Usage of process `pid` and (with `children`) its descendants since `begin()`.
@@ -90,8 +94,9 @@ def read_pid(path: Path) -> int | None:
 def runtime_processes(state_dir: Path) -> dict[str, int | None]:
     """Pids of the local runtime's broker and database server (None when not found, e.g. when they run in
     containers or elsewhere: then their usage cannot be sampled from here)."""
-    return {"kafka": read_pid(state_dir / "kafka" / "kafka.pid"),
-            "postgresql": read_pid(state_dir / "postgres" / "data" / "postmaster.pid")}
+    settings = DevSettings(state_dir=state_dir)  # the runtime's own layout, not a copy of it
+    return {"kafka": read_pid(KafkaPaths.of(settings).pid_file),
+            "postgresql": read_pid(postgres.postmaster_pid_file(settings))}
 
 
 def own_process() -> ProcessTree:

@@ -121,9 +121,14 @@ def _pg_ctl(settings: DevSettings, *args: str, timeout: int = 90) -> subprocess.
     return subprocess.run(_as_server_user(command), capture_output=True, text=True, timeout=timeout)
 
 
+def postmaster_pid_file(settings: DevSettings) -> Path:
+    """The server's pid file (its first line is the postmaster's pid)."""
+    return _data(settings) / "postmaster.pid"
+
+
 def _postmaster_pid(settings: DevSettings) -> int | None:
     try:
-        return int((_data(settings) / "postmaster.pid").read_text().split()[0])
+        return int(postmaster_pid_file(settings).read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
 
@@ -139,7 +144,7 @@ def _clear_stale_lock(settings: DevSettings) -> None:
     pid = _postmaster_pid(settings)
     if pid is not None and not pid_alive(pid):
         log.warning("removing stale postmaster.pid of crashed PostgreSQL (pid %s)", pid)
-        (_data(settings) / "postmaster.pid").unlink(missing_ok=True)
+        postmaster_pid_file(settings).unlink(missing_ok=True)
     # The socket lock file names the postmaster too, and a zombie pid looks alive to PostgreSQL's own check.
     for lock in _run_dir(settings).glob(".s.PGSQL.*.lock"):
         try:
