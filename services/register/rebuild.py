@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from schemas.register import SensorRegistration
 from services.common import jsonwire
+from services.common.compacted import topic_partitions
 from services.common.errors import PermanentError
 from services.common.kafka import make_consumer
 from services.register import records
@@ -35,26 +36,12 @@ def apply_record(register: dict[str, SensorRegistration], key: bytes | None, val
         register[sensor_id] = record
 
 
-async def _partition_ids(bootstrap: str, topic: str) -> list[int]:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
-    await admin.start()
-    try:
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    return sorted(p["partition"] for d in described if d.get("error_code", 0) == 0 for p in d["partitions"])
-
-
 async def read_register(bootstrap: str, topic: str) -> dict[str, SensorRegistration]:
     """Every sensor on the topic, read from the beginning up to the end offsets seen at start."""
-    from aiokafka import TopicPartition
-
     consumer = make_consumer(bootstrap, None, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in await _partition_ids(bootstrap, topic)]
+        partitions = await topic_partitions(bootstrap, topic)
         if not partitions:
             return {}
         consumer.assign(partitions)
