@@ -8,6 +8,7 @@ hot table on every reading and "b" to the baseline table lazily (services/anomal
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from schemas.alerts import AlertAction, AlertEvent
@@ -23,24 +24,28 @@ from services.anomaly.lifecycle import Lifecycle, LifecycleConfig
 class Outcome:
     events: list[AlertEvent] = field(default_factory=list)
     rollups: list[Rollup] = field(default_factory=list)
-    verdicts: list[Verdict] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)  # every judgement explained: only with `explain_all`
     duplicate: bool = False
+
+
+# (score, threshold, explain) of the detector whose judgement of a kind weighs most (highest score / threshold).
+Judged = tuple[float, float, Callable[[], Verdict]]
 
 
 GENERIC_KINDS = ("anomalous_value", "rapid_change", "stuck_sensor")
 
 
-def _let_the_specific_rule_speak(worst: dict) -> None:
+def _let_the_specific_rule_speak(worst: dict[str, Judged]) -> None:
     """One anomaly, one alert: a generic verdict on a metric that a domain rule (spike, outage, incident, fire
     risk, ...) is firing on for this same reading says the same thing less precisely, so it is dropped before the
     lifecycle sees it. An energy spike is also a rapid change of activePower; the operator gets the spike."""
-    firing = [kind for kind in GENERIC_KINDS
-              if (v := worst.get(kind)) is not None and v.score >= v.threshold]
+    firing = [kind for kind in GENERIC_KINDS if (j := worst.get(kind)) is not None and j[0] >= j[1]]
     if not firing:  # the usual reading: nothing generic fires, nothing to weigh (this runs for every reading)
         return
-    specific = {v.metric for kind, v in worst.items() if kind not in GENERIC_KINDS and v.score >= v.threshold}
+    specific = {explain().metric for kind, (score, threshold, explain) in worst.items()
+                if kind not in GENERIC_KINDS and score >= threshold}
     for kind in firing:
-        if worst[kind].metric in specific:
+        if worst[kind][2]().metric in specific:
             del worst[kind]
 
 
@@ -63,20 +68,24 @@ class Engine:
 
     @detectors.setter
     def detectors(self, detectors: list) -> None:
-        # Per reading the loop needs each detector's state key and alert kind (a StrEnum's `.value` is a Python
-        # property call): look them up once here, not once per detector per reading.
+        # Per reading the loop needs each detector's state key, alert kind (a StrEnum's `.value` is a Python
+        # property call) and threshold: look them up once here, not once per detector per reading.
         self._detectors = detectors
-        kinds = [getattr(d, "kind", None) for d in detectors]
-        # `alone`: no other detector of the set declares this kind, so its verdict is the worst of its kind.
-        self._plan = tuple((d, d.state_key, kind, None if kind is None else kind.value,
-                            kind is not None and kinds.count(kind) == 1) for d, kind in zip(detectors, kinds))
+        kinds = [d.kind for d in detectors]
+        # `alone`: no other detector of the set declares this kind, so its judgement is the worst of its kind.
+        self._plan = tuple((d, d.state_key, kind.value, d.threshold, kinds.count(kind) == 1)
+                           for d, kind in zip(detectors, kinds))
 
     @staticmethod
     def new_state() -> dict:
         return {"seq": -1, "m": {}, "b": {}, "d": {}, "sil": {}, "lc": lifecycle.new_state(), "roll": {}}
 
-    def observe(self, state: dict, obs: Obs, profile: Profile, arrival: float | None = None) -> Outcome:
-        """Judge one reading. A seq at or below the last one seen is a redelivery and changes nothing."""
+    def observe(self, state: dict, obs: Obs, profile: Profile, arrival: float | None = None, *,
+                explain_all: bool = False) -> Outcome:
+        """Judge one reading. A seq at or below the last one seen is a redelivery and changes nothing.
+
+        Only the judgements the lifecycle needs are explained (a Verdict); `explain_all` explains every one into
+        `Outcome.verdicts`, as replay's per-reading scores need."""
         if obs.seq <= state["seq"]:
             return Outcome(duplicate=True)
         state["seq"] = obs.seq
@@ -96,44 +105,45 @@ class Engine:
                     seasonal = seasonals[metric] = baselines.new_seasonal()
                 v = views[metric] = baselines.view_at(hot, seasonal, w, d, x)
                 learning.append((hot, seasonal, v))
-        worst: dict = {}  # kind (its string value) → the verdict of that kind with the highest score/threshold
+        worst: dict[str, Judged] = {}  # kind → the judgement of that kind with the highest score / threshold
         dstate = state["d"]
-        declared = True  # every verdict so far had its detector's declared kind
-        for detector, key, detector_kind, kind_value, alone in self._plan:
+        for detector, key, kind, threshold, alone in self._plan:
             st = dstate.get(key)
             if st is None:
                 st = dstate[key] = {}
-            v = detector.observe(st, obs, views, profile)
-            if v is not None:
-                if v.kind is detector_kind:
-                    if alone and declared:
-                        worst[kind_value] = v
-                        continue
-                    kind = kind_value
-                else:
-                    kind, declared = v.kind.value, False
-                other = worst.get(kind)
-                if other is None or v.score / v.threshold > other.score / other.threshold:
-                    worst[kind] = v
+            judged = detector.observe(st, obs, views, profile)
+            if judged is not None:
+                score, explain = judged
+                if not alone and (other := worst.get(kind)) is not None and score / threshold <= other[0] / other[1]:
+                    continue
+                worst[kind] = (score, threshold, explain)
         for hot, seasonal, v in learning:
             baselines.learn_at(hot, seasonal, w, d, t, v.value, v)
         if len(worst) > 1:
             _let_the_specific_rule_speak(worst)
-        outcome = Outcome(verdicts=list(worst.values()))
+        outcome = Outcome()
         lc = state["lc"]
         opened = lc["open"]
+        keep = explain_all
         # Judging a verdict touches only the alert of its own kind, so silence (its alert open) is judged last.
-        for kind, v in worst.items():
-            # A normal verdict of a kind with no alert (open or muted) changes nothing: skip the lifecycle.
-            if v.score < v.threshold and kind not in opened:
+        for kind, (score, threshold, explain) in worst.items():
+            # A normal judgement of a kind with no alert (open or muted) changes nothing: the lifecycle is skipped,
+            # and the explanation is never built.
+            judge = score >= threshold or kind in opened
+            if not (judge or keep):
                 continue
-            event = self.lifecycle.judge(lc, obs.sensor_id, self.domain, v, obs.seq, t)
-            if event is not None:
-                outcome.events.append(event)
+            v = explain()
+            if keep:
+                outcome.verdicts.append(v)
+            if judge:
+                event = self.lifecycle.judge(lc, obs.sensor_id, self.domain, v, obs.seq, t)
+                if event is not None:
+                    outcome.events.append(event)
         if "silence" in opened:
             silence = self.silence.check(state["sil"], t if arrival is None else arrival, profile, obs.seq)
             if silence is not None:
-                outcome.verdicts.append(silence)
+                if keep:
+                    outcome.verdicts.append(silence)
                 event = self.lifecycle.judge(lc, obs.sensor_id, self.domain, silence, obs.seq, t)
                 if event is not None:
                     outcome.events.append(event)

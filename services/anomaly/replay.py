@@ -70,7 +70,7 @@ def replay(engine: Engine, readings: list[Obs], profile: Profile = Profile(), *,
     out, state = Replay(), engine.new_state()
     for obs in readings:
         _ticks_until(engine, state, obs.sensor_id, profile, obs.t, tick_s, out)
-        outcome = engine.observe(state, obs, profile)
+        outcome = engine.observe(state, obs, profile, explain_all=True)
         if outcome.duplicate:
             continue
         out.readings += 1

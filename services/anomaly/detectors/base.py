@@ -63,10 +63,9 @@ class Verdict:
     score: float
     threshold: float
     clear_below: float
-    summary: str | Callable[[], str]  # a callable is formatted only if an alert needs the explanation
+    summary: str
     contributing: tuple[Contribution, ...] = ()
     quiet_s: float = 0.0  # the detector's own minimum normal time before its alert auto-resolves
-
 
     @property
     def firing(self) -> bool:
@@ -83,7 +82,7 @@ class Verdict:
             detector=self.detector, detector_version=self.version, metric=self.metric,
             observed=round(self.observed, 6), expected=None if self.expected is None else round(self.expected, 6),
             score=round(self.score, 6), threshold=self.threshold,
-            summary=self.summary if isinstance(self.summary, str) else self.summary(),
+            summary=self.summary,
             contributing=tuple(
                 ContributingReading(seq=seq, observed_at=datetime.fromtimestamp(t, UTC), metric=m, value=v)
                 for seq, t, m, v in self.contributing
@@ -91,8 +90,17 @@ class Verdict:
         )
 
 
+# What a detector returns for a reading it judged: the score now, and a function that explains it (the Verdict).
+# Almost every reading is normal with no alert open, and building the explanation costs more than the judging, so
+# the engine asks for it only when the score fires, an alert of the kind is open, or a replay wants every score.
+Judgement = tuple[float, Callable[[], Verdict]]
+
+
 class Detector:
-    """Base of every detector. `observe` reads shared metric views and its own small JSON-able state dict."""
+    """Base of every detector. `observe` reads shared metric views and its own small JSON-able state dict.
+
+    A detector's kind, threshold and hysteresis are fixed; `observe` returns `(score, explain)` or None when it
+    cannot judge the reading (warming up, metric missing)."""
 
     id: ClassVar[str]
     version: ClassVar[str]  # every detector declares its own; bump it whenever its scoring changes
@@ -109,11 +117,15 @@ class Detector:
         self.clear_below = self.threshold * self.clear_fraction
         self.state_key = self.id  # per-metric detectors append the metric so their states never collide
 
-    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
         raise NotImplementedError
 
-    def verdict(self, metric: str, observed: float, expected: float | None, score: float,
-                summary: str | Callable[[], str],
+    def judge(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+        """`observe` with its explanation built: what tests and tools that look at one detector want."""
+        judged = self.observe(st, obs, views, profile)
+        return None if judged is None else judged[1]()
+
+    def verdict(self, metric: str, observed: float, expected: float | None, score: float, summary: str,
                 contributing: tuple[Contribution, ...], severity: Severity | None = None) -> Verdict:
         return Verdict(self.id, self.version, self.kind, severity or self.severity, metric, observed, expected,
                        score, self.threshold, self.clear_below, summary, contributing, self.quiet_s)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemas.alerts import AlertKind
 from schemas.common import Severity
-from services.anomaly.detectors.base import Detector, Obs, Profile, Verdict, View, escalate
+from services.anomaly.detectors.base import Detector, Judgement, Obs, Profile, View, escalate
 
 POWER = "activePower"
 
@@ -20,16 +20,16 @@ class Spike(Detector):
     clear_fraction = 0.5
     metrics = (POWER,)
 
-    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
         v = views.get(POWER)
         if v is None or v.expected is None:
             return None
         z = (v.value - v.expected) / v.sigma
         if v.value < 1.3 * v.expected:
             z = min(z, self.clear_below * 0.99)  # a small relative change is not a spike, however steady the load
-        return self.verdict(
+        return z, lambda: self.verdict(
             POWER, v.value, v.expected, z,
-            lambda: f"activePower {v.value:.4g} is {z:.1f} sigmas above the usual {v.expected:.4g} at this hour",
+            f"activePower {v.value:.4g} is {z:.1f} sigmas above the usual {v.expected:.4g} at this hour",
             ((obs.seq, obs.t, POWER, v.value),), escalate(self.severity, 1) if z >= 3 * self.threshold else None,
         )
 
@@ -46,14 +46,14 @@ class Outage(Detector):
     metrics = (POWER,)
     MIN_EXPECTED_KW = 0.5
 
-    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
         v = views.get(POWER)
         if v is None or v.expected is None or v.expected < self.MIN_EXPECTED_KW:
             return None
         score = max(0.0, 1.0 - max(v.value, 0.0) / v.expected)
-        return self.verdict(
+        return score, lambda: self.verdict(
             POWER, v.value, v.expected, score,
-            lambda: f"activePower {v.value:.4g} where {v.expected:.4g} is usual at this hour: supply looks lost",
+            f"activePower {v.value:.4g} where {v.expected:.4g} is usual at this hour: supply looks lost",
             ((obs.seq, obs.t, POWER, v.value),),
         )
 
@@ -71,7 +71,7 @@ class Drift(Detector):
     ALPHA = 0.02
     WARMUP = 100
 
-    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
         v = views.get(POWER)
         if v is None or not v.weekly:  # drift is judged against a full week of history, never a fallback
             return None
@@ -81,9 +81,9 @@ class Drift(Detector):
         st["r"], st["n"] = level, n
         if n < self.WARMUP:
             return None
-        direction = "above" if level > 0 else "below"
-        return self.verdict(
-            POWER, v.value, v.expected, abs(level),
-            lambda: f"activePower has stayed {direction} its baseline by {abs(level):.1f} sigmas on average",
+        score = abs(level)
+        return score, lambda: self.verdict(
+            POWER, v.value, v.expected, score,
+            f"activePower has stayed {'above' if level > 0 else 'below'} its baseline by {score:.1f} sigmas on average",
             ((obs.seq, obs.t, POWER, v.value),),
         )

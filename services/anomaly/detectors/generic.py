@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from schemas.alerts import AlertKind
 from schemas.common import Severity
-from services.anomaly.detectors.base import Detector, Obs, Profile, Verdict, View, escalate
+from services.anomaly.detectors.base import Detector, Judgement, Obs, Profile, Verdict, View, escalate
 
 QUIET_S = 3600.0  # one anomaly of a statistical kind = one alert; it resolves after an hour back to normal
 
@@ -25,15 +27,15 @@ class AnomalousValue(Detector):
         self.metrics = (metric,)
         self.state_key = f"{self.id}/{metric}"
 
-    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
         metric = self.metrics[0]
         v = views.get(metric)
         if v is None or v.expected is None:
             return None
         z = abs(v.value - v.expected) / v.sigma
-        return self.verdict(
+        return z, lambda: self.verdict(
             metric, v.value, v.expected, z,
-            lambda: f"{metric} {v.value:.4g} is {z:.1f} robust sigmas from its usual {v.expected:.4g} at this hour",
+            f"{metric} {v.value:.4g} is {z:.1f} robust sigmas from its usual {v.expected:.4g} at this hour",
             ((obs.seq, obs.t, metric, v.value),), escalate(self.severity, 1) if z >= 2 * self.threshold else None,
         )
 
@@ -56,7 +58,7 @@ class RapidChange(Detector):
         self.metrics = (metric,)
         self.state_key = f"{self.id}/{metric}"
 
-    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
         metric = self.metrics[0]
         v = views.get(metric)
         if v is None or v.prev is None:
@@ -78,9 +80,8 @@ class RapidChange(Detector):
         st["n"] = n + 1
         if n < self.WARMUP:
             return None
-        return self.verdict(
-            metric, v.value, v.prev, score,
-            lambda: f"{metric} jumped from {v.prev:.4g} to {v.value:.4g}, {score:.1f}x its usual step",
+        return score, lambda: self.verdict(
+            metric, v.value, v.prev, score, f"{metric} jumped from {v.prev:.4g} to {v.value:.4g}, {score:.1f}x its usual step",
             ((obs.seq, obs.t, metric, v.value),),
         )
 
@@ -100,7 +101,7 @@ class Flatline(Detector):
         self.metrics = (metric,)
         self.state_key = f"{self.id}/{metric}"
 
-    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
         metric = self.metrics[0]
         v = views.get(metric)
         if v is None or v.sigma is None:
@@ -114,9 +115,8 @@ class Flatline(Detector):
         if not st.get("varies", False):
             return None
         count = float(st["n"])
-        return self.verdict(
-            metric, v.value, v.expected, count,
-            lambda: f"{metric} has repeated {v.value:.4g} for {int(count)} readings; it usually varies",
+        return count, lambda: self.verdict(
+            metric, v.value, v.expected, count, f"{metric} has repeated {v.value:.4g} for {int(count)} readings; it usually varies",
             ((obs.seq, obs.t, metric, v.value),),
         )
 
@@ -131,18 +131,23 @@ class PhysicalRange(Detector):
     default_threshold = 1.0
     clear_fraction = 1.0
 
-    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
         if not profile.ranges:
             return None
         for metric, value in obs.metrics.items():
             bounds = profile.ranges.get(metric)
             if bounds is not None and not bounds[0] <= value <= bounds[1]:
-                limit = bounds[0] if value < bounds[0] else bounds[1]
-                return self.verdict(
-                    metric, value, limit, 1.0,
-                    lambda: f"{metric} {value:.4g} is outside its declared range [{bounds[0]:.4g}, {bounds[1]:.4g}]",
-                    ((obs.seq, obs.t, metric, value),),
-                )
+                return 1.0, partial(self._outside, obs, metric, value, bounds)
+        return 0.0, self._within_range
+
+    def _outside(self, obs: Obs, metric: str, value: float, bounds: tuple[float, float]) -> Verdict:
+        return self.verdict(
+            metric, value, bounds[0] if value < bounds[0] else bounds[1], 1.0,
+            f"{metric} {value:.4g} is outside its declared range [{bounds[0]:.4g}, {bounds[1]:.4g}]",
+            ((obs.seq, obs.t, metric, value),),
+        )
+
+    def _within_range(self) -> Verdict:
         return self.verdict("*", 0.0, None, 0.0, "every metric within its declared range", ())
 
 
@@ -181,6 +186,6 @@ class Silence:
         score = gap / usual
         return Verdict(
             self.id, self.version, self.kind, self.severity, "*", gap, usual, score, self.threshold,
-            self.clear_below, lambda: f"no reading for {gap:.0f} s; the sensor usually reports every {usual:.0f} s",
+            self.clear_below, f"no reading for {gap:.0f} s; the sensor usually reports every {usual:.0f} s",
             ((last_seq, last, "*", 0.0),),
         )

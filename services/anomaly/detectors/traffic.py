@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemas.alerts import AlertKind
 from schemas.common import Severity
-from services.anomaly.detectors.base import Detector, Obs, Profile, Verdict, View, escalate
+from services.anomaly.detectors.base import Detector, Judgement, Obs, Profile, View, escalate
 
 SPEED, OCCUPANCY, INTENSITY = "averageVehicleSpeed", "occupancy", "intensity"
 
@@ -21,17 +21,16 @@ class Congestion(Detector):
     metrics = (SPEED,)
     MIN_OCCUPANCY = 0.3
 
-    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
         v = views.get(SPEED)
         occupancy = obs.metrics.get(OCCUPANCY)
         if v is None or v.expected is None or occupancy is None or v.expected <= 0:
             return None
         drop = 1.0 - v.value / v.expected
         score = drop if occupancy >= self.MIN_OCCUPANCY else min(drop, 0.0)
-        return self.verdict(
+        return score, lambda: self.verdict(
             SPEED, v.value, v.expected, score,
-            lambda: f"speed {v.value:.0f} km/h is {drop:.0%} below the usual {v.expected:.0f} km/h"
-            f" with occupancy {occupancy:.0%}",
+            f"speed {v.value:.0f} km/h is {drop:.0%} below the usual {v.expected:.0f} km/h with occupancy {occupancy:.0%}",
             ((obs.seq, obs.t, SPEED, v.value), (obs.seq, obs.t, OCCUPANCY, occupancy)),
             Severity.HIGH if score >= 0.75 else None,
         )
@@ -50,7 +49,7 @@ class Incident(Detector):
     MIN_SIGMAS = 3.0
     MIN_FLOW = 5.0  # below this the road is just quiet: a "collapse" of 3 to 0 cars means nothing
 
-    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
         v = views.get(INTENSITY)
         if v is None or v.short is None:
             return None
@@ -58,7 +57,7 @@ class Incident(Detector):
         if ref is None:
             # Only a sudden fall counts: compare with the fast EWMA of the flow just before.
             if v.short < self.MIN_FLOW or v.expected is None:
-                return self.verdict(INTENSITY, v.value, v.short, 0.0, "flow too low to judge", ())
+                return 0.0, lambda: self.verdict(INTENSITY, v.value, v.short, 0.0, "flow too low to judge", ())
             drop = 1.0 - v.value / v.short
             # ...and it must also be far below what this hour usually carries, not just noise on a quiet road.
             if drop >= self.threshold and (v.expected - v.value) < self.MIN_SIGMAS * v.sigma:
@@ -69,8 +68,8 @@ class Incident(Detector):
             drop = 1.0 - v.value / ref
             if drop < self.clear_below:
                 st.pop("ref", None)
-        return self.verdict(
+        return drop, lambda: self.verdict(
             INTENSITY, v.value, ref or v.short, drop,
-            lambda: f"intensity collapsed to {v.value:.0f} from a recent flow of {(ref or v.short):.0f}",
+            f"intensity collapsed to {v.value:.0f} from a recent flow of {(ref or v.short):.0f}",
             ((obs.seq, obs.t, INTENSITY, v.value),), escalate(self.severity, 1) if drop >= 0.95 else None,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemas.alerts import AlertKind
 from schemas.common import Severity
-from services.anomaly.detectors.base import Detector, Obs, Profile, Verdict, View
+from services.anomaly.detectors.base import Detector, Judgement, Obs, Profile, View
 
 LEVEL, TEMPERATURE, METHANE = "fillingLevel", "temperature", "methaneConcentration"
 HOUR_S = 3600.0
@@ -20,12 +20,12 @@ class Overflow(Detector):
     default_threshold = 0.9
     clear_fraction = 0.85 / 0.9
 
-    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
         level = obs.metrics.get(LEVEL)
         if level is None:
             return None
-        return self.verdict(
-            LEVEL, level, self.threshold, level, lambda: f"bin is {level:.0%} full (threshold {self.threshold:.0%})",
+        return level, lambda: self.verdict(
+            LEVEL, level, self.threshold, level, f"bin is {level:.0%} full (threshold {self.threshold:.0%})",
             ((obs.seq, obs.t, LEVEL, level),), Severity.HIGH if level >= 0.98 else None,
         )
 
@@ -43,7 +43,7 @@ class AbnormalFillRate(Detector):
     WARMUP = 12
     MIN_RATE = 0.05  # fraction per hour; slower filling is never alarming
 
-    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
         v = views.get(LEVEL)
         if v is None:
             return None
@@ -64,8 +64,8 @@ class AbnormalFillRate(Detector):
         if n < self.WARMUP:
             return None
         score = z if rate >= self.MIN_RATE else min(z, 0.0)
-        return self.verdict(
-            LEVEL, rate, mean, score, lambda: f"filling at {rate:.2f}/h against a usual {mean:.3f}/h",
+        return score, lambda: self.verdict(
+            LEVEL, rate, mean, score, f"filling at {rate:.2f}/h against a usual {mean:.3f}/h",
             ((prev_seq, prev_t, LEVEL, prev), (obs.seq, t, LEVEL, v.value)) if prev_seq is not None
             else ((obs.seq, t, LEVEL, v.value),),
         )
@@ -85,7 +85,7 @@ class FireRisk(Detector):
     MAX_METHANE_PPM = 5000.0
     MAX_RISE_C = 25.0
 
-    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
         temperature, methane = obs.metrics.get(TEMPERATURE), obs.metrics.get(METHANE)
         if temperature is None and methane is None:
             return None
@@ -104,9 +104,9 @@ class FireRisk(Detector):
             candidate = methane / self.MAX_METHANE_PPM
             if candidate > score:
                 score, metric, observed, expected, what = candidate, METHANE, methane, self.MAX_METHANE_PPM, _GAS
-        return self.verdict(
+        return score, lambda: self.verdict(
             metric, observed, expected, score,
-            lambda: f"fire risk: {_fire_cause(what, temperature, methane, v)} (score {score:.2f})",
+            f"fire risk: {_fire_cause(what, temperature, methane, v)} (score {score:.2f})",
             ((obs.seq, obs.t, metric, observed),),
         )
 
@@ -138,7 +138,7 @@ class MissedCollection(Detector):
     EMPTIED_DROP = 0.3
     DEFAULT_INTERVAL_S = 48 * HOUR_S
 
-    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
+    def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
         v = views.get(LEVEL)
         if v is None:
             return None
@@ -157,11 +157,11 @@ class MissedCollection(Detector):
             full = None
         usual = max(st.get("iv") or self.DEFAULT_INTERVAL_S, HOUR_S)
         duration = obs.t - full[1] if full else 0.0
-        # The reading that made it full (its own value; states before 1.1.0 kept none) and the latest one.
-        contributing = ((full[0], full[1], LEVEL, full[2] if len(full) > 2 else v.value),
-                        (obs.seq, obs.t, LEVEL, v.value)) if full else ()
-        return self.verdict(
-            LEVEL, duration / HOUR_S, usual / HOUR_S, duration / usual,
-            lambda: f"bin full for {duration / HOUR_S:.1f} h; it is usually emptied every {usual / HOUR_S:.1f} h",
-            contributing,
+        score = duration / usual
+        return score, lambda: self.verdict(
+            LEVEL, duration / HOUR_S, usual / HOUR_S, score,
+            f"bin full for {duration / HOUR_S:.1f} h; it is usually emptied every {usual / HOUR_S:.1f} h",
+            # The reading that made it full (its own value; states before 1.1.0 kept none) and the latest one.
+            ((full[0], full[1], LEVEL, full[2] if len(full) > 2 else v.value),
+             (obs.seq, obs.t, LEVEL, v.value)) if full else (),
         )

@@ -79,7 +79,7 @@ def _series(detector, values, start=1e9, step=300.0):
     for i, x in enumerate(values):
         t = start + i * step
         v = baseline.view(hot, seasonal, t, x)
-        verdicts.append(detector.observe(st, Obs("s-1", i, t, {"value": x}), {"value": v}, Profile()))
+        verdicts.append(detector.judge(st, Obs("s-1", i, t, {"value": x}), {"value": v}, Profile()))
         baseline.learn(hot, seasonal, t, x, v)
     return verdicts
 

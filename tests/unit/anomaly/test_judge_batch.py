@@ -10,8 +10,10 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
+from schemas.alerts import AlertKind
 from services.anomaly import app as worker
 from services.anomaly import metrics, wire
+from services.anomaly.detectors import Detector
 from services.anomaly.sensors import SensorStates
 from tests.unit.anomaly.test_outbox import FakeProducer
 
@@ -40,11 +42,13 @@ def energy(sensor: str, seq: int, power: float) -> bytes:
                          "register_version": 1, "domain": "energy", "metrics": {"activePower": power}})
 
 
-class Exploding:
+class Exploding(Detector):
     """A detector that raises for one sensor only (the others judge as usual)."""
 
-    id = state_key = "test.exploding"
-    metrics = ()
+    id = "test.exploding"
+    version = "0.0.0"
+    kind = AlertKind.ANOMALOUS_VALUE
+    default_threshold = 1.0
 
     def observe(self, st, obs, views, profile):
         if obs.sensor_id == "meter-bad":

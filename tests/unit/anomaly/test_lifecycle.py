@@ -20,7 +20,7 @@ def feed(levels, lc=None, life=None, start=1e9, step=300.0):
     detector, st, events = Overflow(), {}, []
     for i, level in enumerate(levels):
         t = start + i * step
-        v = detector.observe(st, Obs(SENSOR, i, t, {"fillingLevel": level}), {}, Profile())
+        v = detector.judge(st, Obs(SENSOR, i, t, {"fillingLevel": level}), {}, Profile())
         event = life.judge(lc, SENSOR, "waste", v, i, t)
         if event is not None:
             events.append(event)
