@@ -40,8 +40,6 @@ def _let_the_specific_rule_speak(worst: dict[str, Judged]) -> None:
     risk, ...) is firing on for this same reading says the same thing less precisely, so it is dropped before the
     lifecycle sees it. An energy spike is also a rapid change of activePower; the operator gets the spike."""
     firing = [kind for kind in GENERIC_KINDS if (j := worst.get(kind)) is not None and j[0] >= j[1]]
-    if not firing:  # the usual reading: nothing generic fires, nothing to weigh (this runs for every reading)
-        return
     specific = {explain().metric for kind, (score, threshold, explain) in worst.items()
                 if kind not in GENERIC_KINDS and score >= threshold}
     for kind in firing:
@@ -73,8 +71,8 @@ class Engine:
         self._detectors = detectors
         kinds = [d.kind for d in detectors]
         # `alone`: no other detector of the set declares this kind, so its judgement is the worst of its kind.
-        self._plan = tuple((d, d.state_key, kind.value, d.threshold, kinds.count(kind) == 1)
-                           for d, kind in zip(detectors, kinds))
+        self._plan = tuple((d, d.state_key, kind.value, d.threshold, kinds.count(kind) == 1,
+                            kind.value in GENERIC_KINDS) for d, kind in zip(detectors, kinds))
 
     @staticmethod
     def new_state() -> dict:
@@ -107,19 +105,22 @@ class Engine:
                 learning.append((hot, seasonal, v))
         worst: dict[str, Judged] = {}  # kind → the judgement of that kind with the highest score / threshold
         dstate = state["d"]
-        for detector, key, kind, threshold, alone in self._plan:
+        generic_firing = False
+        for detector, key, kind, threshold, alone, generic in self._plan:
             st = dstate.get(key)
             if st is None:
                 st = dstate[key] = {}
             judged = detector.observe(st, obs, views, profile)
             if judged is not None:
                 score, explain = judged
+                if generic and score >= threshold:
+                    generic_firing = True
                 if not alone and (other := worst.get(kind)) is not None and score / threshold <= other[0] / other[1]:
                     continue
                 worst[kind] = (score, threshold, explain)
         for hot, seasonal, v in learning:
             baselines.learn_at(hot, seasonal, w, d, t, v.value, v)
-        if len(worst) > 1:
+        if generic_firing and len(worst) > 1:  # the usual reading: nothing generic fires, nothing to weigh
             _let_the_specific_rule_speak(worst)
         outcome = Outcome()
         lc = state["lc"]

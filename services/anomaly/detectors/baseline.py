@@ -78,30 +78,33 @@ def learn(hot: list, seasonal: list, t: float, x: float, v: View) -> None:
     learn_at(hot, seasonal, w, d, t, x, v)
 
 
+def _learn_bucket(means: list, devs: list, counts: list, i: int, x: float, limit: float | None) -> None:
+    n = counts[i]
+    if n == 0:
+        means[i] = x
+        counts[i] = 1
+        return
+    mean = means[i]
+    if limit is not None:  # winsorise so an anomaly does not become the new normal in one step
+        if x > mean + limit:
+            x = mean + limit
+        elif x < mean - limit:
+            x = mean - limit
+    alpha = 1.0 / (n + 1) if n < 19 else BUCKET_ALPHA  # max(1 / (n + 1), 0.05)
+    devs[i] += alpha * (abs(x - mean) - devs[i])
+    means[i] = mean + alpha * (x - mean)
+    if n < MAX_BUCKET_COUNT:
+        counts[i] = n + 1
+
+
 def learn_at(hot: list, seasonal: list, w: int, d: int, t: float, x: float, v: View) -> None:
     """`learn` with the reading's buckets already computed (`slots`): the engine's hot path, so the two bucket
-    updates (hour-of-week, hour-of-day) share one loop body rather than a function call each."""
+    updates (hour-of-week, hour-of-day) are written out rather than a function call or a loop each."""
     sigma = v.sigma
     limit = CLIP_SIGMAS * sigma if sigma is not None else None
     wm, wd, wn, dm, dd, dn = seasonal
-    for means, devs, counts, i in ((wm, wd, wn, w), (dm, dd, dn, d)):
-        n = counts[i]
-        if n == 0:
-            means[i] = x
-            counts[i] = 1
-            continue
-        mean = means[i]
-        bx = x
-        if limit is not None:  # winsorise so an anomaly does not become the new normal in one step
-            if bx > mean + limit:
-                bx = mean + limit
-            elif bx < mean - limit:
-                bx = mean - limit
-        alpha = 1.0 / (n + 1) if n < 19 else BUCKET_ALPHA  # max(1 / (n + 1), 0.05)
-        devs[i] += alpha * (abs(bx - mean) - devs[i])
-        means[i] = mean + alpha * (bx - mean)
-        if n < MAX_BUCKET_COUNT:
-            counts[i] = n + 1
+    _learn_bucket(wm, wd, wn, w, x, limit)
+    _learn_bucket(dm, dd, dn, d, x, limit)
     n = hot[2]
     if n == 0:
         hot[0], hot[2] = x, 1
