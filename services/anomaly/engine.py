@@ -8,13 +8,13 @@ hot table on every reading and "b" to the baseline table lazily (services/anomal
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from schemas.alerts import AlertAction, AlertEvent
 from schemas.rollups import Rollup
 from services.anomaly import lifecycle, rollups
-from services.anomaly.detectors import Obs, Profile, Verdict, baseline_metrics, detector_set
+from services.anomaly.detectors import Detector, Obs, Profile, Verdict, baseline_metrics, detector_set
 from services.anomaly.detectors import baseline as baselines
 from services.anomaly.detectors.generic import Silence
 from services.anomaly.lifecycle import Lifecycle, LifecycleConfig
@@ -28,22 +28,23 @@ class Outcome:
     duplicate: bool = False
 
 
-# (score, threshold, explain) of the detector whose judgement of a kind weighs most (highest score / threshold).
-Judged = tuple[float, float, Callable[[], Verdict]]
+# (score, threshold, detector, context) of the judgement of a kind that weighs most (highest score / threshold).
+Judged = tuple[float, float, Detector, Any]
 
 
 GENERIC_KINDS = ("anomalous_value", "rapid_change", "stuck_sensor")
 
 
-def _let_the_specific_rule_speak(worst: dict[str, Judged]) -> None:
+def _let_the_specific_rule_speak(worst: dict[str, Judged], obs: Obs) -> None:
     """One anomaly, one alert: a generic verdict on a metric that a domain rule (spike, outage, incident, fire
     risk, ...) is firing on for this same reading says the same thing less precisely, so it is dropped before the
     lifecycle sees it. An energy spike is also a rapid change of activePower; the operator gets the spike."""
     firing = [kind for kind in GENERIC_KINDS if (j := worst.get(kind)) is not None and j[0] >= j[1]]
-    specific = {explain().metric for kind, (score, threshold, explain) in worst.items()
-                if kind not in GENERIC_KINDS and score >= threshold}
+    specific = {detector.explain(obs, score, context).metric for kind, (score, threshold, detector, context)
+                in worst.items() if kind not in GENERIC_KINDS and score >= threshold}
     for kind in firing:
-        if worst[kind][2]().metric in specific:
+        score, _, detector, context = worst[kind]
+        if detector.explain(obs, score, context).metric in specific:
             del worst[kind]
 
 
@@ -112,28 +113,29 @@ class Engine:
                 st = dstate[key] = {}
             judged = detector.observe(st, obs, views, profile)
             if judged is not None:
-                score, explain = judged
+                score, context = judged
                 if generic and score >= threshold:
                     generic_firing = True
-                if not alone and (other := worst.get(kind)) is not None and score / threshold <= other[0] / other[1]:
+                if not alone and (other := worst.get(kind)) is not None and (
+                        score / threshold <= other[0] / other[1]):
                     continue
-                worst[kind] = (score, threshold, explain)
+                worst[kind] = (score, threshold, detector, context)
         for hot, seasonal, v in learning:
             baselines.learn_at(hot, seasonal, w, d, t, v.value, v)
         if generic_firing and len(worst) > 1:  # the usual reading: nothing generic fires, nothing to weigh
-            _let_the_specific_rule_speak(worst)
+            _let_the_specific_rule_speak(worst, obs)
         outcome = Outcome()
         lc = state["lc"]
         opened = lc["open"]
         keep = explain_all
         # Judging a verdict touches only the alert of its own kind, so silence (its alert open) is judged last.
-        for kind, (score, threshold, explain) in worst.items():
+        for kind, (score, threshold, detector, context) in worst.items():
             # A normal judgement of a kind with no alert (open or muted) changes nothing: the lifecycle is skipped,
             # and the explanation is never built.
             judge = score >= threshold or kind in opened
             if not (judge or keep):
                 continue
-            v = explain()
+            v = detector.explain(obs, score, context)
             if keep:
                 outcome.verdicts.append(v)
             if judge:

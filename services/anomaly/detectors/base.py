@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from schemas.alerts import AlertKind, ContributingReading, Explanation
 from schemas.common import Severity
@@ -90,17 +89,17 @@ class Verdict:
         )
 
 
-# What a detector returns for a reading it judged: the score now, and a function that explains it (the Verdict).
-# Almost every reading is normal with no alert open, and building the explanation costs more than the judging, so
-# the engine asks for it only when the score fires, an alert of the kind is open, or a replay wants every score.
-Judgement = tuple[float, Callable[[], Verdict]]
+# What a detector returns for a reading it judged: the score, and what its `explain` needs to turn that score into
+# a Verdict later (usually the metric's View). Almost every reading is normal with no alert open, and building the
+# explanation costs more than the judging, so the engine asks for it only when the score fires, an alert of the
+# kind is open, or a replay wants every score.
+Judgement = tuple[float, Any]
 
 
 class Detector:
-    """Base of every detector. `observe` reads shared metric views and its own small JSON-able state dict.
-
-    A detector's kind, threshold and hysteresis are fixed; `observe` returns `(score, explain)` or None when it
-    cannot judge the reading (warming up, metric missing)."""
+    """Base of every detector. `observe` reads shared metric views and its own small JSON-able state dict and
+    returns `(score, context)`, or None when it cannot judge the reading (warming up, metric missing); `explain`
+    turns a judgement into the Verdict an alert carries. A detector's kind, threshold and hysteresis are fixed."""
 
     id: ClassVar[str]
     version: ClassVar[str]  # every detector declares its own; bump it whenever its scoring changes
@@ -120,10 +119,14 @@ class Detector:
     def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
         raise NotImplementedError
 
+    def explain(self, obs: Obs, score: float, context: Any) -> Verdict:
+        """The Verdict of a judgement `observe` made of `obs` (called right after it, before the next reading)."""
+        raise NotImplementedError
+
     def judge(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Verdict | None:
-        """`observe` with its explanation built: what tests and tools that look at one detector want."""
+        """`observe` and `explain` in one step: what tests and tools that look at one detector want."""
         judged = self.observe(st, obs, views, profile)
-        return None if judged is None else judged[1]()
+        return None if judged is None else self.explain(obs, *judged)
 
     def verdict(self, metric: str, observed: float, expected: float | None, score: float, summary: str,
                 contributing: tuple[Contribution, ...], severity: Severity | None = None) -> Verdict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemas.alerts import AlertKind
 from schemas.common import Severity
-from services.anomaly.detectors.base import Detector, Judgement, Obs, Profile, View, escalate
+from services.anomaly.detectors.base import Detector, Judgement, Obs, Profile, Verdict, View, escalate
 
 POWER = "activePower"
 
@@ -27,7 +27,10 @@ class Spike(Detector):
         z = (v.value - v.expected) / v.sigma
         if v.value < 1.3 * v.expected:
             z = min(z, self.clear_below * 0.99)  # a small relative change is not a spike, however steady the load
-        return z, lambda: self.verdict(
+        return z, v
+
+    def explain(self, obs: Obs, z: float, v: View) -> Verdict:
+        return self.verdict(
             POWER, v.value, v.expected, z,
             f"activePower {v.value:.4g} is {z:.1f} sigmas above the usual {v.expected:.4g} at this hour",
             ((obs.seq, obs.t, POWER, v.value),), escalate(self.severity, 1) if z >= 3 * self.threshold else None,
@@ -50,8 +53,10 @@ class Outage(Detector):
         v = views.get(POWER)
         if v is None or v.expected is None or v.expected < self.MIN_EXPECTED_KW:
             return None
-        score = max(0.0, 1.0 - max(v.value, 0.0) / v.expected)
-        return score, lambda: self.verdict(
+        return max(0.0, 1.0 - max(v.value, 0.0) / v.expected), v
+
+    def explain(self, obs: Obs, score: float, v: View) -> Verdict:
+        return self.verdict(
             POWER, v.value, v.expected, score,
             f"activePower {v.value:.4g} where {v.expected:.4g} is usual at this hour: supply looks lost",
             ((obs.seq, obs.t, POWER, v.value),),
@@ -81,9 +86,13 @@ class Drift(Detector):
         st["r"], st["n"] = level, n
         if n < self.WARMUP:
             return None
-        score = abs(level)
-        return score, lambda: self.verdict(
+        return abs(level), (v, level > 0)
+
+    def explain(self, obs: Obs, score: float, context: tuple[View, bool]) -> Verdict:
+        v, above = context
+        side = "above" if above else "below"
+        return self.verdict(
             POWER, v.value, v.expected, score,
-            f"activePower has stayed {'above' if level > 0 else 'below'} its baseline by {score:.1f} sigmas on average",
+            f"activePower has stayed {side} its baseline by {score:.1f} sigmas on average",
             ((obs.seq, obs.t, POWER, v.value),),
         )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from schemas.alerts import AlertKind
 from schemas.common import Severity
 from services.anomaly.detectors.base import Detector, Judgement, Obs, Profile, Verdict, View, escalate
@@ -11,7 +9,16 @@ from services.anomaly.detectors.base import Detector, Judgement, Obs, Profile, V
 QUIET_S = 3600.0  # one anomaly of a statistical kind = one alert; it resolves after an hour back to normal
 
 
-class AnomalousValue(Detector):
+class MetricDetector(Detector):
+    """A detector of one metric, named when it is built; its state key carries the metric."""
+
+    def __init__(self, metric: str, threshold: float | None = None) -> None:
+        super().__init__(threshold)
+        self.metric, self.metrics = metric, (metric,)
+        self.state_key = f"{self.id}/{metric}"
+
+
+class AnomalousValue(MetricDetector):
     """Robust z-score of a metric against its seasonal baseline (EWMA of mean and absolute deviation)."""
 
     id = "generic.anomalous_value"
@@ -22,25 +29,22 @@ class AnomalousValue(Detector):
     clear_fraction = 0.6
     quiet_s = QUIET_S
 
-    def __init__(self, metric: str, threshold: float | None = None) -> None:
-        super().__init__(threshold)
-        self.metrics = (metric,)
-        self.state_key = f"{self.id}/{metric}"
-
     def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
-        metric = self.metrics[0]
-        v = views.get(metric)
+        v = views.get(self.metric)
         if v is None or v.expected is None:
             return None
-        z = abs(v.value - v.expected) / v.sigma
-        return z, lambda: self.verdict(
+        return abs(v.value - v.expected) / v.sigma, v
+
+    def explain(self, obs: Obs, z: float, v: View) -> Verdict:
+        metric = self.metric
+        return self.verdict(
             metric, v.value, v.expected, z,
             f"{metric} {v.value:.4g} is {z:.1f} robust sigmas from its usual {v.expected:.4g} at this hour",
             ((obs.seq, obs.t, metric, v.value),), escalate(self.severity, 1) if z >= 2 * self.threshold else None,
         )
 
 
-class RapidChange(Detector):
+class RapidChange(MetricDetector):
     """A step between consecutive readings far larger than the metric's usual step (robust EWMA of |step|)."""
 
     id = "generic.rapid_change"
@@ -53,20 +57,15 @@ class RapidChange(Detector):
     WARMUP = 12
     SPREAD_SHARE = 0.1  # a step is judged against the usual step and a tenth of the range seen so far
 
-    def __init__(self, metric: str, threshold: float | None = None) -> None:
-        super().__init__(threshold)
-        self.metrics = (metric,)
-        self.state_key = f"{self.id}/{metric}"
-
     def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
-        metric = self.metrics[0]
-        v = views.get(metric)
+        v = views.get(self.metric)
         if v is None or v.prev is None:
             return None
         prev, hi = v.prev, v.hi
         step = abs(v.value - prev)
         usual, n = st.get("u", 0.0), st.get("n", 0)
-        scale = usual * 1.2533 + 0.001 * abs(prev) + 1e-6 + self.SPREAD_SHARE * (hi - v.lo if hi is not None else 0.0)
+        spread = hi - v.lo if hi is not None else 0.0
+        scale = usual * 1.2533 + 0.001 * abs(prev) + 1e-6 + self.SPREAD_SHARE * spread
         score = step / scale
         # Learn the usual step robustly: a huge step counts as at most 4 usual scales (min(step, 4 * scale)).
         counted = step
@@ -80,13 +79,18 @@ class RapidChange(Detector):
         st["n"] = n + 1
         if n < self.WARMUP:
             return None
-        return score, lambda: self.verdict(
-            metric, v.value, v.prev, score, f"{metric} jumped from {v.prev:.4g} to {v.value:.4g}, {score:.1f}x its usual step",
+        return score, v
+
+    def explain(self, obs: Obs, score: float, v: View) -> Verdict:
+        metric = self.metric
+        return self.verdict(
+            metric, v.value, v.prev, score,
+            f"{metric} jumped from {v.prev:.4g} to {v.value:.4g}, {score:.1f}x its usual step",
             ((obs.seq, obs.t, metric, v.value),),
         )
 
 
-class Flatline(Detector):
+class Flatline(MetricDetector):
     """A metric that normally varies repeats the exact same value for `threshold` readings: a stuck sensor."""
 
     id = "generic.flatline"
@@ -96,29 +100,31 @@ class Flatline(Detector):
     default_threshold = 12.0
     clear_fraction = 1.0 / 12.0  # any change of value clears it
 
-    def __init__(self, metric: str, threshold: float | None = None) -> None:
-        super().__init__(threshold)
-        self.metrics = (metric,)
-        self.state_key = f"{self.id}/{metric}"
-
     def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
-        metric = self.metrics[0]
-        v = views.get(metric)
+        v = views.get(self.metric)
         if v is None or v.sigma is None:
             return None
         if v.prev is not None and v.value == v.prev:
-            st["n"] = st.get("n", 1) + 1
+            n = st["n"] = st.get("n", 1) + 1
+            varies = st.get("varies", False)
         else:
-            st["n"], st["since"] = 1, obs.seq
+            n = st["n"] = 1
             # A signal that is constant by nature (its usual deviation is ~0) is not stuck when it stays constant.
-            st["varies"] = v.sigma > 1e-6 + 0.011 * abs(v.expected or 0.0)
-        if not st.get("varies", False):
+            varies = st["varies"] = v.sigma > 1e-6 + 0.011 * abs(v.expected or 0.0)
+        if not varies:
             return None
-        count = float(st["n"])
-        return count, lambda: self.verdict(
-            metric, v.value, v.expected, count, f"{metric} has repeated {v.value:.4g} for {int(count)} readings; it usually varies",
+        return float(n), v
+
+    def explain(self, obs: Obs, count: float, v: View) -> Verdict:
+        metric = self.metric
+        return self.verdict(
+            metric, v.value, v.expected, count,
+            f"{metric} has repeated {v.value:.4g} for {int(count)} readings; it usually varies",
             ((obs.seq, obs.t, metric, v.value),),
         )
+
+
+WITHIN_RANGE = (0.0, None)  # PhysicalRange's usual judgement: the same every time, so built once
 
 
 class PhysicalRange(Detector):
@@ -132,23 +138,24 @@ class PhysicalRange(Detector):
     clear_fraction = 1.0
 
     def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
-        if not profile.ranges:
+        ranges = profile.ranges
+        if not ranges:
             return None
         for metric, value in obs.metrics.items():
-            bounds = profile.ranges.get(metric)
+            bounds = ranges.get(metric)
             if bounds is not None and not bounds[0] <= value <= bounds[1]:
-                return 1.0, partial(self._outside, obs, metric, value, bounds)
-        return 0.0, self._within_range
+                return 1.0, (metric, value, bounds)
+        return WITHIN_RANGE
 
-    def _outside(self, obs: Obs, metric: str, value: float, bounds: tuple[float, float]) -> Verdict:
+    def explain(self, obs: Obs, score: float, outside: tuple[str, float, tuple[float, float]] | None) -> Verdict:
+        if outside is None:
+            return self.verdict("*", 0.0, None, 0.0, "every metric within its declared range", ())
+        metric, value, (lo, hi) = outside
         return self.verdict(
-            metric, value, bounds[0] if value < bounds[0] else bounds[1], 1.0,
-            f"{metric} {value:.4g} is outside its declared range [{bounds[0]:.4g}, {bounds[1]:.4g}]",
+            metric, value, lo if value < lo else hi, 1.0,
+            f"{metric} {value:.4g} is outside its declared range [{lo:.4g}, {hi:.4g}]",
             ((obs.seq, obs.t, metric, value),),
         )
-
-    def _within_range(self) -> Verdict:
-        return self.verdict("*", 0.0, None, 0.0, "every metric within its declared range", ())
 
 
 class Silence:

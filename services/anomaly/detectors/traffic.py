@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemas.alerts import AlertKind
 from schemas.common import Severity
-from services.anomaly.detectors.base import Detector, Judgement, Obs, Profile, View, escalate
+from services.anomaly.detectors.base import Detector, Judgement, Obs, Profile, Verdict, View, escalate
 
 SPEED, OCCUPANCY, INTENSITY = "averageVehicleSpeed", "occupancy", "intensity"
 
@@ -27,10 +27,14 @@ class Congestion(Detector):
         if v is None or v.expected is None or occupancy is None or v.expected <= 0:
             return None
         drop = 1.0 - v.value / v.expected
-        score = drop if occupancy >= self.MIN_OCCUPANCY else min(drop, 0.0)
-        return score, lambda: self.verdict(
+        return (drop if occupancy >= self.MIN_OCCUPANCY else min(drop, 0.0)), (v, occupancy)
+
+    def explain(self, obs: Obs, score: float, context: tuple[View, float]) -> Verdict:
+        v, occupancy = context
+        return self.verdict(
             SPEED, v.value, v.expected, score,
-            f"speed {v.value:.0f} km/h is {drop:.0%} below the usual {v.expected:.0f} km/h with occupancy {occupancy:.0%}",
+            f"speed {v.value:.0f} km/h is {1.0 - v.value / v.expected:.0%} below the usual {v.expected:.0f} km/h"
+            f" with occupancy {occupancy:.0%}",
             ((obs.seq, obs.t, SPEED, v.value), (obs.seq, obs.t, OCCUPANCY, occupancy)),
             Severity.HIGH if score >= 0.75 else None,
         )
@@ -57,7 +61,7 @@ class Incident(Detector):
         if ref is None:
             # Only a sudden fall counts: compare with the fast EWMA of the flow just before.
             if v.short < self.MIN_FLOW or v.expected is None:
-                return 0.0, lambda: self.verdict(INTENSITY, v.value, v.short, 0.0, "flow too low to judge", ())
+                return 0.0, (v, None)
             drop = 1.0 - v.value / v.short
             # ...and it must also be far below what this hour usually carries, not just noise on a quiet road.
             if drop >= self.threshold and (v.expected - v.value) < self.MIN_SIGMAS * v.sigma:
@@ -68,8 +72,14 @@ class Incident(Detector):
             drop = 1.0 - v.value / ref
             if drop < self.clear_below:
                 st.pop("ref", None)
-        return drop, lambda: self.verdict(
-            INTENSITY, v.value, ref or v.short, drop,
-            f"intensity collapsed to {v.value:.0f} from a recent flow of {(ref or v.short):.0f}",
+        return drop, (v, ref or v.short)
+
+    def explain(self, obs: Obs, drop: float, context: tuple[View, float | None]) -> Verdict:
+        v, flow = context  # the flow the drop is measured from; None: too low to judge
+        if flow is None:
+            return self.verdict(INTENSITY, v.value, v.short, 0.0, "flow too low to judge", ())
+        return self.verdict(
+            INTENSITY, v.value, flow, drop,
+            f"intensity collapsed to {v.value:.0f} from a recent flow of {flow:.0f}",
             ((obs.seq, obs.t, INTENSITY, v.value),), escalate(self.severity, 1) if drop >= 0.95 else None,
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemas.alerts import AlertKind
 from schemas.common import Severity
-from services.anomaly.detectors.base import Detector, Judgement, Obs, Profile, View
+from services.anomaly.detectors.base import Detector, Judgement, Obs, Profile, Verdict, View
 
 LEVEL, TEMPERATURE, METHANE = "fillingLevel", "temperature", "methaneConcentration"
 HOUR_S = 3600.0
@@ -24,7 +24,10 @@ class Overflow(Detector):
         level = obs.metrics.get(LEVEL)
         if level is None:
             return None
-        return level, lambda: self.verdict(
+        return level, None
+
+    def explain(self, obs: Obs, level: float, context: None) -> Verdict:
+        return self.verdict(
             LEVEL, level, self.threshold, level, f"bin is {level:.0%} full (threshold {self.threshold:.0%})",
             ((obs.seq, obs.t, LEVEL, level),), Severity.HIGH if level >= 0.98 else None,
         )
@@ -63,11 +66,14 @@ class AbnormalFillRate(Detector):
         st["m"], st["n"] = mean + alpha * (capped - mean), n + 1
         if n < self.WARMUP:
             return None
-        score = z if rate >= self.MIN_RATE else min(z, 0.0)
-        return score, lambda: self.verdict(
+        return (z if rate >= self.MIN_RATE else min(z, 0.0)), (v, rate, mean, prev_seq)
+
+    def explain(self, obs: Obs, score: float, context: tuple[View, float, float, int | None]) -> Verdict:
+        v, rate, mean, prev_seq = context  # the usual rate before this reading was learned
+        return self.verdict(
             LEVEL, rate, mean, score, f"filling at {rate:.2f}/h against a usual {mean:.3f}/h",
-            ((prev_seq, prev_t, LEVEL, prev), (obs.seq, t, LEVEL, v.value)) if prev_seq is not None
-            else ((obs.seq, t, LEVEL, v.value),),
+            ((prev_seq, v.prev_t, LEVEL, v.prev), (obs.seq, obs.t, LEVEL, v.value)) if prev_seq is not None
+            else ((obs.seq, obs.t, LEVEL, v.value),),
         )
 
 
@@ -104,11 +110,13 @@ class FireRisk(Detector):
             candidate = methane / self.MAX_METHANE_PPM
             if candidate > score:
                 score, metric, observed, expected, what = candidate, METHANE, methane, self.MAX_METHANE_PPM, _GAS
-        return score, lambda: self.verdict(
-            metric, observed, expected, score,
-            f"fire risk: {_fire_cause(what, temperature, methane, v)} (score {score:.2f})",
-            ((obs.seq, obs.t, metric, observed),),
-        )
+        return score, (metric, observed, expected, what, v)
+
+    def explain(self, obs: Obs, score: float, context: tuple) -> Verdict:
+        metric, observed, expected, what, v = context  # the worst candidate and the temperature's view
+        cause = _fire_cause(what, obs.metrics.get(TEMPERATURE), obs.metrics.get(METHANE), v)
+        return self.verdict(metric, observed, expected, score, f"fire risk: {cause} (score {score:.2f})",
+                            ((obs.seq, obs.t, metric, observed),))
 
 
 _NONE, _HOT, _RISE, _GAS = range(4)  # which fire-risk candidate is the worst
@@ -157,8 +165,11 @@ class MissedCollection(Detector):
             full = None
         usual = max(st.get("iv") or self.DEFAULT_INTERVAL_S, HOUR_S)
         duration = obs.t - full[1] if full else 0.0
-        score = duration / usual
-        return score, lambda: self.verdict(
+        return duration / usual, (v, duration, usual, full)
+
+    def explain(self, obs: Obs, score: float, context: tuple[View, float, float, list | None]) -> Verdict:
+        v, duration, usual, full = context
+        return self.verdict(
             LEVEL, duration / HOUR_S, usual / HOUR_S, score,
             f"bin full for {duration / HOUR_S:.1f} h; it is usually emptied every {usual / HOUR_S:.1f} h",
             # The reading that made it full (its own value; states before 1.1.0 kept none) and the latest one.
