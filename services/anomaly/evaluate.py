@@ -27,11 +27,11 @@ class Run:
 
 def citystream(times: list[float], values: list[float], scale: float = 1.0) -> Run:
     engine = Engine("energy", "generic", scale=scale, with_rollups=False)
-    state, found = engine.new_state(), []
+    state, found, profile = engine.new_state(), [], Profile()
     started = time.perf_counter()
     for i, (t, x) in enumerate(zip(times, values, strict=True)):
-        if any(e.event_type == AlertEventType.OPENED for e in engine.observe(state, Obs("nab", i, t, {"value": x}),
-                                                                              Profile()).events):
+        events = engine.observe(state, Obs("nab", i, t, {"value": x}), profile).events
+        if any(e.event_type == AlertEventType.OPENED for e in events):
             found.append(i)
     return Run(found, time.perf_counter() - started, len(times))
 
@@ -61,6 +61,11 @@ def zscore(times: list[float], values: list[float], threshold: float = 4.0, wind
     return Run(found, time.perf_counter() - started, len(values))
 
 
+# Wall time on a shared machine is timed as the best of this many passes (the least disturbed one, as `timeit`
+# reports it); the detections come from the first pass (every pass finds the same ones).
+TIMED_PASSES = 3
+
+
 def null(times: list[float], values: list[float]) -> Run:
     return Run([], 0.0, len(values))
 
@@ -85,7 +90,10 @@ def nab_table(root: Path) -> list[dict]:
                 row[f"{profile} ({tag})"] = nab.normalised(corpus, detections, profile)
         runs = results[best].values()
         readings = sum(r.readings for r in runs)
-        row["us/reading"] = 1e6 * sum(r.seconds for r in runs) / readings
+        passes = [sum(r.seconds for r in runs)]
+        if runner is not None:
+            passes += [sum(runner(s.times, s.values, best).seconds for s in corpus) for _ in range(TIMED_PASSES - 1)]
+        row["us/reading"] = 1e6 * min(passes) / readings
         row["detections"] = sum(len(r.detections) for r in runs)
         rows.append(row)
     return rows
@@ -93,15 +101,15 @@ def nab_table(root: Path) -> list[dict]:
 
 def _scenario_detections(sc: scenarios.Scenario) -> tuple[list[tuple[float, str]], float]:
     engine = Engine(sc.domain, with_rollups=False)
-    state, found, clock = engine.new_state(), [], sc.readings[0].t
+    state, found, clock, profile = engine.new_state(), [], sc.readings[0].t, Profile()
     started = time.perf_counter()
     for obs in sc.readings:
         while clock + sc.interval_s < obs.t:  # the worker's timer keeps running through a silence
             clock += sc.interval_s
             found += [(e.occurred_at.timestamp(), e.kind.value) for e in engine.tick(state, obs.sensor_id, clock,
-                      Profile()).events if e.event_type == AlertEventType.OPENED]
+                      profile).events if e.event_type == AlertEventType.OPENED]
         clock = obs.t
-        found += [(e.occurred_at.timestamp(), e.kind.value) for e in engine.observe(state, obs, Profile()).events
+        found += [(e.occurred_at.timestamp(), e.kind.value) for e in engine.observe(state, obs, profile).events
                   if e.event_type == AlertEventType.OPENED]
     return found, time.perf_counter() - started
 
@@ -113,6 +121,7 @@ def scenario_table(seed: int = 0) -> list[dict]:
     for name in scenarios.SPECS:
         sc = scenarios.generate(name, seed)
         found, seconds = _scenario_detections(sc)
+        seconds = min([seconds] + [_scenario_detections(sc)[1] for _ in range(TIMED_PASSES - 1)])
         series = [o.metrics.get(sc.primary) for o in sc.readings]
         kept = [(o.t, x) for o, x in zip(sc.readings, series, strict=True) if x is not None]
         z = zscore([t for t, _ in kept], [x for _, x in kept])
