@@ -4,6 +4,9 @@
 - `database_url` (session): a fresh database for this run, migrated; dropped afterwards.
 - `fresh_database_url`: a new empty migrated database for one test (slower; only when a test needs empty tables).
 - `topic_prefix`: a unique prefix per test; `kafka_topics` creates the whole catalogue under it.
+- `anomaly_app_id`: a unique Faust app id per test (its changelog topics start with it).
+Every topic under a prefix or app id handed out here is deleted when the session ends: thousands of leftover
+test partitions made the local broker take minutes to start.
 - `settings`: CommonSettings pointing at all of the above.
 """
 
@@ -17,12 +20,15 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.common.kafka import create_topics
+from services.common.kafka import create_topics, delete_topics_with_prefixes
 from services.common.migrate import migrate
 from services.common.settings import CommonSettings
 from tests.support.infra import Infrastructure, resolve
 
 TESTS_DIR = Path(__file__).resolve().parent
+# Topic-name prefixes handed out this session, and the brokers tests talked to: cleaned up in pytest_sessionfinish.
+HANDED_OUT_PREFIXES: set[str] = set()
+BROKERS_USED: set[str] = set()
 
 
 def pytest_collection_modifyitems(config, items):
@@ -83,15 +89,34 @@ def fresh_database_url(infrastructure: Infrastructure) -> Iterator[str]:
     asyncio.run(_drop_database(infrastructure.admin_database_url, url))
 
 
+def pytest_sessionfinish(session, exitstatus):
+    for bootstrap in BROKERS_USED:
+        try:
+            asyncio.run(delete_topics_with_prefixes(bootstrap, HANDED_OUT_PREFIXES))
+        except Exception as problem:  # noqa: BLE001 - leftover topics cost disk and start-up time, not results
+            print(f"\ncould not delete this session's test topics on {bootstrap}: {problem!r}")
+
+
 @pytest.fixture
 def kafka_bootstrap(infrastructure: Infrastructure) -> str:
+    BROKERS_USED.add(infrastructure.kafka_bootstrap)
     return infrastructure.kafka_bootstrap
 
 
 @pytest.fixture
 def topic_prefix() -> str:
     """Unique per test, so tests never read each other's records."""
-    return f"test.{uuid.uuid4().hex[:10]}."
+    prefix = f"test.{uuid.uuid4().hex[:10]}."
+    HANDED_OUT_PREFIXES.add(prefix)
+    return prefix
+
+
+@pytest.fixture
+def anomaly_app_id() -> str:
+    """Unique per test, so two tests' anomaly workers never share a consumer group or changelog."""
+    app_id = f"test-anomaly-{uuid.uuid4().hex[:8]}"
+    HANDED_OUT_PREFIXES.add(app_id)
+    return app_id
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -35,7 +34,7 @@ from citystream.simulate.clients import RegisterClient
 from citystream.simulate.settings import SimulateSettings
 from schemas.common import Domain
 from schemas.topics import ALERTS, RAW_READINGS, readings_topic
-from services.common.kafka import create_topics
+from services.common.kafka import create_topics, delete_topics_with_prefixes
 from services.common.migrate import migrate
 
 log = logging.getLogger(__name__)
@@ -212,15 +211,10 @@ class Bench:
         return self.result
 
     async def _delete_topics(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
         try:
-            await admin.start()
-            try:
-                mine = [name for name in await admin.list_topics() if name.startswith(self.prefix)]
-                if mine:
-                    await admin.delete_topics(mine)
-            finally:
-                await admin.close()
+            # The run's catalogue topics, and the changelogs of its anomaly worker and Kafka-native gate (Faust apps).
+            await delete_topics_with_prefixes(self.settings.kafka_bootstrap, [
+                self.prefix, f"bench-anomaly-{self.run_id}", f"bench-gate-{self.run_id}"])
         except KafkaError as problem:  # leftover topics cost disk, not correctness
             log.warning("could not delete the run's topics %s*: %r", self.prefix, problem)
 

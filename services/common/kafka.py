@@ -109,3 +109,20 @@ def topic_outcomes(response: dict) -> tuple[list[str], list[tuple[str, str]]]:
         else:
             refused.append((name, outcome.get("error_message") or f"error code {code}"))
     return created, refused
+
+
+async def delete_topics_with_prefixes(bootstrap: str, prefixes: Iterable[str], *, batch: int = 200) -> list[str]:
+    """Delete every topic whose name starts with one of `prefixes` (a benchmark's or a test run's own topics,
+    Faust's changelogs under an app id included). Returns the names asked for; the broker deletes asynchronously."""
+    prefixes = tuple(prefixes)
+    if not prefixes:
+        return []
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=60_000)
+    await admin.start()
+    try:
+        names = sorted(name for name in await admin.list_topics() if name.startswith(prefixes))
+        for start in range(0, len(names), batch):  # one request per batch keeps each under the request timeout
+            await admin.delete_topics(names[start:start + batch], timeout_ms=60_000)
+        return names
+    finally:
+        await admin.close()

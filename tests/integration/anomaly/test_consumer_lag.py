@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 
 import httpx
 
@@ -56,10 +55,11 @@ async def produce_backlog(bootstrap: str, topic: str) -> int:
     return len(sends)
 
 
-async def test_lag_shows_a_backlog_per_partition_and_returns_to_zero(kafka_bootstrap, kafka_topics, tmp_path):
+async def test_lag_shows_a_backlog_per_partition_and_returns_to_zero(kafka_bootstrap, kafka_topics, tmp_path,
+                                                                    anomaly_app_id):
     topic = kafka_topics + readings_topic("traffic")
     partitions = {(topic, str(p)) for p in range(4)}  # the catalogue's readings topics have four
-    worker = Worker(kafka_bootstrap, kafka_topics, f"test-anomaly-lag-{uuid.uuid4().hex[:8]}",
+    worker = Worker(kafka_bootstrap, kafka_topics, anomaly_app_id,
                     tmp_path / "worker.log", CITYSTREAM_ANOMALY_LAG_INTERVAL_S="0.5")
     try:
         worker.start()

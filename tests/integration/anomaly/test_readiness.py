@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import uuid
 
 import httpx
 import orjson
@@ -43,8 +42,9 @@ async def fill_changelog(bootstrap: str, topic: str) -> None:
         await producer.stop()
 
 
-async def test_readyz_is_503_while_tables_recover_and_200_after(kafka_bootstrap, kafka_topics, tmp_path):
-    app_id = f"test-anomaly-rc-{uuid.uuid4().hex[:8]}"
+async def test_readyz_is_503_while_tables_recover_and_200_after(kafka_bootstrap, kafka_topics, tmp_path,
+                                                              anomaly_app_id):
+    app_id = anomaly_app_id
     await fill_changelog(kafka_bootstrap, f"{app_id}-sensor_to_state-changelog")
     worker = Worker(kafka_bootstrap, kafka_topics, app_id, tmp_path / "worker.log")
     with open(worker.log_path, "ab") as log:

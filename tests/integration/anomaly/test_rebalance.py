@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
 
 from schemas.topics import ALERTS, readings_topic
@@ -22,8 +21,9 @@ def opened(events: list[dict]) -> list[dict]:
     return [e for e in events if e["event_type"] == "opened" and e["sensor_id"] in SENSORS]
 
 
-async def test_a_rebalance_keeps_every_sensors_state_and_alerts(kafka_bootstrap, kafka_topics, tmp_path):
-    app_id = f"test-anomaly-rb-{uuid.uuid4().hex[:8]}"
+async def test_a_rebalance_keeps_every_sensors_state_and_alerts(kafka_bootstrap, kafka_topics, tmp_path,
+                                                               anomaly_app_id):
+    app_id = anomaly_app_id
     workers = [Worker(kafka_bootstrap, kafka_topics, app_id, tmp_path / f"worker{n}.log") for n in range(2)]
     energy, alerts = kafka_topics + readings_topic("energy"), kafka_topics + ALERTS
     try:

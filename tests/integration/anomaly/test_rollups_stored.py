@@ -33,7 +33,7 @@ async def wait_rows(database_url: str, query: str, arg: str, count: int, timeout
         await asyncio.sleep(0.5)
 
 
-async def test_worker_rollups_are_stored_by_the_sink(settings, tmp_path):
+async def test_worker_rollups_are_stored_by_the_sink(settings, tmp_path, anomaly_app_id):
     sensor = f"meter-roll-{uuid.uuid4().hex[:6]}"
     readings = [reading(sensor, i, T0 + i * 20, "energy", activePower=10.0 + i, voltage=230.0 - i) for i in range(9)]
     # What the worker should publish: the pure rollups of the same readings, every window closed (the timer
@@ -47,7 +47,7 @@ async def test_worker_rollups_are_stored_by_the_sink(settings, tmp_path):
     want = sorted((e.metric, e.window_start, e.count, e.min, e.max, e.mean, e.last) for e in expected)
     assert len(want) == 6  # 3 minutes x 2 metrics
 
-    worker = Worker(settings.kafka_bootstrap, settings.topic_prefix, f"test-anomaly-{uuid.uuid4().hex[:8]}",
+    worker = Worker(settings.kafka_bootstrap, settings.topic_prefix, anomaly_app_id,
                     tmp_path / "worker.log").start()
     sink = SinkWorker(IngestSettings(kafka_bootstrap=settings.kafka_bootstrap, database_url=settings.database_url,
                                      topic_prefix=settings.topic_prefix, instance_id=settings.instance_id))

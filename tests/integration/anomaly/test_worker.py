@@ -16,8 +16,8 @@ T0 = 1_767_600_000.0  # reading time; detection runs on observed_at, so history 
 
 
 @pytest.fixture
-def worker_factory(kafka_bootstrap, kafka_topics, tmp_path):
-    app_id = f"test-anomaly-{uuid.uuid4().hex[:8]}"
+def worker_factory(kafka_bootstrap, kafka_topics, tmp_path, anomaly_app_id):
+    app_id = anomaly_app_id
     started: list[Worker] = []
 
     def make(**env: str) -> Worker:

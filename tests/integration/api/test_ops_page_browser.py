@@ -74,11 +74,10 @@ async def feed_order(page) -> list[str]:
     return await page.locator("#feed li").evaluate_all("cards => cards.map(card => card.dataset.alertId)")
 
 
-async def test_alert_appears_live_and_is_acted_on_from_the_page(settings, tmp_path):
+async def test_alert_appears_live_and_is_acted_on_from_the_page(settings, tmp_path, anomaly_app_id):
     roles = await seed_city(settings)
     # The alert owner: the real anomaly worker, applying the page's commands (about 10 s to start).
-    worker = Worker(settings.kafka_bootstrap, settings.topic_prefix, f"test-ops-{uuid.uuid4().hex[:8]}",
-                    tmp_path / "anomaly.log")
+    worker = Worker(settings.kafka_bootstrap, settings.topic_prefix, anomaly_app_id, tmp_path / "anomaly.log")
     await asyncio.to_thread(worker.start)
     consumer = make_consumer(settings.kafka_bootstrap, None, settings.topic(ALERT_ACTIONS))
     await consumer.start()
