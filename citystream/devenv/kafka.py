@@ -175,7 +175,9 @@ def _write_config(settings: DevSettings, paths: KafkaPaths) -> None:
                 "group.initial.rebalance.delay.ms=0",
                 "log.retention.hours=168",
                 "log.segment.bytes=67108864",
-                "auto.create.topics.enable=true",
+                # Topics come from the catalogue (`citystream topics create`) and Faust's own admin requests; a
+                # producer or consumer naming a misspelt topic gets an error instead of a new, unwatched topic.
+                "auto.create.topics.enable=false",
                 "",
             ]
         )

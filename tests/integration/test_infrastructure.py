@@ -98,3 +98,23 @@ async def test_topics_are_created_as_the_catalogue_says_and_refusals_are_reporte
     broken = dataclasses.replace(CATALOGUE[0], name="broken.v1", cleanup_policy="sometimes")
     with pytest.raises(ConfigurationError, match=r"broken\.v1.*cleanup\.policy"):
         await create_topics(kafka_bootstrap, [broken], prefix=topic_prefix)
+
+
+async def test_a_misspelt_topic_is_refused_not_created(kafka_bootstrap, topic_prefix):
+    """The broker runs without auto-creation: only the catalogue's topics (and Faust's own) exist."""
+    from aiokafka.errors import KafkaError
+
+    misspelt = f"{topic_prefix}citystream.readings.trafic.v1"
+    producer = make_producer(kafka_bootstrap, "test-misspelt", request_timeout_ms=3000)
+    await producer.start()
+    try:
+        with pytest.raises(KafkaError):
+            await producer.send_and_wait(misspelt, b"{}", key=b"sensor-1")
+    finally:
+        await producer.stop()
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        assert misspelt not in await admin.list_topics()
+    finally:
+        await admin.close()

@@ -62,6 +62,7 @@ def kafka_container_environment(host_port: int) -> dict[str, str]:
         "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
         "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
         "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+        "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",  # as the local runtime: only catalogue and Faust topics
     }
 
 
