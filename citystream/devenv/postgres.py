@@ -112,6 +112,9 @@ def _initdb(settings: DevSettings) -> None:
             "shared_buffers = 256MB\n"
             "max_wal_size = 2GB\n"
             "timezone = 'UTC'\n"
+            "# Diagnostics: a lock wait over deadlock_timeout (1 s) and any statement over 5 s leave a log line.\n"
+            "log_lock_waits = on\n"
+            "log_min_duration_statement = 5000\n"
         )
     _chown_for_server(data)
 
