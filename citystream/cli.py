@@ -70,6 +70,51 @@ def topics_create() -> None:
     console.print(f"created {len(created)} topic(s): {', '.join(created) or 'all existed'}")
 
 
+@topics_app.command("delete")
+def topics_delete(
+    prefix: Annotated[list[str], typer.Option("--prefix", help="Delete topics whose name starts with this "
+                                              "(repeatable), e.g. test. or bench-anomaly-")],
+    yes: Annotated[bool, typer.Option("--yes", help="Delete; without it the matches are only listed")] = False,
+) -> None:
+    """Delete topics left by interrupted test or benchmark runs. Never the platform's own catalogue topics."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from schemas.topics import CATALOGUE
+    from services.common.kafka import delete_topics_with_prefixes
+
+    settings = CommonSettings()
+    if any(not p.strip() for p in prefix):
+        console.print("[red]error:[/red] --prefix must not be empty (it would match every topic)")
+        raise typer.Exit(code=2)
+    live = {settings.topic(spec.name) for spec in CATALOGUE}
+
+    async def matching() -> list[str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000)
+        await admin.start()
+        try:
+            return sorted(name for name in await admin.list_topics() if name.startswith(tuple(prefix)))
+        finally:
+            await admin.close()
+
+    try:
+        names = asyncio.run(matching())
+        if live & set(names):
+            console.print(f"[red]error:[/red] --prefix matches the platform's own topics "
+                          f"({', '.join(sorted(live & set(names)))}); nothing deleted")
+            raise typer.Exit(code=2)
+        if yes:
+            names = asyncio.run(delete_topics_with_prefixes(settings.kafka_bootstrap, prefix))
+    except typer.Exit:
+        raise
+    except Exception as problem:  # aiokafka raises several unrelated types for "broker unreachable"
+        console.print(f"[red]error:[/red] could not list or delete topics on {settings.kafka_bootstrap}: "
+                      f"{problem!r}")
+        raise typer.Exit(code=1) from problem
+    verb = "deleting" if yes else "would delete (add --yes)"
+    console.print(f"{verb} {len(names)} topic(s){': ' if names else ''}{', '.join(names[:20])}"
+                  f"{' …' if len(names) > 20 else ''}")
+
+
 @topics_app.command("list")
 def topics_list() -> None:
     """Print the catalogue: name, partitions, cleanup policy, writer."""

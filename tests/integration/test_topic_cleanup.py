@@ -22,7 +22,7 @@ async def _topics(bootstrap: str) -> set[str]:
 
 async def test_only_the_topics_under_the_given_prefixes_are_deleted(kafka_bootstrap, topic_prefix):
     doomed, kept = topic_prefix, f"test.{uuid.uuid4().hex[:10]}."  # two sibling prefixes
-    created = await create_topics(kafka_bootstrap, prefix=doomed) + await create_topics(kafka_bootstrap, prefix=kept)
+    created = [name for prefix in (doomed, kept) for name in await create_topics(kafka_bootstrap, prefix=prefix)]
     assert any(name.startswith(kept) for name in created) and any(name.startswith(doomed) for name in created)
     try:
         asked = await delete_topics_with_prefixes(kafka_bootstrap, [doomed])
@@ -38,3 +38,26 @@ async def test_only_the_topics_under_the_given_prefixes_are_deleted(kafka_bootst
     finally:
         await delete_topics_with_prefixes(kafka_bootstrap, [kept])
     assert await delete_topics_with_prefixes(kafka_bootstrap, []) == []
+
+
+def test_topics_delete_lists_first_deletes_with_yes_and_never_touches_the_platforms_topics(
+        kafka_bootstrap, kafka_topics, monkeypatch):
+    from typer.testing import CliRunner
+
+    from citystream.cli import app
+    from schemas.topics import CATALOGUE
+
+    monkeypatch.setenv("CITYSTREAM_KAFKA_BOOTSTRAP", kafka_bootstrap)
+    monkeypatch.setenv("CITYSTREAM_TOPIC_PREFIX", kafka_topics)
+    runner = CliRunner()
+    # The prefix the platform itself runs under: its own catalogue topics are refused, nothing is deleted.
+    refused = runner.invoke(app, ["topics", "delete", "--prefix", kafka_topics, "--yes"])
+    assert refused.exit_code == 2 and "platform's own topics" in refused.output
+    assert runner.invoke(app, ["topics", "delete", "--prefix", ""]).exit_code == 2
+    monkeypatch.setenv("CITYSTREAM_TOPIC_PREFIX", "")  # now the test's topics are leftovers of another run
+    listed = runner.invoke(app, ["topics", "delete", "--prefix", kafka_topics])
+    assert listed.exit_code == 0 and "would delete" in listed.output
+    left = asyncio.run(_topics(kafka_bootstrap))
+    assert any(name.startswith(kafka_topics) for name in left), "listing deletes nothing"
+    deleted = runner.invoke(app, ["topics", "delete", "--prefix", kafka_topics, "--yes"])
+    assert deleted.exit_code == 0 and f"deleting {len(CATALOGUE)} topic(s)" in deleted.output, deleted.output
