@@ -1,0 +1,86 @@
+"""Known Faust bug, kept as a failing reproduction: records produced while a restarted worker joins are lost.
+
+A worker is killed after committing, restarted, and records are produced every 0.5 s while it starts, waits for
+the old member's session to expire, recovers its table and joins. On this machine (faust-streaming 0.15.3,
+Kafka 4.1.1) most runs lose 1-4 of those records on one partition, and in some the group's committed offset on
+that partition then stops advancing (a gap in Faust's acked offsets, which it never commits past). This matches
+faust-streaming/faust#596 (a race in recovery that drops queued messages and leaves gaps in the acked offsets).
+For CityStream it means readings judged by no detector after an anomaly-worker restart or rebalance under load,
+and a consumer lag that only grows (`citystream_anomaly_consumer_lag_records` and its alert rule show it).
+Marked xfail (not strict: some runs pass) until the worker no longer consumes through Faust's stream, or Faust
+fixes it; it is the test to make pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from services.common.kafka import make_consumer
+from tests.integration.test_faust_smoke import (
+    produce,
+    start_worker,
+    stop,
+    wait_for_committed,
+    wait_for_counts,
+)
+
+PAIRS_DURING_JOIN = 40  # one record per key every 0.5 s: 20 s, longer than the 10 s session the join waits for
+
+
+async def _committed_and_end(bootstrap: str, group: str, topic: str) -> tuple[dict[int, int], dict[int, int]]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+        committed = {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic}
+    finally:
+        await admin.close()
+    consumer = make_consumer(bootstrap, None)
+    await consumer.start()
+    try:
+        end = await consumer.end_offsets([TopicPartition(topic, p) for p in (0, 1)])
+    finally:
+        await consumer.stop()
+    return committed, {tp.partition: offset for tp, offset in end.items()}
+
+
+@pytest.mark.xfail(reason="faust-streaming/faust#596: records produced during a restarted worker's join are lost",
+                   strict=False)
+async def test_records_produced_while_a_restarted_worker_joins_are_all_counted_and_committed(
+        kafka_bootstrap, topic_prefix, tmp_path):
+    source, counts_topic = f"{topic_prefix}smoke.in", f"{topic_prefix}smoke.counts"
+    group = f"{topic_prefix}smoke-app"  # the smoke app's id
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(source, 2, 1), NewTopic(counts_topic, 1, 1)])
+    finally:
+        await admin.close()
+    counts = make_consumer(kafka_bootstrap, None, counts_topic)
+    await counts.start()
+    try:
+        first = start_worker(kafka_bootstrap, topic_prefix, tmp_path, "worker1.log")
+        await produce(kafka_bootstrap, source, ["north", "south"] * 5)
+        assert await wait_for_counts(counts, {"north": 5, "south": 5}, timeout_s=90) == {"north": 5, "south": 5}
+        assert await wait_for_committed(kafka_bootstrap, group, source, 10, timeout_s=30) == 10
+        stop(first, signal.SIGKILL)
+        second = start_worker(kafka_bootstrap, topic_prefix, tmp_path, "worker2.log")
+        try:
+            for _ in range(PAIRS_DURING_JOIN):
+                await produce(kafka_bootstrap, source, ["north", "south"])
+                await asyncio.sleep(0.5)
+            expected = {"north": 5 + PAIRS_DURING_JOIN, "south": 5 + PAIRS_DURING_JOIN}
+            seen = await wait_for_counts(counts, expected, timeout_s=40)
+            await asyncio.sleep(5)  # Faust commits every few seconds
+            committed, end = await _committed_and_end(kafka_bootstrap, group, source)
+            assert seen == expected, f"records lost during the join; committed {committed}, end offsets {end}"
+            assert committed == end, "the group's commit stopped short of the end: a gap Faust never commits past"
+        finally:
+            stop(second, signal.SIGTERM)
+    finally:
+        await counts.stop()
