@@ -185,8 +185,12 @@ def _write_config(settings: DevSettings, paths: KafkaPaths) -> None:
 
 
 def _cluster_id() -> str:
-    """A cluster id as Kafka writes them: URL-safe base64 of a random UUID, unpadded."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A cluster id as Kafka writes them: URL-safe base64 of a random UUID, unpadded, never starting with "-"
+    (as Kafka's own `Uuid.randomUuid` ensures: the storage tool would read such an id as an option, 1 in 64)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _check_meta_properties(meta: Path) -> None:

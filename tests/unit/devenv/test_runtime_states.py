@@ -115,3 +115,13 @@ def test_error_messages_keep_their_brackets(capsys):
     assert exit_info.value.exit_code == 1
     printed = " ".join(capsys.readouterr().err.split())
     assert "[signed-by=/usr/share/keyrings/x.gpg] [Errno 2]" in printed, printed
+
+
+def test_a_cluster_id_never_starts_with_a_dash_the_storage_tool_would_read_as_an_option(monkeypatch):
+    import uuid
+
+    # The first UUID encodes to "-" + ... (0xf8 → "-" in URL-safe base64); the second does not.
+    draws = iter([uuid.UUID(bytes=b"\xf8" + b"\x00" * 15), uuid.UUID(bytes=b"\x00" * 16)])
+    monkeypatch.setattr(kafka.uuid, "uuid4", lambda: next(draws))
+    cluster_id = kafka._cluster_id()
+    assert cluster_id == "AAAAAAAAAAAAAAAAAAAAAA" and not cluster_id.startswith("-")
