@@ -3,6 +3,7 @@ entrypoint."""
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from pydantic import Field
@@ -56,23 +57,20 @@ class AnomalySettings(CommonSettings):
                     "Faust's per-message path is mostly event-loop work (a task pair per message).")
 
     def loop(self) -> str:
-        if self.event_loop:
-            return self.event_loop
-        try:
-            import uvloop  # noqa: F401
-        except ImportError:
-            return "asyncio"
-        return "uvloop"
+        return self.event_loop or ("uvloop" if _imports("uvloop") else "asyncio")
 
     def table_store(self) -> str:
-        if self.store:
-            return self.store
-        try:
-            import rocksdict  # noqa: F401
-        except ImportError:
-            return "memory://"
-        return "rocksdb://"
+        return self.store or ("rocksdb://" if _imports("rocksdict") else "memory://")
 
     @property
     def datadir(self) -> Path:
         return self.data_dir / f"{self.app_id}-data"
+
+
+def _imports(module: str) -> bool:
+    """Whether an optional speed-up (uvloop, rocksdict) is installed and imports."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
