@@ -77,33 +77,22 @@ def topics_delete(
     yes: Annotated[bool, typer.Option("--yes", help="Delete; without it the matches are only listed")] = False,
 ) -> None:
     """Delete topics left by interrupted test or benchmark runs. Never the platform's own catalogue topics."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
     from schemas.topics import CATALOGUE
-    from services.common.kafka import delete_topics_with_prefixes
+    from services.common.kafka import delete_topics, topics_with_prefixes
 
     settings = CommonSettings()
     if any(not p.strip() for p in prefix):
         console.print("[red]error:[/red] --prefix must not be empty (it would match every topic)")
         raise typer.Exit(code=2)
     live = {settings.topic(spec.name) for spec in CATALOGUE}
-
-    async def matching() -> list[str]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000)
-        await admin.start()
-        try:
-            return sorted(name for name in await admin.list_topics() if name.startswith(tuple(prefix)))
-        finally:
-            await admin.close()
-
     try:
-        names = asyncio.run(matching())
+        names = asyncio.run(topics_with_prefixes(settings.kafka_bootstrap, prefix))
         if live & set(names):
             console.print(f"[red]error:[/red] --prefix matches the platform's own topics "
                           f"({', '.join(sorted(live & set(names)))}); nothing deleted")
             raise typer.Exit(code=2)
-        if yes:
-            names = asyncio.run(delete_topics_with_prefixes(settings.kafka_bootstrap, prefix))
+        if yes:  # exactly the topics checked above, not a second listing
+            asyncio.run(delete_topics(settings.kafka_bootstrap, names))
     except typer.Exit:
         raise
     except Exception as problem:  # aiokafka raises several unrelated types for "broker unreachable"

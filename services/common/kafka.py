@@ -111,18 +111,35 @@ def topic_outcomes(response: dict) -> tuple[list[str], list[tuple[str, str]]]:
     return created, refused
 
 
-async def delete_topics_with_prefixes(bootstrap: str, prefixes: Iterable[str], *, batch: int = 200) -> list[str]:
-    """Delete every topic whose name starts with one of `prefixes` (a benchmark's or a test run's own topics,
-    Faust's changelogs under an app id included). Returns the names asked for; the broker deletes asynchronously."""
+async def topics_with_prefixes(bootstrap: str, prefixes: Iterable[str]) -> list[str]:
+    """The topics whose name starts with one of `prefixes`, sorted (none for no prefix)."""
     prefixes = tuple(prefixes)
     if not prefixes:
         return []
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=60_000)
     await admin.start()
     try:
-        names = sorted(name for name in await admin.list_topics() if name.startswith(prefixes))
-        for start in range(0, len(names), batch):  # one request per batch keeps each under the request timeout
-            await admin.delete_topics(names[start:start + batch], timeout_ms=60_000)
-        return names
+        return sorted(name for name in await admin.list_topics() if name.startswith(prefixes))
     finally:
         await admin.close()
+
+
+async def delete_topics(bootstrap: str, names: list[str], *, batch: int = 200) -> None:
+    """Delete these topics; the broker deletes asynchronously."""
+    if not names:
+        return
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=60_000)
+    await admin.start()
+    try:
+        for start in range(0, len(names), batch):  # one request per batch keeps each under the request timeout
+            await admin.delete_topics(names[start:start + batch], timeout_ms=60_000)
+    finally:
+        await admin.close()
+
+
+async def delete_topics_with_prefixes(bootstrap: str, prefixes: Iterable[str]) -> list[str]:
+    """Delete every topic whose name starts with one of `prefixes` (a benchmark's or a test run's own topics,
+    Faust's changelogs under an app id included). Returns the names asked for."""
+    names = await topics_with_prefixes(bootstrap, prefixes)
+    await delete_topics(bootstrap, names)
+    return names
