@@ -127,16 +127,15 @@ class Engine:
         outcome = Outcome()
         lc = state["lc"]
         opened = lc["open"]
-        keep = explain_all
         # Judging a verdict touches only the alert of its own kind, so silence (its alert open) is judged last.
         for kind, (score, threshold, detector, context) in worst.items():
             # A normal judgement of a kind with no alert (open or muted) changes nothing: the lifecycle is skipped,
             # and the explanation is never built.
             judge = score >= threshold or kind in opened
-            if not (judge or keep):
+            if not (judge or explain_all):
                 continue
             v = detector.explain(obs, score, context)
-            if keep:
+            if explain_all:
                 outcome.verdicts.append(v)
             if judge:
                 event = self.lifecycle.judge(lc, obs.sensor_id, self.domain, v, obs.seq, t)
@@ -145,7 +144,7 @@ class Engine:
         if "silence" in opened:
             silence = self.silence.check(state["sil"], t if arrival is None else arrival, profile, obs.seq)
             if silence is not None:
-                if keep:
+                if explain_all:
                     outcome.verdicts.append(silence)
                 event = self.lifecycle.judge(lc, obs.sensor_id, self.domain, silence, obs.seq, t)
                 if event is not None:
