@@ -56,7 +56,7 @@ def _parse_time(text: str) -> float:
 
 async def _fetch(database_url: str, sensor: str, start: datetime, end: datetime):
     """The sensor's readings in [start, end) and its register row (None if the register does not know it)."""
-    from services.common.db import create_pool
+    from services.common.db import close_pool, create_pool
 
     pool = await create_pool(database_url)
     try:
@@ -66,7 +66,7 @@ async def _fetch(database_url: str, sensor: str, start: datetime, end: datetime)
         registered = await pool.fetchrow("SELECT domain, metrics, reporting_interval_s FROM register_sensors"
                                          " WHERE sensor_id = $1", sensor)
     finally:
-        await pool.close()
+        await close_pool(pool)
     return rows, registered
 
 

@@ -20,7 +20,7 @@ from services.api.routes import alerts, audit, live, ops, sensors
 from services.api.settings import ApiSettings, parse_tokens
 from services.api.state import ApiState
 from services.common.body_limit import BodySizeLimit
-from services.common.db import create_pool
+from services.common.db import close_pool, create_pool
 from services.common.kafka import make_producer
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ async def lifespan(app: FastAPI):
                 await task
         if state.producer is not None:
             await state.producer.stop()
-        await state.pool.close()
+        await close_pool(state.pool)
 
 
 async def _after(event: asyncio.Event, work) -> None:

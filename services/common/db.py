@@ -1,9 +1,16 @@
-"""asyncpg pool factory: JSON columns decoded with orjson, a short connect timeout so outages surface fast."""
+"""asyncpg pool factory: JSON columns decoded with orjson, a short connect timeout so outages surface fast; and a
+shutdown that cannot hang."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import asyncpg
 import orjson
+
+log = logging.getLogger(__name__)
+POOL_CLOSE_TIMEOUT_S = 10.0
 
 
 async def _init_connection(connection: asyncpg.Connection) -> None:
@@ -17,3 +24,17 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 8, **kwarg
     return await asyncpg.create_pool(
         dsn, min_size=min_size, max_size=max_size, init=_init_connection, timeout=5, command_timeout=60, **kwargs
     )
+
+
+async def close_pool(pool: asyncpg.Pool, timeout_s: float = POOL_CLOSE_TIMEOUT_S) -> bool:
+    """Close gracefully within `timeout_s`, else terminate (drop every socket). Returns True when it was graceful.
+
+    Why bounded: `Pool.close()` waits for every connection to be released, and asyncpg waits without a bound for
+    the server's acknowledgement of a cancelled query (MagicStack/asyncpg#1356). A task cancelled mid-query at
+    shutdown could hang the process for ever; terminating instead only drops what was never committed."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout_s)  # cancelled on timeout, Pool.close() then terminates
+        return True
+    except TimeoutError:
+        log.warning("database pool did not close within %.1f s; its connections were terminated", timeout_s)
+        return False

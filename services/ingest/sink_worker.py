@@ -89,7 +89,7 @@ class SinkWorker:
             await consumer.stop()
             await producer.stop()
             if self._connection is not None:
-                await self._connection.close()
+                await self._connection.close(timeout=5)  # bounded: a stuck server must not hang the stop
                 self._connection = None
 
     async def _store(self, consumer, dead_letters: Publisher, batch: dict) -> None:

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from schemas.topics import BY_NAME, REGISTER_SENSORS
 from services.common.body_limit import BodySizeLimit
-from services.common.db import create_pool
+from services.common.db import close_pool, create_pool
 from services.common.kafka import broker_answers, create_topics, make_producer
 from services.common.metrics import metrics_payload
 from services.register import routes_access, routes_public, routes_sensors
@@ -44,17 +44,15 @@ def create_app(settings: RegisterSettings, *, clock: Callable[[], datetime] = ut
         credentials = CredentialService(pool, rotation_overlap_s=settings.register_rotation_overlap_s,
                                         on_commit=relay.wake, clock=clock)
         app.state.register = RegisterContext(settings, pool, producer, relay, service, credentials, clock)
-        relay_task = asyncio.create_task(relay.run(), name="outbox-relay") if settings.register_relay_enabled else None
-        log.info("register ready: topic %s, relay %s", topic, "on" if relay_task else "off")
+        if settings.register_relay_enabled:
+            relay.start()
+        log.info("register ready: topic %s, relay %s", topic, "on" if settings.register_relay_enabled else "off")
         try:
             yield
         finally:
-            if relay_task:
-                relay_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await relay_task
+            await relay.stop()
             await producer.stop()
-            await pool.close()
+            await close_pool(pool)
 
     # Deny by default: every route (the docs included, hence no built-in docs routes) declares its access policy.
     app = FastAPI(title="CityStream sensor register", version="1.0.0", lifespan=lifespan,

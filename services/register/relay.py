@@ -7,6 +7,7 @@ Sending twice is harmless: the topic is compacted and gates keep the highest ver
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import asyncpg
@@ -30,6 +31,8 @@ class OutboxRelay:
                  poll_s: float = 0.5) -> None:
         self.pool, self.producer, self.topic, self.produced_by, self.poll_s = pool, producer, topic, produced_by, poll_s
         self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task | None = None
 
     def wake(self) -> None:
         """Called after a commit so the change goes out now rather than at the next poll."""
@@ -77,16 +80,38 @@ class OutboxRelay:
                 log.info("published %d register change(s) to %s", len(rows), self.topic)
         return len(rows)
 
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name="outbox-relay")
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Let the pass in progress finish, then end `run`; cancel it only if that takes longer than `timeout_s`.
+
+        Why not just cancel: a cancel that lands mid-query makes asyncpg cancel the statement on the server and wait,
+        unbounded, for the acknowledgement (MagicStack/asyncpg#1356); a register shutdown once hung there for
+        minutes. What a cut-short pass leaves unstamped is sent again by the next relay (sending twice is harmless)."""
+        if self._task is None:
+            return
+        task, self._task = self._task, None
+        self._stopping = True
+        self._wakeup.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout_s)
+        except TimeoutError:
+            log.warning("outbox relay pass still running after %.1f s; cancelling it", timeout_s)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(task, timeout_s)
+
     async def run(self) -> None:
-        """Reconcile, then drain the outbox whenever woken (or every poll interval) until cancelled."""
+        """Reconcile, then drain the outbox whenever woken (or every poll interval) until stopped or cancelled."""
         backoff_s = self.poll_s
         reconciled = False
-        while True:
+        while not self._stopping:
             try:
                 if not reconciled:
                     await self.reconcile()
                     reconciled = True
-                while await self.publish_pending() == BATCH:
+                while await self.publish_pending() == BATCH and not self._stopping:
                     pass
                 backoff_s = self.poll_s
             except asyncio.CancelledError:
