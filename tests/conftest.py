@@ -13,6 +13,8 @@ test partitions made the local broker take minutes to start.
 from __future__ import annotations
 
 import asyncio
+import signal
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -87,6 +89,26 @@ def fresh_database_url(infrastructure: Infrastructure) -> Iterator[str]:
     url = asyncio.run(_create_database(infrastructure.admin_database_url))
     yield url
     asyncio.run(_drop_database(infrastructure.admin_database_url, url))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_timeout_set_timer(item, settings):
+    """On a timeout, print where every asyncio task of the test's loop is waiting before pytest-timeout fails it.
+
+    Why: its own dump shows only threads, and for an async test that is the event loop idling in select(); the
+    task stacks say which await never returned (a teardown hung once in the database pool's shutdown)."""
+    handled = yield
+    fail = signal.getsignal(signal.SIGALRM)
+    if settings.method == "signal" and callable(fail):
+        def dump_tasks_then_fail(signum, frame):
+            loop = asyncio._get_running_loop()
+            if loop is not None:
+                print(f"\n--- asyncio tasks at the timeout of {item.nodeid} ---", file=sys.stderr)
+                for task in asyncio.all_tasks(loop):
+                    task.print_stack(file=sys.stderr)
+            fail(signum, frame)
+        signal.signal(signal.SIGALRM, dump_tasks_then_fail)
+    return handled
 
 
 def pytest_sessionfinish(session, exitstatus):
