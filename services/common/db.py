@@ -27,7 +27,7 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 8, **kwarg
 
 
 async def close_pool(pool: asyncpg.Pool, timeout_s: float = POOL_CLOSE_TIMEOUT_S) -> bool:
-    """Close gracefully within `timeout_s`, else terminate (drop every socket). Returns True when it was graceful.
+    """Close gracefully within `timeout_s`, else terminate (drop every socket); True when it was graceful.
 
     Why bounded: `Pool.close()` waits for every connection to be released, and asyncpg waits without a bound for
     the server's acknowledgement of a cancelled query (MagicStack/asyncpg#1356). A task cancelled mid-query at

@@ -28,7 +28,9 @@ def start_worker(bootstrap: str, prefix: str, tmp_path: Path, log_name: str) -> 
     }
     with open(tmp_path / log_name, "wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "faust", "-A", "tests.support.faust_smoke_app", "worker", "-l", "info"],
+            # --without-web: the CLI turns the web server on whatever the app says; two workers would share 6066.
+            [sys.executable, "-m", "faust", "-A", "tests.support.faust_smoke_app", "worker", "--without-web",
+             "-l", "info"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 

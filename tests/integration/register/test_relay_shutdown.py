@@ -39,8 +39,8 @@ async def _declared_with_relay_off(settings, organisation) -> str:
 
 
 async def _unpublished(pool, sensor_id: str) -> int:
-    return await pool.fetchval("SELECT count(*) FROM register_outbox WHERE sensor_id = $1 AND published_at IS NULL",
-                               sensor_id)
+    return await pool.fetchval(
+        "SELECT count(*) FROM register_outbox WHERE sensor_id = $1 AND published_at IS NULL", sensor_id)
 
 
 async def test_stop_lets_the_pass_in_progress_finish_instead_of_cancelling_it(settings, organisation):
