@@ -60,6 +60,8 @@ class RegisterService:
         async with self.pool.acquire() as conn, conn.transaction():
             before, credentials = await lock_sensor(conn, principal, sensor_id)
             refuse_retired(before, "a retired sensor cannot change")
+            if not changes:  # a new version that changes nothing would still reach every gate and the audit trail
+                raise RegisterError(422, "EMPTY_UPDATE", None, "the update names no field; send the fields to change")
             merged = {**before, **changes}
             now = self.clock()
             if "metrics" in changes:

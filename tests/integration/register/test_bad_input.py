@@ -51,6 +51,15 @@ async def test_patch_with_an_explicit_null_is_refused_naming_the_field(client, o
     assert before[0]["version"] == 1
 
 
+async def test_an_empty_patch_is_refused_and_makes_no_new_version(client, organisation, snapshot):
+    sensor_id = await _declared(client, organisation)
+    before = await snapshot(sensor_id)
+    response = await client.patch(f"/v1/sensors/{sensor_id}", json={}, headers=ADMIN)
+    assert response.status_code == 422, response.text
+    assert (response.json()["reason"], response.json()["field"]) == ("EMPTY_UPDATE", None)
+    assert await snapshot(sensor_id) == before
+
+
 async def test_patch_null_clears_only_clearable_fields(client, organisation, snapshot):
     sensor_id = await _declared(client, organisation, privacy_statement_url="https://example.org/privacy")
     response = await client.patch(f"/v1/sensors/{sensor_id}", json={"active_until": None,
