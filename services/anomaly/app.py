@@ -28,6 +28,7 @@ from services.anomaly.engine import Engine, Outcome
 from services.anomaly.lag import BrokerOffsets, ConsumerProgress
 from services.anomaly.lifecycle import LifecycleConfig
 from services.anomaly.outbox import Outbox
+from services.anomaly.recovery import SEEK_FIRST_TABLE_MANAGER
 from services.anomaly.register_view import RegisterView
 from services.anomaly.sensors import SensorStates
 from services.anomaly.settings import AnomalySettings
@@ -46,6 +47,8 @@ app = faust.App(
     # Throughput: the agents take batches (settings.batch_max), so fetch and produce in batches too.
     broker_max_poll_records=settings.batch_max, producer_linger=settings.producer_linger_s,
     producer_max_batch_size=512 * 1024,
+    # Stream partitions resume only after the seek to their committed offsets (faust-streaming/faust#596).
+    TableManager=SEEK_FIRST_TABLE_MANAGER,
 )
 # Values are encoded by services/anomaly/state.py (compact JSON / binary); value_type=bytes = raw serializer.
 sensor_to_state = app.Table("sensor_to_state", default=None, partitions=4, key_type=str, value_type=bytes)

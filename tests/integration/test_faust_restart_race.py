@@ -1,14 +1,11 @@
-"""Known Faust bug, kept as a failing reproduction: records produced while a restarted worker joins are lost.
+"""Records produced while a restarted Faust worker joins are each processed exactly once, and all committed.
 
 A worker is killed after committing, restarted, and records are produced every 0.5 s while it starts, waits for
-the old member's session to expire, recovers its table and joins. On this machine (faust-streaming 0.15.3,
-Kafka 4.1.1) most runs lose 1-4 of those records on one partition, and in some the group's committed offset on
-that partition then stops advancing (a gap in Faust's acked offsets, which it never commits past). This matches
-faust-streaming/faust#596 (a race in recovery that drops queued messages and leaves gaps in the acked offsets).
-For CityStream it means readings judged by no detector after an anomaly-worker restart or rebalance under load,
-and a consumer lag that only grows (`citystream_anomaly_consumer_lag_records` and its alert rule show it).
-Marked xfail (not strict: some runs pass) until the worker no longer consumes through Faust's stream, or Faust
-fixes it; it is the test to make pass.
+the old member's session to expire, recovers its table and joins. With Faust's stock recovery (faust-streaming
+0.15.3, `SMOKE_TABLE_MANAGER=faust.tables:TableManager`) most runs on this machine lost or double-counted 1-4 of
+those records on a partition, and in some the group's commit on a partition stopped advancing
+(faust-streaming/faust#596): stream partitions resumed before their seek to the committed offset. The worker here
+runs the anomaly worker's seek-first recovery (services/anomaly/recovery.py), which resumes them last.
 """
 
 from __future__ import annotations
@@ -16,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import signal
 
-import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -49,8 +45,6 @@ async def _committed_and_end(bootstrap: str, group: str, topic: str) -> tuple[di
     return committed, {tp.partition: offset for tp, offset in end.items()}
 
 
-@pytest.mark.xfail(reason="faust-streaming/faust#596: records produced during a restarted worker's join are lost",
-                   strict=False)
 async def test_records_produced_while_a_restarted_worker_joins_are_all_counted_and_committed(
         kafka_bootstrap, topic_prefix, tmp_path):
     source, counts_topic = f"{topic_prefix}smoke.in", f"{topic_prefix}smoke.counts"

@@ -1,7 +1,8 @@
 """A minimal Faust app for the smoke test: counts records per key in a changelog-backed table.
 
 Configured by env (the test runs it as a subprocess worker):
-SMOKE_BOOTSTRAP, SMOKE_APP_ID, SMOKE_PREFIX, SMOKE_DATADIR.
+SMOKE_BOOTSTRAP, SMOKE_APP_ID, SMOKE_PREFIX, SMOKE_DATADIR; SMOKE_TABLE_MANAGER (default: the anomaly worker's
+seek-first one; `faust.tables:TableManager` runs Faust's stock recovery, to compare).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import os
 
 import faust
+
+from services.anomaly.recovery import SEEK_FIRST_TABLE_MANAGER
 
 app = faust.App(
     os.environ.get("SMOKE_APP_ID", "citystream-smoke"),
@@ -21,6 +24,7 @@ app = faust.App(
     # A killed worker's partitions wait for its session to expire before the restarted one gets them.
     broker_session_timeout=10.0,
     broker_heartbeat_interval=2.0,
+    TableManager=os.environ.get("SMOKE_TABLE_MANAGER", SEEK_FIRST_TABLE_MANAGER),
 )
 prefix = os.environ.get("SMOKE_PREFIX", "")
 source_topic = app.topic(f"{prefix}smoke.in", key_serializer="raw", value_serializer="raw", partitions=2)
