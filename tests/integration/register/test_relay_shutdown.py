@@ -8,6 +8,7 @@ import time
 
 import asyncpg
 import httpx
+import pytest
 
 from schemas.topics import REGISTER_SENSORS
 from services.common.db import close_pool, create_pool
@@ -43,51 +44,48 @@ async def _unpublished(pool, sensor_id: str) -> int:
         "SELECT count(*) FROM register_outbox WHERE sensor_id = $1 AND published_at IS NULL", sensor_id)
 
 
-async def test_stop_lets_the_pass_in_progress_finish_instead_of_cancelling_it(settings, organisation):
+@pytest.fixture
+async def relay_mid_pass(settings, organisation):
+    """A relay started on a declared sensor's pending row, caught mid-pass: in its transaction, waiting on a held
+    broker send. Yields (relay, its task, the held producer, the pool, the sensor id)."""
     sensor_id = await _declared_with_relay_off(settings, organisation)
     pool = await create_pool(settings.database_url)
-    producer = make_producer(settings.kafka_bootstrap, "register-shutdown", linger_ms=0)
+    producer = make_producer(settings.kafka_bootstrap, f"register-shutdown-{sensor_id}", linger_ms=0)
     await producer.start()
     try:
         held = HeldProducer(producer)
         relay = OutboxRelay(pool, held, settings.topic(REGISTER_SENSORS), "register/shutdown", poll_s=0.1)
         relay.start()
         task = relay._task
-        await asyncio.wait_for(held.sending.wait(), 20)  # mid-pass: in its transaction, waiting on the broker
-        stopping = asyncio.create_task(relay.stop(timeout_s=20))
-        await asyncio.sleep(0.5)
-        assert not stopping.done()  # it waits for the pass rather than cancelling it
-        held.gate.set()
-        await asyncio.wait_for(stopping, 25)
-        assert task.done() and not task.cancelled() and task.exception() is None
-        assert await _unpublished(pool, sensor_id) == 0  # the pass finished: sent and stamped
-        register = await wait_for_record(settings, sensor_id, lambda r: r is not None)
-        assert register[sensor_id].version == 1
-    finally:
-        await producer.stop()
-        assert await close_pool(pool) is True
-
-
-async def test_a_pass_stuck_past_the_bound_is_cancelled_and_its_rows_stay_pending(settings, organisation):
-    sensor_id = await _declared_with_relay_off(settings, organisation)
-    pool = await create_pool(settings.database_url)
-    producer = make_producer(settings.kafka_bootstrap, "register-shutdown-stuck", linger_ms=0)
-    await producer.start()
-    try:
-        held = HeldProducer(producer)  # the gate never opens: a broker that never acknowledges
-        relay = OutboxRelay(pool, held, settings.topic(REGISTER_SENSORS), "register/shutdown-stuck", poll_s=0.1)
-        relay.start()
-        task = relay._task
         await asyncio.wait_for(held.sending.wait(), 20)
-        started = time.monotonic()
-        await asyncio.wait_for(relay.stop(timeout_s=1.0), 15)
-        assert time.monotonic() - started < 10
-        assert task.cancelled()
-        # Nothing committed is lost: the row is still pending, for the next relay to send.
-        assert await _unpublished(pool, sensor_id) == 1
+        yield relay, task, held, pool, sensor_id
     finally:
         await producer.stop()
         await close_pool(pool)
+
+
+async def test_stop_lets_the_pass_in_progress_finish_instead_of_cancelling_it(settings, relay_mid_pass):
+    relay, task, held, pool, sensor_id = relay_mid_pass
+    stopping = asyncio.create_task(relay.stop(timeout_s=20))
+    await asyncio.sleep(0.5)
+    assert not stopping.done()  # it waits for the pass rather than cancelling it
+    held.gate.set()
+    await asyncio.wait_for(stopping, 25)
+    assert task.done() and not task.cancelled() and task.exception() is None
+    assert await _unpublished(pool, sensor_id) == 0  # the pass finished: sent and stamped
+    register = await wait_for_record(settings, sensor_id, lambda r: r is not None)
+    assert register[sensor_id].version == 1
+    assert await close_pool(pool, timeout_s=5) is True  # every connection came back: nothing left mid-query
+
+
+async def test_a_pass_stuck_past_the_bound_is_cancelled_and_its_rows_stay_pending(relay_mid_pass):
+    relay, task, _held, pool, sensor_id = relay_mid_pass  # the gate never opens: a broker that never acknowledges
+    started = time.monotonic()
+    await asyncio.wait_for(relay.stop(timeout_s=1.0), 15)
+    assert time.monotonic() - started < 10
+    assert task.cancelled()
+    # Nothing committed is lost: the row is still pending, for the next relay to send.
+    assert await _unpublished(pool, sensor_id) == 1
 
 
 async def test_close_pool_terminates_a_pool_whose_connection_is_never_released(settings):
