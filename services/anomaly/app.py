@@ -240,12 +240,21 @@ async def check_silence(stream: faust.StreamT) -> None:
 @app.timer(settings.tick_interval_s)
 async def find_due_sensors() -> None:
     """Tables cannot be written from a timer, so due sensors get a tick record keyed like their readings."""
-    now, outbox = time.time(), Outbox()
-    for sensor_id, raw in list(sensor_to_state.items()):
-        state = states.peek(sensor_id, raw)
-        if state and engines[state["dom"]].tick_due(state, now, register.profiles.get(sensor_id, DEFAULT_PROFILE)):
-            outbox.add(ticks_topic_name, sensor_id.encode(), repr(now).encode())
+    outbox = Outbox()
+    queue_due_ticks(time.time(), outbox)
     await outbox.send(app.producer)
+
+
+def queue_due_ticks(now: float, outbox: Outbox) -> None:
+    for sensor_id, raw in list(sensor_to_state.items()):
+        try:
+            state = states.peek(sensor_id, raw)
+            profile = register.profiles.get(sensor_id, DEFAULT_PROFILE)
+            if state and engines[state["dom"]].tick_due(state, now, profile):
+                outbox.add(ticks_topic_name, sensor_id.encode(), repr(now).encode())
+        except Exception:  # one sensor's state must not keep every other sensor from being found silent
+            metrics.ERRORS.labels(stage="scan").inc()
+            log.exception("silence scan failed on sensor %r; the others are still scanned", sensor_id)
 
 
 readings_topic_names = frozenset(settings.topic(readings_topic(d.value)) for d in Domain)

@@ -6,14 +6,31 @@ sensor's state per reading. The worker marks a sensor changed per reading (`touc
 once per flush (`flush`, about every second): the last write wins, so one changelog record per sensor, not per
 reading.
 Any mapping works as a table (Faust tables in the worker, dicts in unit tests).
+
+A stored state that does not decode (a corrupt or foreign changelog record) is logged, counted and treated as
+absent: that sensor starts afresh (its next flush overwrites the record), and the timer scan skips it. Before, one
+such record failed every reading of its sensor, and every scan of the timer, so no sensor was found silent.
 """
 
 from __future__ import annotations
 
+import logging
+import struct
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 from services.anomaly import state as codec
+from services.anomaly.metrics import UNDECODABLE_STATES
+
+log = logging.getLogger(__name__)
+# What decoding a damaged record raises: orjson's and UnicodeDecodeError are ValueErrors; short binary, struct.error
+# or IndexError; a JSON value of the wrong shape, TypeError or KeyError.
+UNDECODABLE = (ValueError, struct.error, IndexError, TypeError, KeyError)
+
+
+def _undecodable(sensor_id: str, part: str, problem: Exception) -> None:
+    UNDECODABLE_STATES.labels(part=part).inc()
+    log.warning("stored %s state of sensor %r does not decode (%r); treating it as absent", part, sensor_id, problem)
 
 
 class SensorStates:
@@ -36,9 +53,10 @@ class SensorStates:
             # After a rebalance another worker may have owned the partition meanwhile: keep the cached state
             # (with its not yet persisted baseline updates) only if the table shows nobody moved it on.
             raw = self.hot_table.get(sensor_id)
-            # A state changed since the last flush is newer than the table's, by construction.
-            if entry[0] == partition and (sensor_id in self.dirty or raw is None
-                                          or codec.decode_hot(raw)["seq"] == entry[1]["seq"]):
+            stored = None if raw is None or sensor_id in self.dirty else self._decode_hot(sensor_id, raw)
+            # A state changed since the last flush is newer than the table's, by construction; so is the cached one
+            # when the table's does not decode.
+            if entry[0] == partition and (not stored or stored["seq"] == entry[1]["seq"]):
                 entry[2] = self.generation
                 return entry[1]
         state = self.load(sensor_id)
@@ -54,11 +72,30 @@ class SensorStates:
         raw = self.hot_table.get(sensor_id)
         if raw is None:
             return None
-        state = codec.decode_hot(raw)
+        state = self._decode_hot(sensor_id, raw)
+        if not state:
+            return None
         seasonal = self.baseline_table.get(sensor_id)
-        state["b"] = codec.decode_seasonal(seasonal) if seasonal is not None else {}
+        state["b"] = {}
+        if seasonal is not None:
+            try:
+                state["b"] = codec.decode_seasonal(seasonal)
+            except UNDECODABLE as problem:  # the hot part still holds; only the seasonal shape is relearnt
+                _undecodable(sensor_id, "seasonal", problem)
         state.setdefault("d", {})
         return state
+
+    @staticmethod
+    def _decode_hot(sensor_id: str, raw: bytes) -> dict:
+        """The hot part, or {} when it does not decode (or is not a state at all)."""
+        try:
+            state = codec.decode_hot(raw)
+            if isinstance(state, dict) and "dom" in state and "seq" in state:
+                return state
+            raise ValueError("not a sensor state (no 'dom' and 'seq')")
+        except UNDECODABLE as problem:
+            _undecodable(sensor_id, "hot", problem)
+            return {}
 
     def touch(self, sensor_id: str, state: dict, t: float | None, source: Any = None) -> None:
         """Mark the state changed by a reading at `t` (None: a tick or an action); `flush` writes it.
@@ -92,7 +129,7 @@ class SensorStates:
         entry = self.cache.get(sensor_id)
         if entry is not None and entry[2] == self.generation:
             return entry[1]
-        return codec.decode_hot(raw)
+        return self._decode_hot(sensor_id, raw)
 
     def rebalanced(self, partitions: Iterable[int]) -> None:
         """New assignment: drop sensors of partitions no longer ours, re-check the others on their next use."""

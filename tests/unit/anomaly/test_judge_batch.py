@@ -4,6 +4,7 @@ readings after it; poison records become deterministic rejections (same record â
 from __future__ import annotations
 
 import asyncio
+import time
 import types
 from datetime import UTC, datetime
 
@@ -14,6 +15,7 @@ from schemas.alerts import AlertKind
 from services.anomaly import app as worker
 from services.anomaly import metrics, wire
 from services.anomaly.detectors import Detector
+from services.anomaly.outbox import Outbox
 from services.anomaly.sensors import SensorStates
 from tests.unit.anomaly.test_outbox import FakeProducer
 
@@ -116,3 +118,25 @@ def test_rejection_ids_derive_from_the_record_position():
 
     assert at(7).event_id == at(7).event_id and at(7).received_at == at(7).received_at
     assert len({at(7).event_id, at(8).event_id, at(7, partition=1).event_id}) == 3
+
+
+def test_the_silence_scan_survives_a_state_it_cannot_use(memory_worker, monkeypatch):
+    for seq in range(5):  # judged long ago: silent now
+        event = FakeEvent(FakeMessage("readings.energy", 0, seq, b"meter-quiet", energy("meter-quiet", seq, 20.0)))
+        asyncio.run(worker.judge_batch("reading", [event], lambda e, outbox: worker.judge_reading("energy", e,
+                                                                                                  outbox)))
+    quiet = memory_worker.states.hot_table["meter-quiet"]
+    stray = orjson.dumps({**orjson.loads(quiet), "dom": "parking"})  # a domain this worker has no engine for
+    # Scanned in this order: the unusable ones first, so a scan that stopped at them would miss the quiet one.
+    table = {"meter-damaged": b"\xff\x00", "meter-stray": stray, "meter-quiet": quiet}
+    monkeypatch.setattr(worker, "sensor_to_state", table)
+    monkeypatch.setattr(worker, "states", SensorStates(table, {}, lambda d: worker.engines[d].new_state()))
+    before = errors("scan")
+
+    outbox = Outbox()
+    worker.queue_due_ticks(time.time(), outbox)  # one scan, as the timer runs it
+    asyncio.run(outbox.send(memory_worker.producer))
+
+    ticks = [key for topic, key, _ in memory_worker.producer.sent if topic == worker.ticks_topic_name]
+    assert ticks == [b"meter-quiet"]
+    assert errors("scan") - before == 1  # the stray domain; the damaged record is skipped as absent
