@@ -32,6 +32,7 @@ from services.anomaly.recovery import SEEK_FIRST_TABLE_MANAGER
 from services.anomaly.register_view import RegisterView
 from services.anomaly.sensors import SensorStates
 from services.anomaly.settings import AnomalySettings
+from services.anomaly.table_keys import tolerant_keys
 from services.common.metrics import metrics_payload
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,11 @@ app = faust.App(
     TableManager=SEEK_FIRST_TABLE_MANAGER,
 )
 # Values are encoded by services/anomaly/state.py (compact JSON / binary); value_type=bytes = raw serializer.
-sensor_to_state = app.Table("sensor_to_state", default=None, partitions=4, key_type=str, value_type=bytes)
-sensor_to_baseline = app.Table("sensor_to_baseline", default=None, partitions=4, key_type=str, value_type=bytes)
+# Keys: sensor ids as JSON strings; a changelog key that does not decode must not stop recovery (table_keys.py).
+sensor_to_state = tolerant_keys(app.Table("sensor_to_state", default=None, partitions=4, key_type=str,
+                                          value_type=bytes))
+sensor_to_baseline = tolerant_keys(app.Table("sensor_to_baseline", default=None, partitions=4, key_type=str,
+                                             value_type=bytes))
 register = RegisterView()
 lifecycle_config = LifecycleConfig(resolve_after_s=settings.resolve_after_s)
 engines = {d.value: Engine(d.value, silence_k=settings.silence_k, lifecycle_config=lifecycle_config) for d in Domain}

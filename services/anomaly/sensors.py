@@ -7,9 +7,10 @@ once per flush (`flush`, about every second): the last write wins, so one change
 reading.
 Any mapping works as a table (Faust tables in the worker, dicts in unit tests).
 
-A stored state that does not decode (a corrupt or foreign changelog record) is logged, counted and treated as
-absent: that sensor starts afresh (its next flush overwrites the record), and the timer scan skips it. Before, one
-such record failed every reading of its sensor, and every scan of the timer, so no sensor was found silent.
+A stored state that does not decode (a corrupt or foreign changelog record) is logged and counted once, and
+treated as absent: that sensor starts afresh (its next flush overwrites the record), and the timer scan skips it,
+as it skips a key that did not decode. Before, one such record failed every reading of its sensor, and every scan
+of the timer, so no sensor was found silent.
 """
 
 from __future__ import annotations
@@ -28,9 +29,7 @@ log = logging.getLogger(__name__)
 UNDECODABLE = (ValueError, struct.error, IndexError, TypeError, KeyError)
 
 
-def _undecodable(sensor_id: str, part: str, problem: Exception) -> None:
-    UNDECODABLE_STATES.labels(part=part).inc()
-    log.warning("stored %s state of sensor %r does not decode (%r); treating it as absent", part, sensor_id, problem)
+REPORTED_AT_MOST = 10_000  # distinct damaged records logged and counted; beyond that, still skipped
 
 
 class SensorStates:
@@ -43,6 +42,7 @@ class SensorStates:
         self.cache: dict[str, list] = {}  # sensor → [partition, state, rebalance generation it was checked in]
         self.generation = 0
         self.dirty: dict[str, list] = {}  # sensor → [state, seasonal part due, source] awaiting `flush`
+        self.reported: set[tuple[str, str, int]] = set()  # damaged records already logged: once each, not per scan
 
     def get(self, sensor_id: str, partition: int, domain: str | None = None) -> dict | None:
         """The sensor's state (created for `domain` if unknown and a domain is given; else None)."""
@@ -81,21 +81,31 @@ class SensorStates:
             try:
                 state["b"] = codec.decode_seasonal(seasonal)
             except UNDECODABLE as problem:  # the hot part still holds; only the seasonal shape is relearnt
-                _undecodable(sensor_id, "seasonal", problem)
+                self._undecodable(sensor_id, "seasonal", seasonal, problem)
         state.setdefault("d", {})
         return state
 
-    @staticmethod
-    def _decode_hot(sensor_id: str, raw: bytes) -> dict:
-        """The hot part, or {} when it does not decode (or is not a state at all)."""
+    def _decode_hot(self, sensor_id: str, raw: bytes) -> dict:
+        """The hot part, or {} when it does not decode (or is not a state at all, or its key did not decode)."""
         try:
+            if sensor_id.startswith(codec.UNDECODABLE_KEY_PREFIX):
+                raise ValueError("the table key did not decode")
             state = codec.decode_hot(raw)
             if isinstance(state, dict) and "dom" in state and "seq" in state:
                 return state
             raise ValueError("not a sensor state (no 'dom' and 'seq')")
         except UNDECODABLE as problem:
-            _undecodable(sensor_id, "hot", problem)
+            self._undecodable(sensor_id, "hot", raw, problem)
             return {}
+
+    def _undecodable(self, sensor_id: str, part: str, raw: bytes, problem: Exception) -> None:
+        seen = (sensor_id, part, hash(raw))
+        if seen in self.reported or len(self.reported) >= REPORTED_AT_MOST:
+            return
+        self.reported.add(seen)
+        UNDECODABLE_STATES.labels(part=part).inc()
+        log.warning("stored %s state of sensor %r does not decode (%r); treating it as absent", part, sensor_id,
+                    problem)
 
     def touch(self, sensor_id: str, state: dict, t: float | None, source: Any = None) -> None:
         """Mark the state changed by a reading at `t` (None: a tick or an action); `flush` writes it.

@@ -20,6 +20,8 @@ import orjson
 from services.anomaly.detectors.baseline import DAY_BUCKETS, WEEK_BUCKETS
 
 BASELINE_EVERY = 32
+# Stands in for a table key that did not decode (services/anomaly/table_keys.py); `!` is never in a sensor id.
+UNDECODABLE_KEY_PREFIX = "!undecodable-"
 FORMAT_VERSION = 1
 _HEADER = struct.Struct("<BB")  # format version, number of metrics
 

@@ -10,6 +10,7 @@ from services.anomaly.engine import Engine
 from services.anomaly.metrics import UNDECODABLE_STATES
 from services.anomaly.scenarios import generate
 from services.anomaly.sensors import SensorStates
+from services.anomaly.state import UNDECODABLE_KEY_PREFIX
 
 DAMAGED = [b"\xff\xfe not json", b"[1, 2, 3]", b'{"seq": 4}', b"null"]
 
@@ -47,10 +48,21 @@ def test_a_damaged_hot_state_starts_the_sensor_afresh_and_is_overwritten(energy,
 
 
 @pytest.mark.parametrize("damaged", DAMAGED)
-def test_the_timer_scan_skips_a_damaged_state(energy, damaged):
+def test_the_timer_scan_skips_a_damaged_state_and_reports_it_once(energy, damaged):
     engine, sensor, _ = energy
     states = SensorStates({sensor: damaged}, {}, lambda domain: engine.new_state())
-    assert not states.peek(sensor, damaged)
+    before = _count("hot")
+    assert not any(states.peek(sensor, damaged) for _scan in range(3))
+    assert _count("hot") == before + 1  # one damaged record, one count (and one log line), however many scans
+
+
+def test_the_timer_scan_skips_a_key_that_did_not_decode(energy):
+    engine, sensor, readings = energy
+    hot = {}
+    learnt = _judged(engine, SensorStates(hot, {}, lambda domain: engine.new_state()), sensor, readings[:20])
+    marker = UNDECODABLE_KEY_PREFIX + "fffe"  # what services/anomaly/table_keys.py makes of such a key
+    states = SensorStates({marker: hot[sensor]}, {}, lambda domain: engine.new_state())
+    assert learnt and not states.peek(marker, hot[sensor])
 
 
 def test_a_damaged_seasonal_part_keeps_the_hot_state(energy):
