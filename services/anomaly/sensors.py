@@ -27,8 +27,6 @@ log = logging.getLogger(__name__)
 # What decoding a damaged record raises: orjson's and UnicodeDecodeError are ValueErrors; short binary, struct.error
 # or IndexError; a JSON value of the wrong shape, TypeError or KeyError.
 UNDECODABLE = (ValueError, struct.error, IndexError, TypeError, KeyError)
-
-
 REPORTED_AT_MOST = 10_000  # distinct damaged records logged and counted; beyond that, still skipped
 
 
