@@ -7,7 +7,8 @@ so records fetched during the seek reach the agents before the seek puts the rea
 resuming the flow clears the stream queues (`clear_on_resume`), dropping records already counted as read. After a
 restart or a rebalance under load some readings were judged twice and some never, and a partition's commit could
 stall at a gap (faust-streaming/faust#596; tests/integration/test_faust_restart_race.py's scenario lost or
-double-counted records in 5 of 6 runs with the stock recovery on 2026-12-01, none in 6 with this one). With the partitions paused until the end, the first record any agent sees is the committed one.
+double-counted records in 5 of 6 runs with the stock recovery on 2026-12-01, none in 6 with this one). With the
+partitions paused until the end, the first record any agent sees is the committed one.
 
 The two methods below are Faust's own, step for step, except for that order. The app opts in with
 `TableManager=SEEK_FIRST_TABLE_MANAGER`. tests/unit/anomaly/test_seek_first_recovery.py checks the order, and
