@@ -8,11 +8,10 @@ import time
 
 import orjson
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.anomaly.engine import Engine
 from services.common.kafka import make_producer
-from tests.integration.anomaly.worker import Worker
+from tests.integration.anomaly.worker import Worker, create_changelog_topic
 
 GOOD_STATE = orjson.dumps({**Engine.new_state(), "dom": "energy"})
 RECORDS = [
@@ -24,13 +23,7 @@ RECORDS = [
 
 
 async def _write_changelog(bootstrap: str, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1,
-                                            topic_configs={"cleanup.policy": "compact"})])
-    finally:
-        await admin.close()
+    await create_changelog_topic(bootstrap, topic)
     producer = make_producer(bootstrap, "anomaly-test-damaged-changelog")
     await producer.start()
     try:

@@ -8,23 +8,16 @@ import time
 
 import httpx
 import orjson
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.anomaly.engine import Engine
 from services.common.kafka import make_producer
-from tests.integration.anomaly.worker import ROOT, Worker
+from tests.integration.anomaly.worker import ROOT, Worker, create_changelog_topic
 
 RECORDS = 150_000  # keys JSON-encoded, as Faust writes table keys
 
 
 async def fill_changelog(bootstrap: str, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1,
-                                            topic_configs={"cleanup.policy": "compact"})])
-    finally:
-        await admin.close()
+    await create_changelog_topic(bootstrap, topic)
     value = orjson.dumps({**Engine.new_state(), "dom": "energy"})
     producer = make_producer(bootstrap, "anomaly-test-changelog", linger_ms=50)
     await producer.start()

@@ -12,12 +12,24 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas.headers import make_headers
 from services.common import jsonwire
 from services.common.kafka import make_consumer, make_producer
 
 ROOT = Path(__file__).resolve().parents[3]
+
+
+async def create_changelog_topic(bootstrap: str, topic: str) -> None:
+    """A worker table's changelog topic as Faust makes it (4 partitions, compacted), for a test to fill first."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1,
+                                            topic_configs={"cleanup.policy": "compact"})])
+    finally:
+        await admin.close()
 
 
 def free_port() -> int:
