@@ -253,8 +253,9 @@ def queue_due_ticks(now: float, outbox: Outbox) -> None:
     for sensor_id, raw in list(sensor_to_state.items()):
         try:
             state = states.peek(sensor_id, raw)
-            profile = register.profiles.get(sensor_id, DEFAULT_PROFILE)
-            if state and engines[state["dom"]].tick_due(state, now, profile):
+            if not state:  # undecodable: skipped
+                continue
+            if engines[state["dom"]].tick_due(state, now, register.profiles.get(sensor_id, DEFAULT_PROFILE)):
                 outbox.add(ticks_topic_name, sensor_id.encode(), repr(now).encode())
         except Exception:  # one sensor's state must not keep every other sensor from being found silent
             metrics.ERRORS.labels(stage="scan").inc()
