@@ -18,6 +18,7 @@ from services.common.logs import configure_logging
 from services.common.settings import CommonSettings
 from services.ingest import cli as ingest_cli
 from services.register import cli as register_cli
+from services.register import retention_cli
 
 app = typer.Typer(help="CityStream: a city's sensor streams, admitted, stored and watched in real time.",
                   no_args_is_help=True)
@@ -30,6 +31,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(register_cli.app, name="register")
+app.add_typer(retention_cli.app, name="retention")
 app.add_typer(ingest_cli.app, name="ingest")
 app.add_typer(simulate_cli.app, name="simulate")
 app.add_typer(bench_cli.app, name="bench")

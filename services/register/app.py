@@ -23,6 +23,7 @@ from services.register.deps import Context, RegisterContext
 from services.register.http_errors import install_error_handlers, payload_too_large
 from services.register.policy import SECURED, Access, access
 from services.register.relay import OutboxRelay
+from services.register.retention import RetentionTask
 from services.register.service import RegisterService, utc_now
 from services.register.settings import RegisterSettings
 
@@ -46,10 +47,17 @@ def create_app(settings: RegisterSettings, *, clock: Callable[[], datetime] = ut
         app.state.register = RegisterContext(settings, pool, producer, relay, service, credentials, clock)
         if settings.register_relay_enabled:
             relay.start()
-        log.info("register ready: topic %s, relay %s", topic, "on" if settings.register_relay_enabled else "off")
+        retention = RetentionTask(settings.register_retention_database_url or settings.database_url,
+                                  settings.register_retention_interval_s, settings.register_retention_initial_delay_s,
+                                  settings.retention_unregistered_days, clock)
+        if settings.register_retention_interval_s > 0:
+            retention.start()
+        log.info("register ready: topic %s, relay %s, retention every %s s", topic,
+                 "on" if settings.register_relay_enabled else "off", settings.register_retention_interval_s or "-")
         try:
             yield
         finally:
+            await retention.stop()
             await relay.stop()
             await producer.stop()
             await close_pool(pool)
