@@ -3,6 +3,7 @@ back-dated rows in readings, rejections and rollups_1m; exactly the expired rows
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -12,7 +13,10 @@ import pytest
 from prometheus_client import REGISTRY
 
 from services.common.roles import APP_ROLE, RETENTION_ROLE, with_role
+from services.common.settings import CommonSettings
+from services.register.app import create_app
 from services.register.retention import AUDIT_ACTION, RETENTION_LOCK_ID, retention_once
+from tests.integration.register.conftest import register_settings_from
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 SHORT, LONG, GHOST = "traffic-retain-short", "energy-retain-long", "waste-not-registered"
@@ -176,5 +180,23 @@ async def test_the_sink_role_may_not_delete_or_drop(fresh_database_url: str) -> 
             await conn.execute("DELETE FROM readings")
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.fetch("SELECT retention_drop_chunks('readings', now())")
+    finally:
+        await conn.close()
+
+
+async def test_the_register_runs_retention_on_its_own(fresh_database_url: str, settings: CommonSettings) -> None:
+    """The service task: with an interval set, the register runs a pass (as the retention role) by itself."""
+    await _seed(fresh_database_url)
+    register_settings = register_settings_from(
+        settings, database_url=with_role(fresh_database_url, APP_ROLE), register_retention_interval_s=3600,
+        register_retention_initial_delay_s=0, retention_unregistered_days=UNREGISTERED_DAYS,
+        register_retention_database_url=with_role(fresh_database_url, RETENTION_ROLE))
+    app = create_app(register_settings)
+    conn = await asyncpg.connect(fresh_database_url)
+    try:
+        async with app.router.lifespan_context(app), asyncio.timeout(20):
+            while not await conn.fetchval("SELECT count(*) FROM register_audit_log WHERE action = $1", AUDIT_ACTION):
+                await asyncio.sleep(0.1)
+        assert (await _remaining(fresh_database_url))["readings"] == _kept(READINGS)
     finally:
         await conn.close()
