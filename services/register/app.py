@@ -17,7 +17,7 @@ from services.common.body_limit import BodySizeLimit
 from services.common.db import close_pool, create_pool
 from services.common.kafka import broker_answers, create_topics, make_producer
 from services.common.metrics import metrics_payload
-from services.register import routes_access, routes_public, routes_sensors
+from services.register import routes_access, routes_public, routes_rejections, routes_sensors
 from services.register.credential_service import CredentialService
 from services.register.deps import Context, RegisterContext
 from services.register.http_errors import install_error_handlers, payload_too_large
@@ -68,7 +68,7 @@ def create_app(settings: RegisterSettings, *, clock: Callable[[], datetime] = ut
                   openapi_url=None, docs_url=None, redoc_url=None, dependencies=SECURED)
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.register_max_body_bytes, too_large=payload_too_large)
     install_error_handlers(app)
-    for module in (routes_sensors, routes_access, routes_public):
+    for module in (routes_sensors, routes_access, routes_public, routes_rejections):
         # Flat on the app (not include_router, which FastAPI now resolves lazily), so app.routes lists every route
         # the policy test must see; each router carries the policy check itself.
         app.router.routes.extend(module.router.routes)
