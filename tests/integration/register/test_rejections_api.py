@@ -6,12 +6,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import httpx
-import orjson
 
 from services.common.settings import CommonSettings
 from tests.integration.register.conftest import ADMIN, sensor_body
+from tests.integration.register.rejection_rows import insert_rejections
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -28,19 +27,6 @@ async def _declare(client: httpx.AsyncClient, organisation: str) -> str:
     return response.json()["sensor_id"]
 
 
-async def _insert(database_url: str, rows: list[tuple[str | None, str, datetime]]) -> None:
-    conn = await asyncpg.connect(database_url)
-    try:
-        await conn.executemany(
-            "INSERT INTO rejections (received_at, event_id, sensor_id, seq, reason, detail, field, source, payload)"
-            " VALUES ($1, $2, $3, $4, $5, $6, 'metrics.intensity', 'http', $7::jsonb)",
-            [(at, uuid.uuid4(), sensor_id, index, reason, f"test {reason}",
-              orjson.dumps({"seq": index, "metrics": {"intensity": -1}}).decode())
-             for index, (sensor_id, reason, at) in enumerate(rows)])
-    finally:
-        await conn.close()
-
-
 async def _setup(client: httpx.AsyncClient, settings: CommonSettings):
     org_a, org_b = f"Org A {uuid.uuid4().hex[:6]}", f"Org B {uuid.uuid4().hex[:6]}"
     a1, a2, b1 = await _declare(client, org_a), await _declare(client, org_a), await _declare(client, org_b)
@@ -51,7 +37,7 @@ async def _setup(client: httpx.AsyncClient, settings: CommonSettings):
         (b1, "OUT_OF_RANGE", NOW - timedelta(minutes=5)), (b1, "RATE_LIMITED", NOW - timedelta(hours=1)),
         (None, "MALFORMED", NOW - timedelta(minutes=2)),
     ]
-    await _insert(settings.database_url, rows)
+    await insert_rejections(settings.database_url, rows)
     return (org_a, org_b), (a1, a2, b1), rows
 
 
