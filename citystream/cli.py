@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -117,11 +119,29 @@ def topics_list() -> None:
 
 @schemas_app.command("generate")
 def schemas_generate() -> None:
-    """Rewrite schemas/json/*.schema.json and schemas/asyncapi.yaml from the models."""
+    """Rewrite schemas/json/*.schema.json, schemas/asyncapi.yaml and schemas/openapi/ingest.json from the code."""
     from schemas import generate
 
     for path in generate.write():
         console.print(f"wrote {path}")
+    console.print(f"wrote {write_ingest_openapi()}")
+
+
+INGEST_OPENAPI_PATH = Path(__file__).resolve().parent.parent / "schemas" / "openapi" / "ingest.json"
+
+
+def ingest_openapi() -> str:
+    """Ingest's OpenAPI document as committed (HTTP clients generate from it; a unit test checks it is current)."""
+    from services.ingest.http_app import create_app
+    from services.ingest.settings import IngestSettings
+
+    return json.dumps(create_app(IngestSettings()).openapi(), indent=2, ensure_ascii=False) + "\n"
+
+
+def write_ingest_openapi() -> Path:
+    INGEST_OPENAPI_PATH.parent.mkdir(exist_ok=True)
+    INGEST_OPENAPI_PATH.write_text(ingest_openapi(), encoding="utf-8")
+    return INGEST_OPENAPI_PATH
 
 
 @app.command("run")
