@@ -5,6 +5,7 @@ and the Prometheus metrics. One run at a time across processes (advisory lock)."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -82,7 +83,9 @@ async def run_retention(conn: asyncpg.Connection, now: datetime, unregistered_da
         metrics.RETENTION_RUNS.labels("failed").inc()
         raise
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", RETENTION_LOCK_ID)
+        if not conn.is_closed():  # a lost connection released the lock with its session; keep the first error
+            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                await conn.execute("SELECT pg_advisory_unlock($1)", RETENTION_LOCK_ID)
     _observe(report)
     return report
 
@@ -175,6 +178,6 @@ class RetentionTask:
         while True:
             try:
                 await retention_once(self.dsn, self.unregistered_days, self.clock())
-            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as problem:
-                log.warning("retention pass failed, next try in %.0f s: %r", self.interval_s, problem)
+            except Exception:  # whatever failed (database down, a bad row), the next pass tries again
+                log.exception("retention pass failed, next try in %.0f s", self.interval_s)
             await asyncio.sleep(self.interval_s)
