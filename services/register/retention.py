@@ -79,9 +79,6 @@ async def run_retention(conn: asyncpg.Connection, now: datetime, unregistered_da
         report.duration_s = time.monotonic() - started
         await repo.append_audit(conn, actor=AUDIT_ACTOR, action=AUDIT_ACTION, sensor_id=None, before=None,
                                 after=report.as_json(), at=now)
-    except BaseException:
-        metrics.RETENTION_RUNS.labels("failed").inc()
-        raise
     finally:
         if not conn.is_closed():  # a lost connection released the lock with its session; keep the first error
             with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
@@ -147,12 +144,16 @@ def _observe(report: RetentionReport) -> None:
 
 async def retention_once(dsn: str, unregistered_days: int, now: datetime | None = None) -> RetentionReport | None:
     """Connect, run once, disconnect (the `citystream retention run` command and each pass of the task)."""
-    # No statement timeout: the first run on a large backlog deletes for as long as it takes.
-    conn = await connect(dsn, command_timeout=None)
     try:
-        return await run_retention(conn, now or datetime.now(UTC), unregistered_days)
-    finally:
-        await conn.close()
+        # No statement timeout: the first run on a large backlog deletes for as long as it takes.
+        conn = await connect(dsn, command_timeout=None)
+        try:
+            return await run_retention(conn, now or datetime.now(UTC), unregistered_days)
+        finally:
+            await conn.close()
+    except BaseException:  # database unreachable, a statement failed, or cancelled mid-run
+        metrics.RETENTION_RUNS.labels("failed").inc()
+        raise
 
 
 class RetentionTask:

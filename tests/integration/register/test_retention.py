@@ -15,8 +15,8 @@ from prometheus_client import REGISTRY
 from services.common.roles import APP_ROLE, RETENTION_ROLE, with_role
 from services.common.settings import CommonSettings
 from services.register.app import create_app
-from services.register.retention import AUDIT_ACTION, RETENTION_LOCK_ID, retention_once
-from tests.integration.register.conftest import register_settings_from
+from services.register.retention import AUDIT_ACTION, RETENTION_LOCK_ID, RetentionTask, retention_once
+from tests.integration.register.conftest import free_port, register_settings_from
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 SHORT, LONG, GHOST = "traffic-retain-short", "energy-retain-long", "waste-not-registered"
@@ -200,3 +200,18 @@ async def test_the_register_runs_retention_on_its_own(fresh_database_url: str, s
         assert (await _remaining(fresh_database_url))["readings"] == _kept(READINGS)
     finally:
         await conn.close()
+
+
+async def test_a_failed_pass_is_counted_and_the_task_keeps_going() -> None:
+    """Nothing listens on the DSN's port: each pass fails at connect, is counted, and the next one still runs."""
+    labels = {"outcome": "failed"}
+    before = _value("citystream_retention_runs_total", labels)
+    task = RetentionTask(f"postgresql://nobody:nothing@127.0.0.1:{free_port()}/none", interval_s=0.05,
+                         initial_delay_s=0, unregistered_days=UNREGISTERED_DAYS, clock=lambda: NOW)
+    task.start()
+    try:
+        async with asyncio.timeout(20):
+            while _value("citystream_retention_runs_total", labels) - before < 3:
+                await asyncio.sleep(0.05)
+    finally:
+        await task.stop()
