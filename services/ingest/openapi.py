@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.ingest_http import BatchResult, IngestUnavailable, ReadingBatch, RequestRefused
 from schemas.rejections import HTTP_STATUS
@@ -48,6 +49,26 @@ READINGS_OPENAPI_EXTRA: dict[str, Any] = {
     "requestBody": {"required": True, "content": {"application/json": {
         "schema": {"$ref": f"#/components/schemas/{ReadingBatch.__name__}"}}}},
     "security": [{SECURITY_SCHEME: []}],
+}
+
+
+class IngestReadiness(BaseModel):
+    """`/readyz`: 200 when the register view is caught up and Kafka reachable, else 503 with the same body."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    register_ready: bool = Field(alias="register", description="The register view has caught up with its topic.")
+    kafka: bool = Field(description="The producer started and the broker answers.")
+    sensors: int = Field(ge=0, description="Sensors in the register view.")
+
+
+READYZ_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": IngestReadiness, "description": "Ready."},
+    503: {"model": IngestReadiness, "description": "Not ready: see which dependency is false."},
+}
+METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Prometheus text exposition format.",
+          "content": {"text/plain": {"schema": {"type": "string"}}}},
 }
 
 

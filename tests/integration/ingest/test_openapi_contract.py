@@ -96,6 +96,10 @@ def test_every_answer_matches_the_documented_contract(settings, tmp_path):
                                        headers={"content-type": "application/json"})
                 operation.validate_response(response)
                 statuses.append(response.status_code)
+        for path in ("/healthz", "/readyz", "/metrics"):  # the operations endpoints are documented as well
+            ops = next(result.ok() for result in schema.get_all_operations() if result.ok().path == path)
+            response = ops.Case().call_and_validate(checks=CHECKS, timeout=20)
+            statuses.append(response.status_code)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=20)
