@@ -83,6 +83,18 @@ def entity(record: SensorRegistration, latest: dict[str, Any] | None, *, with_co
     return body
 
 
+def key_values(normalized: dict[str, Any]) -> dict[str, Any]:
+    """The simplified representation (`options=keyValues`): each attribute by its value alone."""
+    simple: dict[str, Any] = {}
+    for name, attribute in normalized.items():
+        if isinstance(attribute, dict) and attribute.get("type") in ("Property", "GeoProperty"):
+            value = attribute["value"]
+            simple[name] = value["@value"] if isinstance(value, dict) and "@value" in value else value
+        else:
+            simple[name] = attribute  # id, type, @context
+    return simple
+
+
 def problem(status: int, kind: str, title: str, detail: str) -> dict[str, Any]:
     """NGSI-LD ProblemDetails (ETSI GS CIM 009 §5.5.2)."""
     return {"type": f"https://uri.etsi.org/ngsi-ld/errors/{kind}", "title": title, "status": status,

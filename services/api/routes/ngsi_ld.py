@@ -73,6 +73,8 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     406: {"model": ProblemDetails, "description": "NotAcceptable: ask for application/ld+json or application/json"},
     422: {"model": ErrorBody, "description": "Invalid parameter"},
 }
+Options = Annotated[str | None, Query(max_length=100, description="`keyValues`: each attribute by its value alone "
+                                      "(the simplified representation)")]
 router = APIRouter(prefix="/ngsi-ld/v1", tags=["ngsi-ld"], responses=RESPONSES, dependencies=SECURED)
 VIEWER = policy(Role.VIEWER)
 
@@ -86,12 +88,14 @@ def _negotiated(request: Request) -> str | None:
 
 
 def _answer(request: Request, records: list[SensorRegistration], latest: dict[str, dict], *, single: bool,
-            headers: dict[str, str] | None = None) -> JSONResponse:
+            options: str | None, headers: dict[str, str] | None = None) -> JSONResponse:
     media_type = _negotiated(request)
     if media_type is None:
         return _problem(406, "NotAcceptable", "Not acceptable", "answers are application/ld+json or application/json")
     with_context = media_type == JSON_LD
     entities = [ngsi_ld.entity(record, latest.get(record.sensor_id), with_context=with_context) for record in records]
+    if "keyValues" in (options or "").split(","):
+        entities = [ngsi_ld.key_values(item) for item in entities]
     headers = dict(headers or {})
     if not with_context and records:  # plain JSON: the @context travels as a Link header (CIM 009 §6.3.5)
         headers["Link"] = (f'<{ngsi_ld.CONTEXT[records[0].domain]}>; rel="http://www.w3.org/ns/json-ld#context";'
@@ -115,6 +119,7 @@ async def _latest(request: Request, sensor_ids: list[str]) -> dict[str, dict]:
 async def retrieve_entity(
     request: Request,
     entity_id: Annotated[str, Path(max_length=200, examples=["urn:ngsi-ld:TrafficFlowObserved:traffic-ams-0042"])],
+    options: Options = None,
 ) -> JSONResponse:
     """One sensor's latest state in its Smart Data Models type (the register says which)."""
     sensor_id = ngsi_ld.sensor_id_of(entity_id)
@@ -125,7 +130,7 @@ async def retrieve_entity(
     record = request.app.state.api.directory.sensors.get(sensor_id)
     if record is None or ngsi_ld.entity_id(record) != entity_id:
         return _problem(404, "ResourceNotFound", "Entity not found", f"no entity {entity_id}")
-    return _answer(request, [record], await _latest(request, [sensor_id]), single=True)
+    return _answer(request, [record], await _latest(request, [sensor_id]), single=True, options=options)
 
 
 @router.get("/entities", response_model=list[NgsiLdEntity], openapi_extra=VIEWER,
@@ -137,6 +142,7 @@ async def query_entities(
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
     offset: Annotated[int, Query(ge=0, le=10**6)] = 0,
     count: Annotated[bool, Query(description="Also send the total in the `NGSI-LD-Results-Count` header")] = False,
+    options: Options = None,
 ) -> JSONResponse:
     """Entities of one type, ordered by id, each with its latest state. An unknown type matches nothing."""
     domain = ngsi_ld.DOMAIN_OF_TYPE.get(entity_type)
@@ -146,4 +152,4 @@ async def query_entities(
     page = matching[offset:offset + limit]
     latest = await _latest(request, [record.sensor_id for record in page]) if page else {}
     headers = {"NGSI-LD-Results-Count": str(len(matching))} if count else None
-    return _answer(request, page, latest, single=False, headers=headers)
+    return _answer(request, page, latest, single=False, options=options, headers=headers)

@@ -73,6 +73,11 @@ async def test_latest_state_as_smart_data_models_entities(settings):
         assert [item["id"] for item in first_page.json()] == ids[:1]
         assert (await client.get("/ngsi-ld/v1/entities", params={"type": "Streetlight"})).json() == []
 
+        simple = (await client.get(f"/ngsi-ld/v1/entities/{entity_id}", params={"options": "keyValues"})).json()
+        assert simple["averageVehicleSpeed"] == 38.5 and simple["dateObserved"] == observed
+        assert simple["location"] == {"type": "Point", "coordinates": [4.8952, 52.3702]}
+        assert simple["type"] == "TrafficFlowObserved" and "@context" in simple
+
         plain = await client.get(f"/ngsi-ld/v1/entities/{entity_id}", headers={"accept": "application/json"})
         assert plain.headers["content-type"] == "application/json" and "@context" not in plain.json()
         assert 'rel="http://www.w3.org/ns/json-ld#context"' in plain.headers["link"]
