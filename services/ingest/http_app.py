@@ -20,7 +20,11 @@ from services.ingest.batch import BatchAnswer, answer, gate_batch, request_error
 from services.ingest.credentials import parse_bearer
 from services.ingest.gate import Admitted, Rejected
 from services.ingest.openapi import (
-    METRICS_RESPONSES, READINGS_OPENAPI_EXTRA, READINGS_RESPONSES, READYZ_RESPONSES, install_openapi,
+    METRICS_RESPONSES,
+    READINGS_OPENAPI_EXTRA,
+    READINGS_RESPONSES,
+    READYZ_RESPONSES,
+    install_openapi,
 )
 from services.ingest.records import admitted_record, printable_document, rejected_record
 from services.ingest.runtime import GateRuntime

@@ -34,7 +34,7 @@ def run(
     days = settings.retention_unregistered_days if unregistered_days is None else unregistered_days
     try:
         report = asyncio.run(retention_once(dsn, days))
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as problem:
+    except (OSError, TimeoutError, asyncpg.PostgresError) as problem:
         console.print(f"[red]error:[/red] retention run failed: {problem!r}")
         raise typer.Exit(code=1) from problem
     if report is None:

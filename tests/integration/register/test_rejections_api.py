@@ -42,7 +42,7 @@ async def _setup(client: httpx.AsyncClient, settings: CommonSettings):
 
 
 async def test_an_owner_sees_its_own_sensors_rejections_and_no_one_elses(client, settings):
-    (org_a, org_b), (a1, a2, b1), _ = await _setup(client, settings)
+    (org_a, _), (a1, a2, b1), _ = await _setup(client, settings)
     owner_a = await _owner_token(client, org_a)
 
     page = (await client.get("/v1/rejections", headers=owner_a)).json()
@@ -77,7 +77,7 @@ async def test_the_admin_sees_every_rejection_and_the_public_none(client, settin
 
 
 async def test_filters_counts_and_pages_are_exact(client, settings):
-    (org_a, _), (a1, a2, _), _ = await _setup(client, settings)
+    (org_a, _), (_, a2, _), _ = await _setup(client, settings)
     owner_a = await _owner_token(client, org_a)
 
     by_reason = (await client.get("/v1/rejections", headers=owner_a,
