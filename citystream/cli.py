@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,6 +20,7 @@ from services.common.logs import configure_logging
 from services.common.settings import CommonSettings
 from services.ingest import cli as ingest_cli
 from services.register import cli as register_cli
+from services.register import retention_cli
 
 app = typer.Typer(help="CityStream: a city's sensor streams, admitted, stored and watched in real time.",
                   no_args_is_help=True)
@@ -30,6 +33,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(register_cli.app, name="register")
+app.add_typer(retention_cli.app, name="retention")
 app.add_typer(ingest_cli.app, name="ingest")
 app.add_typer(simulate_cli.app, name="simulate")
 app.add_typer(bench_cli.app, name="bench")
@@ -115,11 +119,29 @@ def topics_list() -> None:
 
 @schemas_app.command("generate")
 def schemas_generate() -> None:
-    """Rewrite schemas/json/*.schema.json and schemas/asyncapi.yaml from the models."""
+    """Rewrite schemas/json/*.schema.json, schemas/asyncapi.yaml and schemas/openapi/ingest.json from the code."""
     from schemas import generate
 
     for path in generate.write():
         console.print(f"wrote {path}")
+    console.print(f"wrote {write_ingest_openapi()}")
+
+
+INGEST_OPENAPI_PATH = Path(__file__).resolve().parent.parent / "schemas" / "openapi" / "ingest.json"
+
+
+def ingest_openapi() -> str:
+    """Ingest's OpenAPI document as committed (HTTP clients generate from it; a unit test checks it is current)."""
+    from services.ingest.http_app import create_app
+    from services.ingest.settings import IngestSettings
+
+    return json.dumps(create_app(IngestSettings()).openapi(), indent=2, ensure_ascii=False) + "\n"
+
+
+def write_ingest_openapi() -> Path:
+    INGEST_OPENAPI_PATH.parent.mkdir(exist_ok=True)
+    INGEST_OPENAPI_PATH.write_text(ingest_openapi(), encoding="utf-8")
+    return INGEST_OPENAPI_PATH
 
 
 @app.command("run")

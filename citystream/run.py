@@ -24,7 +24,7 @@ import yaml
 from citystream.devenv import kafka, postgres, process
 from citystream.devenv.config import REPO_ROOT, DevSettings
 from citystream.devenv.process import RuntimeProblem, port_open, spawn_server, stop_pid, tail
-from services.common.roles import APP_ROLE, READER_ROLE, with_role
+from services.common.roles import APP_ROLE, READER_ROLE, RETENTION_ROLE, with_role
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,10 @@ class Platform:
             "CITYSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
             "CITYSTREAM_DATABASE_URL": settings.database_url,
             "CITYSTREAM_API_DATABASE_URL": with_role(settings.database_url, READER_ROLE),
+            # Retention as declared: the register deletes expired rows hourly, as the role allowed to.
+            "CITYSTREAM_REGISTER_RETENTION_DATABASE_URL": with_role(settings.database_url, RETENTION_ROLE),
         }
+        env.setdefault("CITYSTREAM_REGISTER_RETENTION_INTERVAL_S", "3600")
         # Local state of the stream processors lives with this runtime's data (a second runtime gets its own).
         env.setdefault("CITYSTREAM_ANOMALY_DATA_DIR", str(settings.state_dir / "anomaly"))
         env.setdefault("CITYSTREAM_INGEST_GATE_DATA_DIR", str(settings.state_dir / "ingest-gate"))

@@ -16,7 +16,7 @@ from services.api.errors import install_error_handlers, payload_too_large
 from services.api.hub import AlertHub
 from services.api.hub_consumer import feed_hub
 from services.api.observe import RequestMetrics
-from services.api.routes import alerts, audit, live, ops, sensors
+from services.api.routes import alerts, audit, live, ngsi_ld, ops, sensors
 from services.api.settings import ApiSettings, parse_tokens
 from services.api.state import ApiState
 from services.common.body_limit import BodySizeLimit
@@ -118,7 +118,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.api = ApiState(settings)
     app.state.tokens = parse_tokens(settings.api_tokens)
     install_error_handlers(app)
-    for module in (ops, sensors, alerts, live, audit):
+    for module in (ops, sensors, alerts, live, audit, ngsi_ld):
         # Flat on the app (not include_router), so app.routes lists every route the policy test must see.
         app.router.routes.extend(module.router.routes)
 

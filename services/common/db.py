@@ -26,6 +26,13 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 8, **kwarg
     )
 
 
+async def connect(dsn: str, **kwargs) -> asyncpg.Connection:
+    """One connection with the pool's JSON codecs, for jobs that run a few long statements (no pool needed)."""
+    connection = await asyncpg.connect(dsn, timeout=5, **kwargs)
+    await _init_connection(connection)
+    return connection
+
+
 async def close_pool(pool: asyncpg.Pool, timeout_s: float = POOL_CLOSE_TIMEOUT_S) -> bool:
     """Close gracefully within `timeout_s`, else terminate (drop every socket); True when it was graceful.
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
-# Created by migrations 0100 (app) and 0400 (reader); their local-development passwords equal their names.
+# Created by migrations 0100 (app), 0400 (reader) and 0600 (retention); local-development passwords equal their names.
 APP_ROLE = "citystream_app"
 READER_ROLE = "citystream_reader"
+RETENTION_ROLE = "citystream_retention"
 
 
 def with_role(database_url: str, role: str, password: str | None = None) -> str:

@@ -19,6 +19,13 @@ from services.ingest import metrics
 from services.ingest.batch import BatchAnswer, answer, gate_batch, request_error
 from services.ingest.credentials import parse_bearer
 from services.ingest.gate import Admitted, Rejected
+from services.ingest.openapi import (
+    METRICS_RESPONSES,
+    READINGS_OPENAPI_EXTRA,
+    READINGS_RESPONSES,
+    READYZ_RESPONSES,
+    install_openapi,
+)
 from services.ingest.records import admitted_record, printable_document, rejected_record
 from services.ingest.runtime import GateRuntime
 from services.ingest.settings import IngestSettings
@@ -78,7 +85,8 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
 
     app = FastAPI(title="CityStream ingest", lifespan=lifespan)
 
-    @app.post("/v1/readings")
+    @app.post("/v1/readings", responses=READINGS_RESPONSES, openapi_extra=READINGS_OPENAPI_EXTRA,
+              response_class=Response)
     async def post_readings(request: Request) -> Response:
         result, excerpt = await _handle(request)
         if excerpt is not None:
@@ -154,7 +162,7 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", response_class=Response, responses=READYZ_RESPONSES)
     async def readyz() -> Response:
         runtime = holder["runtime"]
         ready = runtime.ready
@@ -163,11 +171,12 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
                 "sensors": len(runtime.view.state)}
         return Response(orjson.dumps(body), 200 if ready else 503, media_type="application/json")
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=Response, responses=METRICS_RESPONSES)
     async def prometheus() -> Response:
         payload, content_type = metrics_payload()
         return Response(payload, media_type=content_type)
 
+    install_openapi(app)
     return app
 
 

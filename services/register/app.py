@@ -17,12 +17,13 @@ from services.common.body_limit import BodySizeLimit
 from services.common.db import close_pool, create_pool
 from services.common.kafka import broker_answers, create_topics, make_producer
 from services.common.metrics import metrics_payload
-from services.register import routes_access, routes_public, routes_sensors
+from services.register import routes_access, routes_public, routes_rejections, routes_sensors
 from services.register.credential_service import CredentialService
 from services.register.deps import Context, RegisterContext
 from services.register.http_errors import install_error_handlers, payload_too_large
 from services.register.policy import SECURED, Access, access
 from services.register.relay import OutboxRelay
+from services.register.retention import RetentionTask
 from services.register.service import RegisterService, utc_now
 from services.register.settings import RegisterSettings
 
@@ -46,10 +47,17 @@ def create_app(settings: RegisterSettings, *, clock: Callable[[], datetime] = ut
         app.state.register = RegisterContext(settings, pool, producer, relay, service, credentials, clock)
         if settings.register_relay_enabled:
             relay.start()
-        log.info("register ready: topic %s, relay %s", topic, "on" if settings.register_relay_enabled else "off")
+        retention = RetentionTask(settings.register_retention_database_url or settings.database_url,
+                                  settings.register_retention_interval_s, settings.register_retention_initial_delay_s,
+                                  settings.retention_unregistered_days, clock)
+        if settings.register_retention_interval_s > 0:
+            retention.start()
+        log.info("register ready: topic %s, relay %s, retention every %s s", topic,
+                 "on" if settings.register_relay_enabled else "off", settings.register_retention_interval_s or "-")
         try:
             yield
         finally:
+            await retention.stop()
             await relay.stop()
             await producer.stop()
             await close_pool(pool)
@@ -60,7 +68,7 @@ def create_app(settings: RegisterSettings, *, clock: Callable[[], datetime] = ut
                   openapi_url=None, docs_url=None, redoc_url=None, dependencies=SECURED)
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.register_max_body_bytes, too_large=payload_too_large)
     install_error_handlers(app)
-    for module in (routes_sensors, routes_access, routes_public):
+    for module in (routes_sensors, routes_access, routes_public, routes_rejections):
         # Flat on the app (not include_router, which FastAPI now resolves lazily), so app.routes lists every route
         # the policy test must see; each router carries the policy check itself.
         app.router.routes.extend(module.router.routes)

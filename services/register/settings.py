@@ -22,3 +22,13 @@ class RegisterSettings(CommonSettings):
     )
     register_relay_poll_s: float = Field(default=0.5, gt=0, description="Outbox poll interval when idle.")
     register_relay_enabled: bool = Field(default=True, description="Run the outbox relay in this process.")
+    register_retention_interval_s: float = Field(
+        default=0, ge=0, description="Seconds between retention runs in this process; 0 (the default) leaves it to a "
+        "scheduled `citystream retention run`. `make run` and docker-compose.yml set 3600.")
+    register_retention_initial_delay_s: float = Field(default=60, ge=0, description="First run this long after start.")
+    register_retention_database_url: str | None = Field(
+        default=None, description="DSN of the retention role (citystream_retention: may delete time-series rows); "
+        "unset = database_url.")
+    retention_unregistered_days: int = Field(
+        default=30, ge=0, description="Retention of rows whose sensor is not in the register (unknown-sensor "
+        "rejections, readings of a deleted sensor), which declare none.")

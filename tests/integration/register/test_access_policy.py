@@ -34,7 +34,7 @@ async def test_non_public_routes_refuse_callers_without_the_right_token(client, 
                 response = await client.request(method, url, json={"organisation": organisation}, headers=owner)
                 assert response.status_code == 403, (method, route.path, response.text)
             checked += 1
-    assert checked == 17
+    assert checked == 18  # GET /v1/rejections included
 
     after = (await client.get(f"/v1/sensors/{sensor_id}", headers=ADMIN)).json()
     assert after == before  # no refused call (the admin-only delete included) touched the sensor
