@@ -106,7 +106,8 @@ async def test_sink_is_ready_before_any_write_and_follows_the_database(settings,
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             ready = await readiness_becomes(client, 200)  # nothing was ever written: the topics are empty
             assert ready is not None and ready.status_code == 200, log_path.read_text()[-3000:]
-            assert ready.json() == {"database": True, "consumer": True}
+            assert ready.json() == {"status": "ready", "checks": {"database": {"ok": True, "detail": "answering"},
+                                                                  "consumer": {"ok": True, "detail": "joined"}}}
             await proxy.stop()
             down = await readiness_becomes(client, 503)  # found by the periodic probe, without any write
             assert down is not None and down.status_code == 503
