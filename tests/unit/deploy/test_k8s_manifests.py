@@ -231,3 +231,12 @@ def test_prometheus_rule_and_dashboards_are_the_committed_files(rendered):
     dashboards = {key: json.loads(text) for cm in of_kind(objects, "ConfigMap").values()
                   if cm["metadata"]["labels"].get("grafana_dashboard") == "1" for key, text in cm["data"].items()}
     assert dashboards == {p.name: json.loads(p.read_text()) for p in DASHBOARDS_DIR.glob("*.json")}
+
+
+def test_deploy_doc_names_every_alert_and_the_bench_run_it_sizes_from():
+    doc = (REPO / "docs" / "deploy.md").read_text()
+    alerts = [rule["alert"] for group in yaml.safe_load((RULES_DIR / "alerts.yml").read_text())["groups"]
+              for rule in group["rules"] if "alert" in rule]
+    assert [name for name in alerts if f"`{name}`" not in doc] == []
+    run = doc.split("From the benchmark run `", 1)[1].split("`", 1)[0]
+    assert (REPO / run).is_file()
