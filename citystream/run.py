@@ -302,6 +302,8 @@ def run_platform(with_simulator: bool = True) -> int:
                 print(f"  {name:<12} http://127.0.0.1:{component.port}{component.url_path}", flush=True)
         print(f"  {'kafka':<12} {settings.kafka_bootstrap}")
         print(f"  {'timescaledb':<12} {settings.database_url}")
+        print(f"Logs: {settings.logs_dir}   Press Ctrl-C to stop everything.", flush=True)
+        interrupted_at_start = False
         services = {component.name: f"http://127.0.0.1:{component.port_in(env)}/readyz"
                     for component, _ in platform.processes.values()
                     if component in COMPONENTS and component.port_in(env)}
@@ -309,8 +311,6 @@ def run_platform(with_simulator: bool = True) -> int:
         ready = sum(1 for a in answers.values() if a is not None and a.status == "ready")
         print(f"Readiness ({ready}/{len(answers)} ready; each service's /readyz):", flush=True)
         print("\n".join(readiness_lines(answers)), flush=True)
-        print(f"Logs: {settings.logs_dir}   Press Ctrl-C to stop everything.", flush=True)
-        interrupted_at_start = False
         platform.supervise()
     except KeyboardInterrupt:
         if interrupted_at_start:
