@@ -92,7 +92,7 @@ class KafkaReachability:
     async def _ask(self, client) -> CheckResult:
         try:
             await asyncio.wait_for(broker_answers(client, self.topic), self.timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return CheckResult(ok=False, detail="timeout")
         except Exception as problem:  # noqa: BLE001 - connection refused, KafkaError...: all mean "unreachable"
             log.debug("metadata request for %s failed: %r", self.topic, problem)

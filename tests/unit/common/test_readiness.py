@@ -6,8 +6,7 @@ import asyncio
 
 import pytest
 
-from services.common.readiness import (CheckResult, KafkaReachability, Readiness, check, database_check,
-                                       readiness)
+from services.common.readiness import CheckResult, KafkaReachability, Readiness, check, database_check, readiness
 
 
 class FakeClient:
