@@ -32,11 +32,14 @@ class ServiceSpec:
     # Faust workers rebuild their tables from changelogs before they are ready: allow up to 10 min to start.
     startup_failures: int = 30
     data_dir_env: str | None = None
+    # (environment variable, key of the citystream-tokens Secret): credentials that must not be the local defaults.
+    token_env: tuple[tuple[str, str], ...] = ()
 
 
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("register", ("python", "-m", "services.register"), 8081, "register", None,
-                env=(("CITYSTREAM_REGISTER_HOST", "0.0.0.0"),), database_url_key="app-url"),
+                env=(("CITYSTREAM_REGISTER_HOST", "0.0.0.0"),), database_url_key="app-url",
+                token_env=(("CITYSTREAM_REGISTER_ADMIN_TOKEN", "register-admin-token"),)),
     ServiceSpec("ingest-http", ("python", "-m", "services.ingest", "http"), 8082, "ingest", "http",
                 cpu="500m", cpu_limit="2", memory="384Mi", memory_limit="768Mi"),
     ServiceSpec("ingest-gate", ("python", "-m", "services.ingest", "gate"), 8083, "ingest", "gate",
@@ -49,7 +52,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 memory_limit="1Gi", data_dir_env="CITYSTREAM_ANOMALY_DATA_DIR"),
     ServiceSpec("api", ("python", "-m", "services.api"), 8080, "api", None,
                 env=(("CITYSTREAM_API_HOST", "0.0.0.0"),), database_url_key="reader-url",
-                database_env="CITYSTREAM_API_DATABASE_URL"),
+                database_env="CITYSTREAM_API_DATABASE_URL", token_env=(("CITYSTREAM_API_TOKENS", "api-tokens"),)),
 )
 
 
@@ -73,6 +76,8 @@ def _env(spec: ServiceSpec) -> list[dict]:
                     "valueFrom": {"secretKeyRef": {"name": "citystream-database", "key": spec.database_url_key}}})
     if spec.data_dir_env:
         env.append({"name": spec.data_dir_env, "value": "/var/lib/citystream"})
+    env += [{"name": name, "valueFrom": {"secretKeyRef": {"name": "citystream-tokens", "key": key}}}
+            for name, key in spec.token_env]
     env += [{"name": name, "value": value} for name, value in spec.env]
     return env
 

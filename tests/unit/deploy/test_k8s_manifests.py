@@ -217,6 +217,13 @@ def test_every_service_has_probes_resources_budget_and_scrape_config(rendered, o
         for selector in (budgets[name]["spec"]["selector"]["matchLabels"], services[name]["spec"]["selector"]):
             assert selector.items() <= pod_labels.items()
         assert monitors[name]["spec"]["endpoints"][0]["path"] == "/metrics"
+    secrets_used = {(env["name"], env["valueFrom"]["secretKeyRef"]["name"])
+                    for deployment in deployments.values()
+                    for env in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+                    if "secretKeyRef" in env.get("valueFrom", {})}
+    # No dev credential is baked into a manifest: tokens and database URLs come from Secrets.
+    assert {("CITYSTREAM_API_TOKENS", "citystream-tokens"), ("CITYSTREAM_REGISTER_ADMIN_TOKEN", "citystream-tokens"),
+            ("CITYSTREAM_DATABASE_URL", "citystream-database")} <= secrets_used
     autoscaler, = of_kind(objects, "HorizontalPodAutoscaler").values()
     assert autoscaler["spec"]["scaleTargetRef"]["name"] == "citystream-ingest-http"
     assert "citystream-migrate" in of_kind(objects, "Job")
@@ -236,6 +243,8 @@ def test_production_runs_replicated_kafka_and_database(rendered):
     assert {d["spec"]["replicas"] for d in of_kind(objects, "Deployment").values()} == {3}
     assert {o["metadata"].get("namespace") for o in objects if o["kind"] != "Namespace"} == {"citystream"}
     assert of_kind(rendered["dev"], "Cluster")["citystream-db"]["spec"]["instances"] == 1
+    assert "citystream-tokens" in of_kind(rendered["dev"], "Secret")
+    assert of_kind(objects, "Secret") == {}  # production brings its own
 
 
 def test_prometheus_rule_and_dashboards_are_the_committed_files(rendered):
