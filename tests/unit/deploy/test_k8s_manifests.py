@@ -235,7 +235,7 @@ def test_production_runs_replicated_kafka_and_database(rendered):
     kafka, = of_kind(objects, "Kafka").values()
     database, = of_kind(objects, "Cluster").values()
     assert pool["spec"]["replicas"] == 3 and set(pool["spec"]["roles"]) == {"controller", "broker"}
-    assert kafka["metadata"]["annotations"]["strimzi.io/kraft"] == "enabled"
+    assert kafka["metadata"]["annotations"] == {"strimzi.io/kraft": "enabled", "strimzi.io/node-pools": "enabled"}
     assert kafka["spec"]["kafka"]["config"]["min.insync.replicas"] == 2
     assert kafka["spec"]["kafka"]["authorization"] == {"type": "simple"}
     assert database["spec"]["instances"] == 3
