@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
 PYTEST_ARGS ?=
 
-.PHONY: help install system-packages infra run test test-unit test-integration bench down status schemas clean-state
+.PHONY: help install kustomize system-packages infra run test test-unit test-integration bench down status schemas clean-state
 
 help:
 	@echo "make run     install what is missing, start Kafka, TimescaleDB and every service; Ctrl-C stops all"
@@ -23,7 +23,11 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	@rm -f $(VENV)/.installed-* && touch $@
 
-install: system-packages $(STAMP)
+# kustomize renders deploy/k8s/overlays in the unit tests (go install, cached in .venv/bin).
+kustomize: $(STAMP)
+	@bash deploy/k8s/install-kustomize.sh
+
+install: system-packages $(STAMP) kustomize
 
 # `dev env` points migrate and topics at the runtime just started, also when CITYSTREAM_DEV_* moved its ports.
 infra: install

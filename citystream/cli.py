@@ -14,6 +14,7 @@ from rich.console import Console
 from citystream import dev_cli
 from citystream.bench import cli as bench_cli
 from citystream.bench import loadgen as loadgen_cli
+from citystream.k8s import cli as k8s_cli
 from services.anomaly import cli as anomaly_cli
 from citystream.simulate import cli as simulate_cli
 from services.common.logs import configure_logging
@@ -38,6 +39,7 @@ app.add_typer(ingest_cli.app, name="ingest")
 app.add_typer(simulate_cli.app, name="simulate")
 app.add_typer(bench_cli.app, name="bench")
 app.add_typer(loadgen_cli.app, name="loadgen")
+app.add_typer(k8s_cli.app, name="k8s")
 console = Console(stderr=True)
 
 

@@ -15,6 +15,7 @@ from rich.table import Table
 from citystream.devenv import kafka, postgres
 from citystream.devenv.config import DevSettings
 from citystream.devenv.process import RuntimeProblem
+from citystream.devenv.startup import StartFailed, Step, start_all
 
 app = typer.Typer(help="Run Kafka and TimescaleDB locally (no Docker).", no_args_is_help=True)
 console = Console(stderr=True)
@@ -34,17 +35,17 @@ def _fail(problem: Exception, hint: str = "") -> None:
 
 @app.command()
 def up() -> None:
-    """Install what is missing, then start Kafka and PostgreSQL + TimescaleDB. Idempotent."""
+    """Install what is missing, then start Kafka and PostgreSQL + TimescaleDB. Idempotent. When a component
+    fails to start, what this command started is stopped again (what was already running stays)."""
     settings = DevSettings()
+    steps = [Step(name, lambda m=module: m.status(settings)["state"] == "up", lambda m=module: m.start(settings),
+                  lambda m=module: m.stop(settings))
+             for name, module in COMPONENTS.items()]
     try:
-        console.print(kafka.start(settings))
-    except START_PROBLEMS as problem:
-        _fail(problem)
-    try:
-        console.print(postgres.start(settings))
-    except START_PROBLEMS as problem:
-        _fail(problem, "\n(Kafka is running; fix the above and run `citystream dev up` again, "
-                       "or `citystream dev down` to stop it.)")
+        start_all(steps, START_PROBLEMS, console.print)
+    except StartFailed as failed:
+        rolled_back = f"\n(stopped again: {', '.join(failed.stopped)})" if failed.stopped else ""
+        _fail(failed.problem, rolled_back)
     console.print(f"KAFKA_BOOTSTRAP={settings.kafka_bootstrap}\nDATABASE_URL={settings.database_url}")
 
 

@@ -19,11 +19,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import yaml
 
 from citystream.devenv import kafka, postgres, process
 from citystream.devenv.config import REPO_ROOT, DevSettings
 from citystream.devenv.process import RuntimeProblem, port_open, spawn_server, stop_pid, tail
+from services.common.readiness import Readiness
 from services.common.roles import APP_ROLE, READER_ROLE, RETENTION_ROLE, with_role
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,9 @@ COMPONENTS = (
     Component("api", "services.api", (), 8080, "/ops/#token=dev-operator", None, "CITYSTREAM_API_PORT"),
 )
 SIMULATOR = Component("simulator", "citystream.simulate", ("--rate", "20"), None)
+# How long `run` waits for every service's /readyz before it reports what is still missing (and keeps running:
+# a Faust worker recovering a large table may take longer, and says so in its readiness checks).
+READY_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -235,6 +240,39 @@ def grafana_command(settings: DevSettings, binary: str) -> tuple[list[str], dict
     return command, env
 
 
+def wait_until_ready(urls: dict[str, str], timeout_s: float, get=httpx.get, poll_s: float = 0.5,
+                     clock=time.monotonic, sleep=time.sleep) -> dict[str, Readiness | None]:
+    """Poll each service's /readyz (the readiness contract) until it answers ready or `timeout_s` passed; the last
+    answer per service (None: never answered) tells what is still missing."""
+    answers: dict[str, Readiness | None] = dict.fromkeys(urls)
+    deadline = clock() + timeout_s
+    while True:
+        for name, url in urls.items():
+            if answers[name] is not None and answers[name].status == "ready":
+                continue
+            try:
+                answers[name] = Readiness.model_validate(get(url, timeout=2).json())
+            except (httpx.HTTPError, ValueError):  # not listening yet, or not the contract (yet)
+                pass
+        if all(a is not None and a.status == "ready" for a in answers.values()) or clock() >= deadline:
+            return answers
+        sleep(poll_s)
+
+
+def readiness_lines(answers: dict[str, Readiness | None]) -> list[str]:
+    """One line per service: ready, or which checks fail with their reason codes."""
+    lines = []
+    for name, answer in answers.items():
+        if answer is None:
+            lines.append(f"  {name:<12} not answering /readyz yet")
+        elif answer.status == "ready":
+            lines.append(f"  {name:<12} ready")
+        else:
+            failing = ", ".join(f"{check}={result.detail}" for check, result in answer.checks.items() if not result.ok)
+            lines.append(f"  {name:<12} not ready: {failing}")
+    return lines
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -269,6 +307,13 @@ def run_platform(with_simulator: bool = True) -> int:
         print(f"  {'timescaledb':<12} {settings.database_url}")
         print(f"Logs: {settings.logs_dir}   Press Ctrl-C to stop everything.", flush=True)
         interrupted_at_start = False
+        services = {component.name: f"http://127.0.0.1:{component.port_in(env)}/readyz"
+                    for component, _ in platform.processes.values()
+                    if component in COMPONENTS and component.port_in(env)}
+        answers = wait_until_ready(services, READY_TIMEOUT_S)
+        ready = sum(1 for a in answers.values() if a is not None and a.status == "ready")
+        print(f"Readiness ({ready}/{len(answers)} ready; each service's /readyz):", flush=True)
+        print("\n".join(readiness_lines(answers)), flush=True)
         platform.supervise()
     except KeyboardInterrupt:
         if interrupted_at_start:

@@ -326,10 +326,15 @@ async def healthz(web, request):
 
 @app.page("/readyz")
 async def readyz(web, request):
-    checks = {"tables_recovered": app.tables.recovery.completed.is_set(), "rebalancing": bool(app.rebalancing),
-              "register_caught_up": register_follower.caught_up.is_set()}
-    ready = checks["tables_recovered"] and not checks["rebalancing"] and checks["register_caught_up"]
-    return web.json({"ready": ready, **checks}, status=200 if ready else 503)
+    """The readiness contract (services/common/readiness.py): tables recovered from their changelogs, no
+    rebalance in progress, the register view caught up."""
+    from services.common.readiness import check, readiness
+
+    body, status = readiness({
+        "tables": check(app.tables.recovery.completed.is_set(), "recovered", "recovering"),
+        "rebalance": check(not app.rebalancing, "settled", "rebalancing"),
+        "register": check(register_follower.caught_up.is_set(), "caught_up", "catching_up")})
+    return web.json(body, status=status)
 
 
 @app.page("/metrics")

@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from schemas.topics import ALERT_ACTIONS
 from services.api.directory import SensorDirectory
 from services.api.hub import AlertHub
-from services.api.readiness import KafkaProbe
 from services.api.settings import ApiSettings
+from services.common.readiness import KafkaReachability
 
 
 class ApiMetrics:
@@ -35,5 +36,8 @@ class ApiState:
     directory: SensorDirectory = field(default_factory=SensorDirectory)
     pool: object | None = None
     producer: object | None = None  # set once it has connected (see services.api.app.lifespan)
-    kafka_probe: KafkaProbe = field(default_factory=KafkaProbe)
+    kafka: KafkaReachability = field(init=False)  # asks about a topic the API writes (operator actions)
     tasks: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.kafka = KafkaReachability(self.settings.topic(ALERT_ACTIONS))

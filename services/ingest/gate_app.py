@@ -13,6 +13,7 @@ import logging
 import faust
 from faust.app.base import BootStrategy
 
+from services.common.readiness import CheckResult, readiness
 from services.ingest.gate_loop import run_gate_loop
 from services.ingest.runtime import GateRuntime
 from services.ingest.settings import IngestSettings
@@ -52,10 +53,11 @@ def build_app(settings: IngestSettings) -> faust.App:
 
     @app.page("/readyz")
     async def readyz(web, request):
+        """The readiness contract (services/common/readiness.py): register view caught up, Kafka answering."""
         runtime = holder.get("runtime")
-        ready = runtime is not None and runtime.ready
-        return web.json({"ready": ready, "sensors": len(runtime.view.state) if runtime else 0},
-                        status=200 if ready else 503)
+        checks = runtime.checks() if runtime else {"runtime": CheckResult(ok=False, detail="starting")}
+        body, status = readiness(checks)
+        return web.json(body, status=status)
 
     @app.page("/healthz")
     async def healthz(web, request):

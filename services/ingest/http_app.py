@@ -13,6 +13,7 @@ import orjson
 from fastapi import FastAPI, Request, Response
 
 from schemas.rejections import RejectionReason as Reason
+from services.common.readiness import Readiness, readiness
 from services.common.errors import DependencyUnavailable
 from services.common.metrics import metrics_payload
 from services.ingest import metrics
@@ -164,12 +165,9 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
 
     @app.get("/readyz", response_class=Response, responses=READYZ_RESPONSES)
     async def readyz() -> Response:
-        runtime = holder["runtime"]
-        ready = runtime.ready
-        body = {"register": runtime.view.ready.is_set(),
-                "kafka": runtime.producer_started.is_set() and runtime.kafka_reachable,
-                "sensors": len(runtime.view.state)}
-        return Response(orjson.dumps(body), 200 if ready else 503, media_type="application/json")
+        """The readiness contract (services/common/readiness.py): register view caught up, Kafka answering."""
+        body, status = readiness(holder["runtime"].checks())
+        return Response(orjson.dumps(body), status, media_type="application/json")
 
     @app.get("/metrics", response_class=Response, responses=METRICS_RESPONSES)
     async def prometheus() -> Response:

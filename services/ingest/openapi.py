@@ -7,10 +7,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.ingest_http import BatchResult, IngestUnavailable, ReadingBatch, RequestRefused
 from schemas.rejections import HTTP_STATUS
+from services.common.readiness import Readiness
 
 SECURITY_SCHEME = "sensorCredential"
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}}
@@ -52,19 +52,9 @@ READINGS_OPENAPI_EXTRA: dict[str, Any] = {
 }
 
 
-class IngestReadiness(BaseModel):
-    """`/readyz`: 200 when the register view is caught up and Kafka reachable, else 503 with the same body."""
-
-    model_config = ConfigDict(populate_by_name=True)
-
-    register_ready: bool = Field(alias="register", description="The register view has caught up with its topic.")
-    kafka: bool = Field(description="The producer started and the broker answers.")
-    sensors: int = Field(ge=0, description="Sensors in the register view.")
-
-
 READYZ_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"model": IngestReadiness, "description": "Ready."},
-    503: {"model": IngestReadiness, "description": "Not ready: see which dependency is false."},
+    200: {"model": Readiness, "description": "Ready (services/common/readiness.py)."},
+    503: {"model": Readiness, "description": "Not ready: see which check is not ok."},
 }
 METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "Prometheus text exposition format.",

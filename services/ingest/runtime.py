@@ -1,6 +1,7 @@
 """What a gate process holds while it runs: the register view, the producer (inside a Publisher, which renews it)
 and the rate limiter. Ready = register view caught up, producer started and the broker answering a metadata
-request within `kafka_check_timeout_s` (asked every `kafka_check_s`; the answer is cached in between)."""
+request within `kafka_check_timeout_s` (asked every `kafka_check_s` by the shared KafkaReachability, whose last
+answer the hot path reads: a batch is refused at once while Kafka is known down)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from schemas.topics import REGISTER_SENSORS
-from services.common.kafka import broker_answers, make_producer
+from services.common.kafka import make_producer
+from services.common.readiness import CheckResult, KafkaReachability, check
 from services.ingest.gate import GateLimits
 from services.ingest.publisher import Publisher
 from services.ingest.ratelimit import RateLimiter
@@ -28,8 +30,9 @@ class GateRuntime:
     publisher: Publisher
     limits: GateLimits
     limiter: RateLimiter = field(default_factory=RateLimiter)
+    # Whether a broker answers; build() gives it the deployed register topic and the configured timings.
+    kafka: KafkaReachability = field(default_factory=lambda: KafkaReachability(REGISTER_SENSORS))
     producer_started: asyncio.Event = field(default_factory=asyncio.Event)
-    kafka_reachable: bool = False  # the last broker check's answer (set when the producer starts)
     _tasks: list[asyncio.Task] = field(default_factory=list)
 
     @classmethod
@@ -50,7 +53,9 @@ class GateRuntime:
         producer = new_producer()
         limits = GateLimits(timedelta(seconds=settings.clock_skew_s), timedelta(seconds=settings.max_age_s))
         publisher = Publisher(producer, settings.topic, settings.ack_timeout_s, path, renew)
-        return cls(settings, RegisterView.for_settings(settings), producer, publisher, limits)
+        kafka = KafkaReachability(settings.topic(REGISTER_SENSORS), settings.kafka_check_s,
+                                  settings.kafka_check_timeout_s)
+        return cls(settings, RegisterView.for_settings(settings), producer, publisher, limits, kafka=kafka)
 
     def start(self) -> None:
         """Start in the background: a process comes up (and says not ready) even while Kafka is down."""
@@ -61,8 +66,20 @@ class GateRuntime:
         await asyncio.wait_for(asyncio.gather(self.view.ready.wait(), self.producer_started.wait()), timeout_s)
 
     @property
+    def kafka_reachable(self) -> bool:
+        return self.kafka.last.ok
+
+    @property
     def ready(self) -> bool:
         return self.view.ready.is_set() and self.producer_started.is_set() and self.kafka_reachable
+
+    def checks(self) -> dict[str, CheckResult]:
+        """The /readyz checks of an ingest process (HTTP or gate): the readiness contract's `checks`."""
+        view_ready = self.view.ready.is_set()
+        kafka = self.kafka.last
+        if not self.producer_started.is_set():
+            kafka = CheckResult(ok=False, detail="producer_not_started")
+        return {"register": check(view_ready, f"{len(self.view.state)} sensors", "catching_up"), "kafka": kafka}
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -82,28 +99,11 @@ class GateRuntime:
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, 10.0)
             else:
-                self.kafka_reachable = True
+                await self.kafka.check(self._client())
                 self.producer_started.set()
-                self._tasks.append(asyncio.create_task(self._watch_kafka(), name="kafka-check"))
+                self._tasks.append(asyncio.create_task(self.kafka.watch(self._client), name="kafka-check"))
                 return
 
-    async def _watch_kafka(self) -> None:
-        """Keep `kafka_reachable` current: a started producer says nothing about a broker that went away since."""
-        while True:
-            await asyncio.sleep(self.settings.kafka_check_s)
-            reachable = await self.check_kafka()
-            if reachable != self.kafka_reachable:
-                log.warning("kafka %s", "reachable again" if reachable else "not answering: not ready")
-            self.kafka_reachable = reachable
-
-    async def check_kafka(self) -> bool:
-        """True when a broker answers a metadata request for the register topic in time."""
-        client = getattr(self.publisher.producer, "client", None)
-        if client is None:  # a test double without a client
-            return True
-        try:
-            await asyncio.wait_for(broker_answers(client, self.settings.topic(REGISTER_SENSORS)),
-                                   self.settings.kafka_check_timeout_s)
-        except Exception:  # no broker answered (timeout, connection refused, KafkaError): not reachable
-            return False
-        return True
+    def _client(self):
+        """The client of the producer in use now (the Publisher renews it after a failure)."""
+        return getattr(self.publisher.producer, "client", None)

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Response
 
 from services.common.metrics import metrics_payload
+from services.common.readiness import Readiness, check
 from services.ingest.settings import IngestSettings
 from services.ingest.sink_worker import SinkWorker
 
@@ -49,10 +50,14 @@ def create_sink_app(settings: IngestSettings) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz")
-    async def readyz(response: Response) -> dict[str, bool]:
-        response.status_code = 200 if worker.ready else 503
-        return {"database": worker.database_ok, "consumer": worker.consumer_joined}
+    @app.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+    async def readyz(response: Response) -> Readiness:
+        """The readiness contract (services/common/readiness.py): the database answers, the consumer has joined
+        its group (it holds partitions, or is a spare member of a group with more members than partitions)."""
+        answer = Readiness.of({"database": check(worker.database_ok, "answering", "unavailable"),
+                               "consumer": check(worker.consumer_joined, "joined", "not_joined")})
+        response.status_code = answer.http_status
+        return answer
 
     @app.get("/metrics")
     async def prometheus() -> Response:

@@ -160,6 +160,8 @@ def test_run_serves_everything_and_ctrl_c_stops_every_process_it_started(private
     else:  # one line saying so and how to get the dashboards
         assert "grafana not installed" in run.text and "docker compose" in run.text, run.output
     run.wait_for(lambda: all(healthy(port) for port in ports.values()), 120, "/healthz from every service")
+    run.wait_for(lambda: "Readiness (" in run.output, 150, "the readiness report")  # after every /readyz answered
+    assert f"Readiness ({len(COMPONENTS)}/{len(COMPONENTS)} ready" in run.output, run.output
     jobs = {f"citystream-{name}" for name in ports}
     run.wait_for(lambda: jobs <= {job for job, health in prometheus_targets(prometheus_port).items()
                                   if health == "up"}, 60, f"Prometheus scraping {sorted(jobs)}")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from services.common.readiness import Readiness
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -53,6 +55,8 @@ class ServiceProcess:
             try:
                 response = httpx.get(f"{self.url}{self.ready_path}", timeout=2)
                 if response.status_code == 200:
+                    if self.ready_path == "/readyz":  # every service answers the one readiness contract
+                        Readiness.model_validate(response.json())
                     return
                 last = f"{response.status_code} {response.text[:200]}"
             except httpx.TransportError as error:

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
-from schemas.topics import ALERT_ACTIONS
 from services.api.auth import SECURED, Role, policy
 from services.api.errors import ApiError
 from services.api.models import Health, example_response
-from services.api.readiness import database_answers
+from services.api.readiness import api_readiness
 from services.common.metrics import metrics_payload
+from services.common.readiness import Readiness
 
 router = APIRouter(tags=["operations"], dependencies=SECURED)
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -26,19 +26,13 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Health, openapi_extra=policy(Role.PUBLIC),
-            responses={503: {"model": Health, "description": "A dependency is not ready"}})
+@router.get("/readyz", response_model=Readiness, openapi_extra=policy(Role.PUBLIC),
+            responses={503: {"model": Readiness, "description": "A dependency is not ready"}})
 async def readyz(request: Request):
-    """Ready: the database answers, Kafka answers a metadata request (cached 2 s), the alert stream has caught up
-    with the topic and the sensor register is caught up."""
-    state = request.app.state.api
-    checks = {"database": await database_answers(state.pool),
-              "kafka": await state.kafka_probe.reachable(state.producer, state.settings.topic(ALERT_ACTIONS)),
-              "alert_stream": bool(state.hub and state.hub.caught_up),
-              "register": state.directory.caught_up}
-    ready = all(checks.values())
-    body = Health(status="ready" if ready else "not ready", checks=checks)
-    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+    """Ready: the database answers, Kafka answers a metadata request (asked at most once a second), the alert
+    stream has caught up with the topic and the sensor register is caught up."""
+    answer = await api_readiness(request.app.state.api)
+    return JSONResponse(answer.model_dump(), status_code=answer.http_status)
 
 
 @router.get("/metrics", openapi_extra=policy(Role.PUBLIC), response_class=Response,

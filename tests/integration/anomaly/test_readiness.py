@@ -53,7 +53,7 @@ async def test_readyz_is_503_while_tables_recover_and_200_after(kafka_bootstrap,
             except httpx.HTTPError:
                 time.sleep(0.05)
                 continue
-            seen.append((response.status_code, response.json()["tables_recovered"]))
+            seen.append((response.status_code, response.json()["checks"]["tables"]["ok"]))
             if response.status_code == 200:
                 break
             time.sleep(0.05)

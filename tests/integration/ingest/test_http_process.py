@@ -43,6 +43,9 @@ async def test_http_entrypoint_serves_readings_and_limits_chunked_bodies(setting
                     pass
                 await asyncio.sleep(0.5)
             assert ready is not None and ready.status_code == 200, log_path.read_text()[-2000:]
+            checks = ready.json()["checks"]  # the readiness contract (services/common/readiness.py)
+            assert ready.json()["status"] == "ready" and checks["kafka"] == {"ok": True, "detail": "answering"}
+            assert checks["register"]["ok"] and checks["register"]["detail"].endswith(" sensors")
             accepted = await client.post("/v1/readings", json={"readings": [reading(1)]}, headers=bearer(key))
             assert accepted.status_code == 200 and accepted.json()["accepted"] == 1
 

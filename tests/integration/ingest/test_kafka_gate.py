@@ -11,9 +11,12 @@ import sys
 import uuid
 from pathlib import Path
 
+import httpx
+
 from schemas.topics import RAW_READINGS, REJECTED_READINGS
 from services.common import jsonwire
 from services.common.kafka import make_producer
+from services.common.readiness import Readiness
 from tests.integration.ingest.helpers import READINGS_TOPICS, drain, publish_register
 from tests.support.ingest_factories import new_credential, reading, registration
 
@@ -31,9 +34,10 @@ async def test_raw_records_pass_the_same_gate_and_bad_ones_are_rejected(settings
     key, stored = new_credential()
     sensor = f"traffic-{uid}-raw"
     await publish_register(settings, registration(sensor, stored))
+    gate_port = free_port()
     env = os.environ | {
         "CITYSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "CITYSTREAM_TOPIC_PREFIX": settings.topic_prefix,
-        "CITYSTREAM_INGEST_GATE_APP_ID": f"{settings.topic_prefix}gate", "CITYSTREAM_INGEST_GATE_PORT": str(free_port()),
+        "CITYSTREAM_INGEST_GATE_APP_ID": f"{settings.topic_prefix}gate", "CITYSTREAM_INGEST_GATE_PORT": str(gate_port),
         "CITYSTREAM_INGEST_GATE_DATA_DIR": str(tmp_path / "gate-data"),
     }
     log_path = tmp_path / "gate.log"
@@ -71,6 +75,9 @@ async def test_raw_records_pass_the_same_gate_and_bad_ones_are_rejected(settings
         assert sorted(r["reason"] for r in rejected) == sorted(
             ["MALFORMED", "OUT_OF_RANGE", "BAD_CREDENTIALS", "UNKNOWN_SENSOR", "MALFORMED"])
         assert {r["source"] for r in rejected} == {"kafka"}
+        ready = httpx.get(f"http://127.0.0.1:{gate_port}/readyz", timeout=5)  # the one readiness contract
+        assert ready.status_code == 200 and Readiness.model_validate(ready.json()).status == "ready"
+        assert ready.json()["checks"]["kafka"] == {"ok": True, "detail": "answering"}
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         try:

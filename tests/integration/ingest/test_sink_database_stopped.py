@@ -57,7 +57,7 @@ async def test_postgres_stopped_30_s_under_load_then_restarted_loses_nothing_and
                 await asyncio.sleep(1.0)
             assert await retries_seen(client) >= 2, log_path.read_text()[-3000:]
             readiness = await client.get("/readyz")
-            assert readiness.status_code == 503 and readiness.json()["database"] is False
+            assert readiness.status_code == 503 and readiness.json()["checks"]["database"] == {"ok": False, "detail": "unavailable"}
 
             await asyncio.to_thread(postgres.start, isolated_postgres)
             keys = await wait_for_rows(database_url, f"traffic-{uid}-", len(sent), timeout_s=60)

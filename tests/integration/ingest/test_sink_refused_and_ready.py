@@ -106,14 +106,16 @@ async def test_sink_is_ready_before_any_write_and_follows_the_database(settings,
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             ready = await readiness_becomes(client, 200)  # nothing was ever written: the topics are empty
             assert ready is not None and ready.status_code == 200, log_path.read_text()[-3000:]
-            assert ready.json() == {"database": True, "consumer": True}
+            assert ready.json() == {"status": "ready", "checks": {"database": {"ok": True, "detail": "answering"},
+                                                                  "consumer": {"ok": True, "detail": "joined"}}}
             await proxy.stop()
             down = await readiness_becomes(client, 503)  # found by the periodic probe, without any write
             assert down is not None and down.status_code == 503
-            assert down.json() == {"database": False, "consumer": True}
+            assert down.json() == {"status": "not_ready", "checks": {"database": {"ok": False, "detail": "unavailable"},
+                                                                 "consumer": {"ok": True, "detail": "joined"}}}
             await proxy.start()
             back = await readiness_becomes(client, 200)
-            assert back is not None and back.json() == {"database": True, "consumer": True}
+            assert back is not None and back.json()["status"] == "ready"
     finally:
         kill(sink, signal.SIGTERM)
         await proxy.stop()

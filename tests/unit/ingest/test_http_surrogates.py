@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from schemas.rejections import RejectedReading
+from services.common.readiness import CheckResult
 from services.ingest.gate import GateLimits
 from services.ingest.gate_event import gate_event
 from services.ingest.http_app import create_app
@@ -68,7 +69,7 @@ def runtime() -> tuple[GateRuntime, AckingProducer]:
     gate = GateRuntime(settings, ReadyView(state), producer, Publisher(producer, settings.topic, 1.0, "http"),
                        GateLimits(clock_skew=__import__("datetime").timedelta(days=10 ** 4)))
     gate.producer_started.set()
-    gate.kafka_reachable = True
+    gate.kafka.last = CheckResult(ok=True, detail="answering")
     return gate, producer
 
 

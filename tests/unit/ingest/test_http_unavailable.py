@@ -6,6 +6,7 @@ import asyncio
 
 import httpx
 
+from services.common.readiness import CheckResult
 from services.ingest.gate import GateLimits
 from services.ingest.http_app import create_app
 from services.ingest.publisher import Publisher
@@ -58,7 +59,7 @@ async def test_no_ack_in_time_gives_503_with_retry_after():
     runtime = GateRuntime(settings, StubView(state), producer, Publisher(producer, settings.topic, 0.2, "http"),
                           GateLimits())
     runtime.producer_started.set()
-    runtime.kafka_reachable = True
+    runtime.kafka.last = CheckResult(ok=True, detail="answering")
     transport = httpx.ASGITransport(app=create_app(settings, runtime))
     async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
         response = await client.post("/v1/readings", json={"readings": [reading(1), reading(2)]},
