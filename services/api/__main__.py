@@ -9,12 +9,15 @@ import uvicorn
 from services.api.app import create_app
 from services.api.settings import LOCAL_DEV_TOKENS, ApiSettings
 from services.common.logs import configure_logging
+from services.common.production import refuse_development_secrets
 
 log = logging.getLogger("services.api")
 
 
 def main() -> None:
     settings = ApiSettings()
+    # With its own reader DSN the API never connects as CITYSTREAM_DATABASE_URL.
+    refuse_development_secrets(settings, unused={"database_url"} if settings.api_database_url else ())
     configure_logging(settings.log_level)
     if settings.api_tokens == LOCAL_DEV_TOKENS:
         log.warning("using the local development tokens; set CITYSTREAM_API_TOKENS in any shared deployment")
