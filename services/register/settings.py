@@ -22,3 +22,7 @@ class RegisterSettings(CommonSettings):
     )
     register_relay_poll_s: float = Field(default=0.5, gt=0, description="Outbox poll interval when idle.")
     register_relay_enabled: bool = Field(default=True, description="Run the outbox relay in this process.")
+    register_removals_burst: int = Field(
+        default=5, ge=1, description="Public removal requests a client address may send at once (then 429).")
+    register_removals_per_minute: int = Field(
+        default=1, ge=1, description="Public removal requests per minute a client address may send after its burst.")
