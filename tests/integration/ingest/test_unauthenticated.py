@@ -12,8 +12,14 @@ from prometheus_client import REGISTRY
 from schemas.rejections import RejectedReading
 from schemas.topics import REJECTED_READINGS
 from services.ingest.sink_worker import SinkWorker
-from tests.integration.ingest.helpers import READINGS_TOPICS, bearer, drain, http_ingest, ingest_settings, \
-    publish_register
+from tests.integration.ingest.helpers import (
+    READINGS_TOPICS,
+    bearer,
+    drain,
+    http_ingest,
+    ingest_settings,
+    publish_register,
+)
 from tests.support.ingest_factories import new_credential, reading, registration
 
 
