@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections import Counter
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request, Response
 
+from schemas.common import SENSOR_ID_PATTERN
 from schemas.rejections import RejectionReason as Reason
 from services.common.errors import DependencyUnavailable
 from services.common.metrics import metrics_payload
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 
 
 EXCERPT_BYTES = 2048  # how much of a refused request's body its dead letter keeps
+SENSOR_ID = re.compile(SENSOR_ID_PATTERN)
 
 
 class BodyTooLarge(Exception):
@@ -113,7 +116,7 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
         credential = parse_bearer(request.headers.get("authorization"))
         # Until the register view caught up nobody can be authenticated; _gate answers 503 then.
         if runtime.view.ready.is_set() and not _authenticated(credential, runtime):
-            return await _refuse_unauthenticated(request, runtime)
+            return await _refuse_unauthenticated(request)
         try:
             body = await read_limited(request, settings.max_body_bytes)
         except BodyTooLarge as too_large:
@@ -136,21 +139,21 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
         check = CredentialCheck(credential, datetime.now(UTC)) if credential is not None else None
         return authenticates(check, runtime.view.state)
 
-    async def _refuse_unauthenticated(request: Request, runtime: GateRuntime) -> tuple[BatchAnswer, DeadLetter | None]:
+    async def _refuse_unauthenticated(request: Request) -> tuple[BatchAnswer, DeadLetter | None]:
         """401 with one summary; 429 (nothing read, nothing stored) once the client address failed too often."""
         source = request.client.host if request.client is not None else "unknown"
         wait_s = failing_sources.try_acquire(source, time.monotonic())
         if wait_s > 0:
             metrics.REQUESTS_REFUSED.labels(Reason.RATE_LIMITED.value).inc()
             return source_limited(wait_s), None
-        count, sensor_id = await _count_readings(request, runtime)
+        count, sensor_id = await _count_readings(request)
         metrics.READINGS.labels("http", "rejected", Reason.BAD_CREDENTIALS.value, "").inc(count or 0)
         # The count only, never the readings: anonymous traffic must not cost the city storage per reading.
         return unauthenticated(count), DeadLetter({"readings": count}, sensor_id, f" ({count} readings, not stored)")
 
-    async def _count_readings(request: Request, runtime: GateRuntime) -> tuple[int | None, str | None]:
-        """How many readings an unauthenticated request carried (None: unreadable), and the one registered sensor
-        they all claim, if so (its owner then sees the failing credential among the sensor's rejections)."""
+    async def _count_readings(request: Request) -> tuple[int | None, str | None]:
+        """How many readings an unauthenticated request carried (None: unreadable), and the one sensor id they all
+        claim, if so: the owner of a sensor whose credential fails, and whoever watches an id being tried, see it."""
         try:
             document, _ = parse_body(await read_limited(request, settings.max_body_bytes))
         except (BodyTooLarge, ValueError, RecursionError):
@@ -160,8 +163,8 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
             return None, None
         claimed = {raw.get("sensor_id") if isinstance(raw, dict) else None for raw in readings}
         sensor_id = claimed.pop() if len(claimed) == 1 else None
-        known = isinstance(sensor_id, str) and runtime.view.state.get(sensor_id) is not None
-        return len(readings), sensor_id if known else None
+        named = isinstance(sensor_id, str) and SENSOR_ID.fullmatch(sensor_id) is not None
+        return len(readings), sensor_id if named else None
 
     async def _gate(credential: PresentedCredential | None, runtime: GateRuntime, readings: list,
                     lenient: bool) -> BatchAnswer:
