@@ -135,13 +135,22 @@ def test_values_that_only_look_alike_are_not_refused():
     (["services.register"], {}, ["CITYSTREAM_DATABASE_URL", "CITYSTREAM_REGISTER_ADMIN_TOKEN"]),
     (["services.api"], {"CITYSTREAM_API_DATABASE_URL": REAL_READER_DSN}, ["CITYSTREAM_API_TOKENS"]),
     (["services.ingest", "sink"], {}, ["CITYSTREAM_DATABASE_URL"]),
-], ids=["register", "api", "ingest-sink"])
-def test_a_service_started_in_production_on_development_secrets_exits_with_one_line(module, env, names):
-    """The real entrypoint, as a deployment starts it: it must fail before opening a socket or a connection."""
+    # The Faust workers read no database, so a `citystream-dev-` value elsewhere shows their entrypoints check too
+    # (the local runtime spells its Kafka passwords so).
+    (["services.ingest", "gate"], {"CITYSTREAM_INGEST_GATE_APP_ID": "citystream-dev-gate"},
+     ["CITYSTREAM_INGEST_GATE_APP_ID"]),
+    (["services.anomaly", "worker"], {"CITYSTREAM_ANOMALY_APP_ID": "citystream-dev-anomaly"},
+     ["CITYSTREAM_ANOMALY_APP_ID"]),
+], ids=["register", "api", "ingest-sink", "ingest-gate", "anomaly"])
+def test_a_service_started_in_production_on_development_secrets_exits_with_one_line(module, env, names, tmp_path):
+    """The real entrypoint, as a deployment starts it: it must fail before opening a socket or a connection
+    (Kafka points at a closed port: a process that got further would hang until the timeout fails the test)."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith("CITYSTREAM_")}
     environment |= {"CITYSTREAM_ENV": "production", "CITYSTREAM_KAFKA_BOOTSTRAP": "127.0.0.1:9",
                     "CITYSTREAM_REGISTER_PORT": "8190", "CITYSTREAM_API_PORT": "8191",
-                    "CITYSTREAM_INGEST_SINK_PORT": "8192"} | env
+                    "CITYSTREAM_INGEST_SINK_PORT": "8192", "CITYSTREAM_INGEST_GATE_PORT": "8193",
+                    "CITYSTREAM_ANOMALY_WEB_PORT": "8194", "CITYSTREAM_INGEST_GATE_DATA_DIR": str(tmp_path / "gate"),
+                    "CITYSTREAM_ANOMALY_DATA_DIR": str(tmp_path / "anomaly")} | env
     done = subprocess.run([sys.executable, "-m", *module], cwd=REPO, env=environment, capture_output=True,
                           text=True, timeout=60, check=False)
     lines = done.stderr.strip().splitlines()
