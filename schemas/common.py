@@ -58,7 +58,8 @@ class WireModel(BaseModel):
     """Base of every message on a shared topic.
 
     Consumers ignore fields they do not know, so a producer may add optional fields within a major version
-    without breaking anyone.
+    without breaking anyone. Every float is finite: NaN and ±Infinity are not JSON, and a consumer in another
+    language could not read them back.
     """
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, allow_inf_nan=False)

@@ -20,9 +20,10 @@ class RawReading(BaseModel):
 
     Used in the HTTP batch body and as the value on `citystream.readings.raw.v1`. Unknown fields are refused
     (mass assignment): `received_at`, `domain` and `register_version` are set by the gate, never by a sender.
+    Metric values are finite numbers: NaN and ±Infinity are refused.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     sensor_id: SensorId | None = Field(
         default=None,

@@ -28,7 +28,10 @@ class RejectionReason(StrEnum):
     BATCH_TOO_LARGE = "BATCH_TOO_LARGE"
 
 
-# One documented status per rejection path, after Eclipse Hono's HTTP adapter.
+# One documented status per rejection path, after Eclipse Hono's HTTP adapter. Two reasons also refuse a whole HTTP
+# request with the same status: BAD_CREDENTIALS (401) when the credential is valid for no sensor, answered and stored
+# once per request with the count of its readings (never per reading), and RATE_LIMITED (429 with Retry-After) when a
+# client address sent too many such requests (counted in a metric, nothing stored).
 HTTP_STATUS: dict[RejectionReason, int] = {
     RejectionReason.UNKNOWN_SENSOR: 404,
     RejectionReason.SENSOR_NOT_ACTIVE: 403,

@@ -24,7 +24,8 @@ class BadKind(StrEnum):
 
 
 EXPECTED_REASON: dict[BadKind, RejectionReason] = {
-    BadKind.UNREGISTERED: RejectionReason.UNKNOWN_SENSOR,
+    # A sensor never declared has no credential: the one it shows is made up, so its requests are refused whole.
+    BadKind.UNREGISTERED: RejectionReason.BAD_CREDENTIALS,
     BadKind.SUSPENDED: RejectionReason.SENSOR_NOT_ACTIVE,
     BadKind.EXPIRED: RejectionReason.SENSOR_EXPIRED,
     BadKind.WRONG_KEY: RejectionReason.BAD_CREDENTIALS,

@@ -34,9 +34,11 @@ from services.anomaly.sensors import SensorStates
 from services.anomaly.settings import AnomalySettings
 from services.anomaly.table_keys import tolerant_keys
 from services.common.metrics import metrics_payload
+from services.common.production import refuse_development_secrets
 
 log = logging.getLogger(__name__)
 settings = AnomalySettings()
+refuse_development_secrets(settings, unused={"database_url"})  # the worker has no database
 settings.datadir.mkdir(parents=True, exist_ok=True)  # Faust wants its data directory's parent to exist
 
 app = faust.App(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from services.common.access_log import install_access_log_redaction
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -18,3 +20,5 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # aiokafka logs every reconnect at WARNING; one line per second of outage is enough.
     logging.getLogger("aiokafka").setLevel(max(root.level, logging.WARNING))
+    # A token or credential in a URL's query string must never reach a log file.
+    install_access_log_redaction()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -19,6 +21,11 @@ class CommonSettings(BaseSettings):
     topic_prefix: str = Field(
         default="",
         description="Prepended to every topic name; lets tests and parallel deployments share a broker.",
+    )
+    env: Literal["development", "production"] = Field(
+        default="development",
+        description="CITYSTREAM_ENV. `production`: the service refuses to start on any development token, password "
+                    "or secret (services/common/production.py); `development` lets `make run` work unconfigured.",
     )
     log_level: str = Field(default="INFO")
     instance_id: str = Field(default="", description="Names this process in `produced-by` headers and metrics.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from services.common.logs import configure_logging
+from services.common.production import refuse_development_secrets
 from services.ingest.settings import IngestSettings
 
 ROLES = ("http", "gate", "sink")
@@ -16,6 +17,8 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"usage: python -m services.ingest {{{'|'.join(ROLES)}}}\n")
         return 2
     settings = IngestSettings()
+    # Only the sink talks to the database; the gates never read CITYSTREAM_DATABASE_URL.
+    refuse_development_secrets(settings, unused=() if role == "sink" else {"database_url"})
     configure_logging(settings.log_level)
     if role == "gate":
         import faust

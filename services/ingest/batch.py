@@ -7,7 +7,10 @@ Status rule:
   (401 BAD_CREDENTIALS, 404 UNKNOWN_SENSOR, 403 SENSOR_NOT_ACTIVE / SENSOR_EXPIRED / SENSOR_MISMATCH,
   422 UNDECLARED_METRIC / OUT_OF_RANGE / TIMESTAMP_*, 400 MALFORMED, 429 RATE_LIMITED with Retry-After);
 - every reading rejected, several reasons: 422 with the outcomes;
-- request-level: 400 MALFORMED (not JSON, no `readings` list, empty), 413 PAYLOAD_TOO_LARGE / BATCH_TOO_LARGE,
+- request-level: 401 BAD_CREDENTIALS when the credential is valid for no sensor of the register (missing,
+  unknown, wrong or expired): the readings are not looked at, the answer and the one dead letter carry their count;
+  429 RATE_LIMITED with Retry-After when the client address sent too many such requests (nothing stored);
+  400 MALFORMED (not JSON, no `readings` list, empty), 413 PAYLOAD_TOO_LARGE / BATCH_TOO_LARGE,
   503 with Retry-After when Kafka did not acknowledge in time or the register view is not ready.
 """
 
@@ -41,6 +44,29 @@ def gate_batch(readings: list[Any], credential: PresentedCredential | None, regi
     `lenient_json`: the body was parsed by the standard library (see `admit`)."""
     check = CredentialCheck(credential, now) if credential is not None else None
     return [admit(raw, check, register, now, limits, limiter, lenient_json=lenient_json) for raw in readings]
+
+
+def authenticates(check: CredentialCheck | None, register: RegisterLookup) -> bool:
+    """Whether the request's credential is valid for at least one sensor of the register. Only then are its
+    readings looked at one by one (and their rejections stored): anonymous traffic is counted, never stored."""
+    return check is not None and any(check.accepts(stored) for entry in register.sensors_for_key(check.key_id)
+                                     for stored in entry.credentials_for(check.key_id))
+
+
+def unauthenticated(readings: int | None) -> BatchAnswer:
+    """401 for a whole request whose credential failed: one summary (`rejected` = readings sent, when countable)."""
+    reason = RejectionReason.BAD_CREDENTIALS
+    return BatchAnswer(HTTP_STATUS[reason], None, {
+        "accepted": 0, "rejected": readings, "reason": reason.value, "field": "credential",
+        "detail": "missing, unknown, wrong or expired credential: no reading of the request was looked at"})
+
+
+def source_limited(retry_after_s: float) -> BatchAnswer:
+    """429 for a client address that sent too many requests whose credential failed."""
+    reason = RejectionReason.RATE_LIMITED
+    return BatchAnswer(HTTP_STATUS[reason], max(1, math.ceil(retry_after_s)), {
+        "reason": reason.value, "field": "credential",
+        "detail": "too many requests with a failing credential from this address"})
 
 
 def answer(outcomes: list[Outcome]) -> BatchAnswer:

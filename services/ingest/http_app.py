@@ -1,24 +1,42 @@
-"""HTTP ingest: `POST /v1/readings` through the gate to `citystream.readings.<domain>.v1` and the rejected topic."""
+"""HTTP ingest: `POST /v1/readings` through the gate to `citystream.readings.<domain>.v1` and the rejected topic.
+
+A request is authenticated first (its credential must be valid for some sensor of the register): a failing one is
+answered 401 with one summary and at most one dead letter, never one per reading, and a client address that keeps
+failing gets 429 (services/common/source_limit.py) before its body is read.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+import time
 from collections import Counter
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request, Response
 
+from schemas.common import SENSOR_ID_PATTERN
 from schemas.rejections import RejectionReason as Reason
 from services.common.readiness import Readiness, readiness
 from services.common.errors import DependencyUnavailable
 from services.common.metrics import metrics_payload
+from services.common.source_limit import SourceLimiter
 from services.ingest import metrics
-from services.ingest.batch import BatchAnswer, answer, gate_batch, request_error
-from services.ingest.credentials import parse_bearer
+from services.ingest.batch import (
+    BatchAnswer,
+    answer,
+    authenticates,
+    gate_batch,
+    request_error,
+    source_limited,
+    unauthenticated,
+)
+from services.ingest.credentials import CredentialCheck, PresentedCredential, parse_bearer
 from services.ingest.gate import Admitted, Rejected
 from services.ingest.openapi import (
     METRICS_RESPONSES,
@@ -35,6 +53,7 @@ log = logging.getLogger(__name__)
 
 
 EXCERPT_BYTES = 2048  # how much of a refused request's body its dead letter keeps
+SENSOR_ID = re.compile(SENSOR_ID_PATTERN)
 
 
 class BodyTooLarge(Exception):
@@ -85,13 +104,14 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
                 await holder.pop("runtime").stop()
 
     app = FastAPI(title="CityStream ingest", lifespan=lifespan)
+    failing_sources = SourceLimiter(settings.auth_failures_per_minute, settings.auth_failures_burst)
 
     @app.post("/v1/readings", responses=READINGS_RESPONSES, openapi_extra=READINGS_OPENAPI_EXTRA,
               response_class=Response)
     async def post_readings(request: Request) -> Response:
-        result, excerpt = await _handle(request)
-        if excerpt is not None:
-            await _dead_letter(result, excerpt)
+        result, letter = await _handle(request)
+        if letter is not None:
+            await _dead_letter(result, letter)
         headers = {"Retry-After": str(result.retry_after_s)} if result.retry_after_s else None
         try:
             content = orjson.dumps(result.body)
@@ -99,33 +119,68 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
             content = orjson.dumps(printable_document(result.body))
         return Response(content, result.status, headers, media_type="application/json")
 
-    async def _handle(request: Request) -> tuple[BatchAnswer, bytes | None]:
-        """The answer, and the body excerpt to dead-letter when the whole request was refused."""
+    async def _handle(request: Request) -> tuple[BatchAnswer, DeadLetter | None]:
+        """The answer, and what to dead-letter when the whole request was refused."""
         runtime = holder["runtime"]
+        credential = parse_bearer(request.headers.get("authorization"))
+        # Until the register view caught up nobody can be authenticated; _gate answers 503 then.
+        if runtime.view.ready.is_set() and not _authenticated(credential, runtime):
+            return await _refuse_unauthenticated(request)
         try:
             body = await read_limited(request, settings.max_body_bytes)
         except BodyTooLarge as too_large:
             refused = request_error(Reason.PAYLOAD_TOO_LARGE, f"body over {settings.max_body_bytes} bytes")
-            return refused, too_large.head
+            return refused, DeadLetter.excerpt(too_large.head)
         try:
             document, lenient = parse_body(body)
         except (ValueError, RecursionError) as problem:
-            return request_error(Reason.MALFORMED, f"body is not JSON: {problem}"), body[:EXCERPT_BYTES]
+            return request_error(Reason.MALFORMED, f"body is not JSON: {problem}"), DeadLetter.excerpt(body)
         readings = document.get("readings") if isinstance(document, dict) else None
         if not isinstance(readings, list) or not readings or set(document) != {"readings"}:
             return request_error(Reason.MALFORMED, 'body must be {"readings": [reading, ...]} with at least one '
-                                 "reading and nothing else", "readings"), body[:EXCERPT_BYTES]
+                                 "reading and nothing else", "readings"), DeadLetter.excerpt(body)
         if len(readings) > settings.max_batch_readings:
             return request_error(Reason.BATCH_TOO_LARGE, f"{len(readings)} readings > "
-                                 f"{settings.max_batch_readings} per batch", "readings"), body[:EXCERPT_BYTES]
-        return await _gate(request, runtime, readings, lenient), None
+                                 f"{settings.max_batch_readings} per batch", "readings"), DeadLetter.excerpt(body)
+        return await _gate(credential, runtime, readings, lenient), None
 
-    async def _gate(request: Request, runtime: GateRuntime, readings: list, lenient: bool) -> BatchAnswer:
+    def _authenticated(credential: PresentedCredential | None, runtime: GateRuntime) -> bool:
+        check = CredentialCheck(credential, datetime.now(UTC)) if credential is not None else None
+        return authenticates(check, runtime.view.state)
+
+    async def _refuse_unauthenticated(request: Request) -> tuple[BatchAnswer, DeadLetter | None]:
+        """401 with one summary; 429 (nothing read, nothing stored) once the client address failed too often."""
+        source = request.client.host if request.client is not None else "unknown"
+        wait_s = failing_sources.try_acquire(source, time.monotonic())
+        if wait_s > 0:
+            metrics.REQUESTS_REFUSED.labels(Reason.RATE_LIMITED.value).inc()
+            return source_limited(wait_s), None
+        count, sensor_id = await _count_readings(request)
+        metrics.READINGS.labels("http", "rejected", Reason.BAD_CREDENTIALS.value, "").inc(count or 0)
+        # The count only, never the readings: anonymous traffic must not cost the city storage per reading.
+        return unauthenticated(count), DeadLetter({"readings": count}, sensor_id, f" ({count} readings, not stored)")
+
+    async def _count_readings(request: Request) -> tuple[int | None, str | None]:
+        """How many readings an unauthenticated request carried (None: unreadable), and the one sensor id they all
+        claim, if so: the owner of a sensor whose credential fails, and whoever watches an id being tried, see it."""
+        try:
+            document, _ = parse_body(await read_limited(request, settings.max_body_bytes))
+        except (BodyTooLarge, ValueError, RecursionError):
+            return None, None
+        readings = document.get("readings") if isinstance(document, dict) else None
+        if not isinstance(readings, list):
+            return None, None
+        claimed = {raw.get("sensor_id") if isinstance(raw, dict) else None for raw in readings}
+        sensor_id = claimed.pop() if len(claimed) == 1 else None
+        named = isinstance(sensor_id, str) and SENSOR_ID.fullmatch(sensor_id) is not None
+        return len(readings), sensor_id if named else None
+
+    async def _gate(credential: PresentedCredential | None, runtime: GateRuntime, readings: list,
+                    lenient: bool) -> BatchAnswer:
         if not runtime.ready:  # Kafka known down: answer 503 at once rather than after the ack deadline
             return _unavailable("register view not caught up, or Kafka not reachable")
         metrics.BATCH_SIZE.labels("http").observe(len(readings))
         now = datetime.now(UTC)
-        credential = parse_bearer(request.headers.get("authorization"))
         outcomes = gate_batch(readings, credential, runtime.view.state, now, runtime.limits, runtime.limiter,
                               lenient_json=lenient)
         records = [admitted_record(outcome, settings.produced_by) if isinstance(outcome, Admitted)
@@ -138,20 +193,19 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
         _count(outcomes, runtime.view.state)
         return answer(outcomes)
 
-    async def _dead_letter(refused: BatchAnswer, excerpt: bytes) -> None:
+    async def _dead_letter(refused: BatchAnswer, letter: DeadLetter) -> None:
         """A refused request is never silently dropped: one rejection (reason, detail, the body's first bytes as
-        text) goes to the rejected topic. Best effort: the sender gets its 4xx whether Kafka answers or not."""
+        text, or a count) goes to the rejected topic. Best effort: the sender gets its 4xx whether Kafka answers."""
         body = refused.body
         metrics.REQUESTS_REFUSED.labels(body["reason"]).inc()
         runtime = holder["runtime"]
         if not runtime.ready:
             log.warning("refused request (%s) not dead-lettered: Kafka not ready", body["reason"])
             return
-        rejection = Rejected(Reason(body["reason"]), f"whole request refused: {body['detail']}"
-                             f" (payload: its first {EXCERPT_BYTES} bytes at most)", body.get("field"))
-        text = excerpt.decode("utf-8", errors="replace").replace("\x00", "\\u0000")  # jsonb refuses NUL
+        rejection = Rejected(Reason(body["reason"]), f"whole request refused: {body['detail']}{letter.note}",
+                             body.get("field"), letter.sensor_id)
         try:
-            await runtime.publisher.publish([rejected_record(rejection, text, "http", datetime.now(UTC),
+            await runtime.publisher.publish([rejected_record(rejection, letter.payload, "http", datetime.now(UTC),
                                                              settings.produced_by)])
         except DependencyUnavailable:
             log.warning("refused request (%s) not dead-lettered: Kafka did not acknowledge", body["reason"])
@@ -176,6 +230,21 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
 
     install_openapi(app)
     return app
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """The one rejection record of a request refused whole."""
+
+    payload: Any
+    sensor_id: str | None = None
+    note: str = ""
+
+    @classmethod
+    def excerpt(cls, body: bytes) -> DeadLetter:
+        """The body's first bytes as text (jsonb refuses NUL, so it is escaped)."""
+        text = body[:EXCERPT_BYTES].decode("utf-8", errors="replace").replace("\x00", "\\u0000")
+        return cls(text, None, f" (payload: its first {EXCERPT_BYTES} bytes at most)")
 
 
 def _count(outcomes: list, register) -> None:

@@ -27,6 +27,10 @@ class IngestSettings(CommonSettings):
     kafka_check_s: float = Field(default=1.0, gt=0, validation_alias="CITYSTREAM_INGEST_KAFKA_CHECK_S")
     kafka_check_timeout_s: float = Field(default=1.5, gt=0, validation_alias="CITYSTREAM_INGEST_KAFKA_CHECK_TIMEOUT_S")
     retry_after_s: int = Field(default=5, ge=1, validation_alias="CITYSTREAM_INGEST_RETRY_AFTER_S")
+    # Requests whose credential fails, per client address: a burst, then this many per minute; more get 429.
+    auth_failures_per_minute: int = Field(default=60, ge=1,
+                                          validation_alias="CITYSTREAM_INGEST_AUTH_FAILURES_PER_MINUTE")
+    auth_failures_burst: int = Field(default=30, ge=1, validation_alias="CITYSTREAM_INGEST_AUTH_FAILURES_BURST")
     # Records per database transaction (one COPY per table): under load the sink's batches fill to this cap.
     sink_batch_max: int = Field(default=10_000, ge=1, validation_alias="CITYSTREAM_INGEST_SINK_BATCH_MAX")
     sink_backoff_max_s: float = Field(default=10.0, gt=0, validation_alias="CITYSTREAM_INGEST_SINK_BACKOFF_MAX_S")

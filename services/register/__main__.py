@@ -7,6 +7,7 @@ import logging
 import uvicorn
 
 from services.common.logs import configure_logging
+from services.common.production import refuse_development_secrets
 from services.register.app import create_app
 from services.register.settings import DEV_ADMIN_TOKEN, RegisterSettings
 
@@ -15,6 +16,7 @@ log = logging.getLogger("services.register")
 
 def main() -> None:
     settings = RegisterSettings()
+    refuse_development_secrets(settings)
     configure_logging(settings.log_level)
     if settings.register_admin_token.get_secret_value() == DEV_ADMIN_TOKEN:
         log.warning("using the local-development admin token; set CITYSTREAM_REGISTER_ADMIN_TOKEN in deployments")

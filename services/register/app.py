@@ -17,6 +17,7 @@ from services.common.db import close_pool, create_pool
 from services.common.kafka import create_topics, make_producer
 from services.common.metrics import metrics_payload
 from services.common.readiness import KafkaReachability, Readiness, database_check
+from services.common.source_limit import SourceLimiter
 from services.register import routes_access, routes_public, routes_rejections, routes_sensors
 from services.register.credential_service import CredentialService
 from services.register.deps import Context, RegisterContext
@@ -66,6 +67,8 @@ def create_app(settings: RegisterSettings, *, clock: Callable[[], datetime] = ut
     app = FastAPI(title="CityStream sensor register", version="1.0.0", lifespan=lifespan,
                   description="Declare before you publish: the admission policy of CityStream's data plane.",
                   openapi_url=None, docs_url=None, redoc_url=None, dependencies=SECURED)
+    # Public removal requests land in the append-only audit log: one limiter per process, keyed by client address.
+    app.state.removal_limiter = SourceLimiter(settings.register_removals_per_minute, settings.register_removals_burst)
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.register_max_body_bytes, too_large=payload_too_large)
     install_error_handlers(app)
     for module in (routes_sensors, routes_access, routes_public, routes_rejections):

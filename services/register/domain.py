@@ -25,9 +25,11 @@ class LegalGround(StrEnum):
 class RegisterError(PermanentError):
     """A refused request: HTTP status, stable reason code, the field at fault and a sentence for humans."""
 
-    def __init__(self, status_code: int, reason: str, field: str | None, detail: str) -> None:
+    def __init__(self, status_code: int, reason: str, field: str | None, detail: str,
+                 retry_after_s: int | None = None) -> None:
         super().__init__(detail)
         self.status_code, self.reason, self.field, self.detail = status_code, reason, field, detail
+        self.retry_after_s = retry_after_s  # sent as Retry-After (429)
 
 
 def invalid(field: str, detail: str, reason: str = "INVALID_FIELD") -> RegisterError:

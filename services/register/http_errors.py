@@ -37,7 +37,10 @@ def _problem(error: dict) -> dict[str, str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RegisterError)
     async def _register_error(_: Request, error: RegisterError) -> JSONResponse:
-        return refusal(error.status_code, error.reason, error.field, error.detail)
+        response = refusal(error.status_code, error.reason, error.field, error.detail)
+        if error.retry_after_s is not None:
+            response.headers["Retry-After"] = str(error.retry_after_s)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -1,15 +1,23 @@
-"""Public transparency: GeoJSON of non-draft sensors, the map page, removal requests (and their handling)."""
+"""Public transparency: GeoJSON of non-draft sensors, the map page, removal requests (and their handling).
+
+Removal requests are anonymous and each one is written to the append-only audit log, so a client address may send
+only a few (CITYSTREAM_REGISTER_REMOVALS_BURST, then _PER_MINUTE); more get 429 before any database work.
+"""
 
 from __future__ import annotations
 
+import math
+import time
 from importlib import resources
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from services.common.source_limit import SourceLimiter
 from services.register import queries, removals
 from services.register.deps import Caller, Connection, Context
+from services.register.domain import RegisterError
 from services.register.models import RemovalClose, RemovalRequestCreate
 from services.register.policy import SECURED, Access, access
 
@@ -30,7 +38,17 @@ async def public_map() -> HTMLResponse:
     return HTMLResponse(MAP_HTML)
 
 
-@router.post("/public/removal-requests", status_code=status.HTTP_201_CREATED, openapi_extra=access(Access.PUBLIC))
+def removal_quota(request: Request) -> None:
+    """Per client address, before the body is validated or a database connection is taken."""
+    limiter: SourceLimiter = request.app.state.removal_limiter
+    wait_s = limiter.try_acquire(request.client.host if request.client else "unknown", time.monotonic())
+    if wait_s > 0:
+        raise RegisterError(429, "RATE_LIMITED", None, "too many removal requests from this address; "
+                            "try again later", retry_after_s=max(1, math.ceil(wait_s)))
+
+
+@router.post("/public/removal-requests", status_code=status.HTTP_201_CREATED, openapi_extra=access(Access.PUBLIC),
+             dependencies=[Depends(removal_quota)])
 async def request_removal(body: RemovalRequestCreate, context: Context, conn: Connection) -> dict:
     """Anyone may ask for a sensor to be removed; its owner and the admins see the request."""
     request_id = await removals.submit(conn, body, context.clock())

@@ -32,3 +32,7 @@ class RegisterSettings(CommonSettings):
     retention_unregistered_days: int = Field(
         default=30, ge=0, description="Retention of rows whose sensor is not in the register (unknown-sensor "
         "rejections, readings of a deleted sensor), which declare none.")
+    register_removals_burst: int = Field(
+        default=5, ge=1, description="Public removal requests a client address may send at once (then 429).")
+    register_removals_per_minute: int = Field(
+        default=1, ge=1, description="Public removal requests per minute a client address may send after its burst.")

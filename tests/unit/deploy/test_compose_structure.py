@@ -23,10 +23,40 @@ def test_every_component_is_present():
     assert set(EXPECTED_PORTS) | {"init"} == set(SERVICES)
 
 
+def port_mapping(mapping: str) -> tuple[str, str, str]:
+    """"ADDRESS:PUBLISHED:TARGET" → (address, published, target); the address may be a ${VAR:-default}."""
+    address, published, target = mapping.rsplit(":", 2)
+    return address, published, target
+
+
+def bind_address(address: str) -> str:
+    """The address compose binds when no variable is set: `${CITYSTREAM_BIND_ADDRESS:-127.0.0.1}` → 127.0.0.1."""
+    match = re.fullmatch(r"\$\{(\w+):-([^}]*)\}", address)
+    return match.group(2) if match else address
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED_PORTS))
 def test_published_port_matches_the_local_runtime(name):
-    published = {mapping.split(":")[0] for mapping in SERVICES[name]["ports"]}
+    published = {port_mapping(mapping)[1] for mapping in SERVICES[name]["ports"]}
     assert EXPECTED_PORTS[name] in published
+
+
+@pytest.mark.parametrize("name", sorted(n for n in SERVICES if SERVICES[n].get("ports")))
+def test_every_published_port_binds_to_loopback_unless_told_otherwise(name):
+    """Development secrets (tokens, the citystream/citystream login, Grafana's admin password) must not answer on
+    every interface of the host: each port binds ${CITYSTREAM_BIND_ADDRESS:-127.0.0.1}."""
+    for mapping in SERVICES[name]["ports"]:
+        assert isinstance(mapping, str), f"{name}: use the short ADDRESS:PUBLISHED:TARGET syntax"
+        address, _, _ = port_mapping(mapping)
+        assert address == "${CITYSTREAM_BIND_ADDRESS:-127.0.0.1}", (name, mapping)
+        assert bind_address(address) == "127.0.0.1"
+
+
+def test_a_mapping_without_an_address_would_be_caught():
+    """The check above is not vacuous: compose's short "8080:8080" binds every interface and does not parse here."""
+    with pytest.raises(ValueError):
+        port_mapping("8080:8080")
+    assert bind_address("${CITYSTREAM_BIND_ADDRESS:-0.0.0.0}") == "0.0.0.0"
 
 
 @pytest.mark.parametrize("name", LONG_RUNNING)

@@ -124,5 +124,6 @@ async def test_surrogate_outside_the_readings_is_a_request_level_400():
     gate, _ = runtime()
     transport = httpx.ASGITransport(app=create_app(gate.settings, gate), raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
-        response = await client.post("/v1/readings", content='{"readings": [], "\\ud800": 1}')
+        response = await client.post("/v1/readings", content='{"readings": [], "\\ud800": 1}',
+                                     headers={"authorization": f"Bearer {KEY}"})
     assert response.status_code == 400 and response.json()["reason"] == "MALFORMED"
