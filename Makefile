@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
 PYTEST_ARGS ?=
 
-.PHONY: help install system-packages infra run test test-unit test-integration bench down status schemas clean-state
+.PHONY: help install system-packages assets infra run test test-unit test-integration bench down status schemas clean-state
 
 help:
 	@echo "make run     install what is missing, start Kafka, TimescaleDB and every service; Ctrl-C stops all"
@@ -23,7 +23,18 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	@rm -f $(VENV)/.installed-* && touch $@
 
-install: system-packages $(STAMP)
+# The pages' libraries (web/: Leaflet, leaflet.markercluster, uPlot) bundled by esbuild into each service's
+# static/vendor/. The bundles are committed, so without node/npm `make run` serves the committed ones.
+WEB_STAMP := web/node_modules/.built-$(shell cat web/package.json web/package-lock.json web/build.mjs web/src/* | sha256sum | cut -c1-16)
+
+$(WEB_STAMP): web/package.json web/package-lock.json web/build.mjs $(wildcard web/src/*)
+	@if command -v npm >/dev/null 2>&1; then \
+	  cd web && npm ci --no-audit --no-fund --loglevel=error && node build.mjs && rm -f node_modules/.built-* && touch ../$@; \
+	else echo "npm not found: keeping the committed bundles in services/*/static/vendor/"; fi
+
+assets: $(WEB_STAMP)
+
+install: system-packages $(STAMP) assets
 
 # `dev env` points migrate and topics at the runtime just started, also when CITYSTREAM_DEV_* moved its ports.
 infra: install
