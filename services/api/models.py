@@ -163,6 +163,13 @@ class AuditEntry(BaseModel):
     comment: str | None = None
 
 
+class LiveTicket(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"ticket": "k3Jx…", "expires_in_s": 60.0}]})
+
+    ticket: str = Field(description="Single-use secret: pass as `?ticket=` to open one live stream.")
+    expires_in_s: float = Field(description="Seconds until the ticket expires if unused.")
+
+
 class Health(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "status": "ready", "checks": {"database": True, "kafka": True, "alert_stream": True, "register": True}}]})
