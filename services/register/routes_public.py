@@ -3,6 +3,7 @@ libraries, removal requests (and their handling)."""
 
 from __future__ import annotations
 
+import html
 from importlib import resources
 from typing import Annotated, Literal
 
@@ -47,9 +48,14 @@ async def public_sensors(request: Request, context: Context, conn: Connection) -
 
 
 @router.get("/map", response_class=HTMLResponse, openapi_extra=access(Access.PUBLIC))
-async def public_map() -> HTMLResponse:
-    """The public register map: its scripts and styles come from this service (no CDN, no external tiles)."""
-    return HTMLResponse(MAP_HTML)
+async def public_map(context: Context) -> HTMLResponse:
+    """The public register map: its scripts and styles come from this service (no CDN); map tiles only from the
+    URL a deployment sets in CITYSTREAM_REGISTER_MAP_TILE_URL (none by default)."""
+    settings = context.settings
+    page = MAP_HTML.replace('data-tile-url="" data-tile-attribution=""',
+                            f'data-tile-url="{html.escape(settings.register_map_tile_url)}" '
+                            f'data-tile-attribution="{html.escape(settings.register_map_tile_attribution)}"', 1)
+    return HTMLResponse(page)
 
 
 @router.get("/map/vendor/{asset}", openapi_extra=access(Access.PUBLIC), include_in_schema=False)

@@ -22,3 +22,7 @@ class RegisterSettings(CommonSettings):
     )
     register_relay_poll_s: float = Field(default=0.5, gt=0, description="Outbox poll interval when idle.")
     register_relay_enabled: bool = Field(default=True, description="Run the outbox relay in this process.")
+    register_map_tile_url: str = Field(
+        default="", description="Basemap tile URL template (`{z}/{x}/{y}`) of the public map; empty draws none."
+    )
+    register_map_tile_attribution: str = Field(default="", description="Attribution the tile provider requires.")

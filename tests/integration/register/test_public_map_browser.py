@@ -5,6 +5,7 @@ removal/objection request, keyboard use, readable contrast and phone width. Noth
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -70,7 +71,23 @@ def seed(live_register: str, organisation: str, database_url: str) -> dict[str, 
         }
         assert http.post(f"/v1/sensors/{ids['suspended']}/status", json={"status": "suspended"}).status_code == 200
         ids["draft"] = http.post("/v1/sensors", json=sensor_body(organisation)).json()["sensor_id"]
+        # The rest of the city, another owner: enough sensors around the centre for clusters to form.
+        others = []
+        for index in range(30):
+            angle, radius = index * 2.4, 0.004 + 0.0012 * index
+            domain = ("traffic", "energy", "waste")[index % 3]
+            metric = {"traffic": ("intensity", "veh/h"), "energy": ("activePower", "kW"),
+                      "waste": ("fillingLevel", "fraction")}[domain]
+            others.append((declare(
+                http, f"{organisation} Stadsbeheer", sensor_id=f"{domain}-test-{uuid.uuid4().hex[:8]}", domain=domain,
+                metrics=[{"name": metric[0], "unit": metric[1], "min": 0, "max": 10_000}],
+                location={"type": "Point", "coordinates": [4.8952 + radius * 1.6 * math.cos(angle),
+                                                           52.3702 + radius * math.sin(angle)]},
+                location_description=f"Street {index}"), domain))
     now = datetime.now(UTC)
+    for sensor_id, domain in others[::2]:
+        metric = {"traffic": "intensity", "energy": "activePower", "waste": "fillingLevel"}[domain]
+        asyncio.run(insert_readings(database_url, sensor_id, domain, [(1, now - timedelta(seconds=20), {metric: 0.5})]))
     asyncio.run(insert_readings(database_url, ids["reporting"], "traffic",
                                 [(seq, now - timedelta(seconds=30 * seq), {"intensity": 500.0}) for seq in range(4)]))
     asyncio.run(insert_readings(database_url, ids["silent"], "traffic", [(1, now - timedelta(hours=2), {"intensity": 1.0})]))
@@ -112,8 +129,8 @@ def test_residents_find_read_and_object(live_register, organisation, settings, t
             page.select_option("#f-owner", organisation)
             assert sorted(shown_ids(page)) == sorted(ids[k] for k in ("reporting", "silent", "personal", "suspended",
                                                                       "area"))
-            page.evaluate("window.citystreamRegister.map.setView([52.372, 4.90], 12)")
-            page.wait_for_timeout(400)
+            page.evaluate("window.citystreamRegister.map.setView([52.372, 4.90], 12, {animate: false})")
+            page.wait_for_timeout(800)
             counts = [int(text) for text in page.locator(".marker-cluster").all_inner_texts()]
             assert counts and max(counts) >= 3
 
@@ -162,7 +179,7 @@ def test_residents_find_read_and_object(live_register, organisation, settings, t
             assert field["legal_ground"].startswith("public task") and field["personal_data"] == "no"
             assert field["retention"] == "readings kept 365 days" and field["active_until"]
             assert field["live_status"].startswith("reporting — last reading")
-            assert "register contact" in field["contact"]
+            assert field["contact"].startswith("the owner, through the request form")
             assert card.locator("dd[data-field=privacy_statement] a").get_attribute("href") == \
                 "https://example.org/privacy/traffic"
             assert "500" not in card.inner_text()  # no reading values on the public card
@@ -195,23 +212,27 @@ def test_residents_find_read_and_object(live_register, organisation, settings, t
             ratios = page.evaluate(CONTRAST_JS, "header h1, header p, #card dt, #card dd, #sensor-list button span, "
                                                 ".badge, .filters label, button[type=submit]")
             assert ratios and all(ratio >= 4.5 for _, ratio in ratios), [r for r in ratios if r[1] < 4.5]
+            page.keyboard.press("Escape")
             page.fill("#search", "")
             page.select_option("#f-owner", "")
-            page.evaluate("window.citystreamRegister.map.setView([52.372, 4.90], 13)")
-            page.wait_for_timeout(400)
+            page.evaluate("window.citystreamRegister.map.setView([52.3715, 4.8985], 14, {animate: false})")
+            page.wait_for_timeout(800)
             page.screenshot(path=str(screenshot_path(tmp_path, "public-map.png")))
             assert organisation in page.content() and "hidden-reporting@example.org" not in page.content()
 
-            # Phone width: nothing wider than the screen, the card and its request form still usable.
+            # Phone width: nothing wider than the screen; a tap on a listed sensor opens its card and form.
             phone = browser.new_page(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
             phone.on("request", lambda request: requests.append(request.url))
-            phone.goto(f"{live_register}/map#sensor={ids['personal']}")
+            phone.goto(f"{live_register}/map")
             phone.wait_for_selector("body[data-loaded=true]", timeout=20_000)
+            assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+            phone.screenshot(path=str(screenshot_path(tmp_path, "public-map-phone.png")))
+            phone.select_option("#f-owner", organisation)
+            phone.locator(f"#sensor-list button[data-sensor-id='{ids['personal']}']").tap()
             assert phone.locator("#card").is_visible()
             assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
-            assert phone.locator("#card button[type=submit]").bounding_box()["width"] <= PHONE["width"]
-            phone.screenshot(path=str(screenshot_path(tmp_path, "public-map-phone.png")), full_page=False)
-            phone.locator("#card").scroll_into_view_if_needed()
+            box = phone.locator("#card button[type=submit]").bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
             phone.screenshot(path=str(screenshot_path(tmp_path, "public-map-phone-card.png")))
         finally:
             browser.close()
