@@ -11,8 +11,8 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from services.register import queries, removals
-from services.register.live_status import LiveStatusCache
 from services.register.deps import Caller, Connection, Context
+from services.register.live_status import LiveStatusCache
 from services.register.models import RemovalClose, RemovalRequestCreate
 from services.register.policy import SECURED, Access, access
 

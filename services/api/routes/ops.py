@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Path as PathParam, Request
+from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
@@ -17,7 +18,15 @@ from schemas.topics import ALERT_ACTIONS
 from services.api import alert_store
 from services.api.auth import SECURED, Role, policy
 from services.api.errors import ERROR_RESPONSES, ApiError
-from services.api.models import EXAMPLE_MAP, EXAMPLE_RECORD, Health, OpsConfig, OpsMap, RegisterRecord, example_response
+from services.api.models import (
+    EXAMPLE_MAP,
+    EXAMPLE_RECORD,
+    Health,
+    OpsConfig,
+    OpsMap,
+    RegisterRecord,
+    example_response,
+)
 from services.api.readiness import database_answers
 from services.api.status import sensor_status
 from services.common.metrics import metrics_payload

@@ -14,7 +14,14 @@ import pytest
 
 from tests.integration.api.support import insert_readings
 from tests.integration.register.conftest import ADMIN, sensor_body
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, CHROMIUM_MISSING, CHROMIUM_PRESENT, PHONE, screenshot_path
+from tests.support.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    CHROMIUM_MISSING,
+    CHROMIUM_PRESENT,
+    PHONE,
+    screenshot_path,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM_PRESENT, reason=CHROMIUM_MISSING)]
 
@@ -236,5 +243,5 @@ def test_residents_find_read_and_object(live_register, organisation, settings, t
             phone.screenshot(path=str(screenshot_path(tmp_path, "public-map-phone-card.png")))
         finally:
             browser.close()
-    assert all(url.startswith(live_register) or url.startswith("data:") for url in requests), \
+    assert all(url.startswith((live_register, "data:")) for url in requests), \
         [url for url in requests if not url.startswith(live_register)]
