@@ -38,7 +38,9 @@ from tests.integration.api.support import (
     running_api,
     unique_sensor,
 )
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, CHROMIUM_MISSING, CHROMIUM_PRESENT, screenshot_path
+from tests.support.browser import (
+    CHROMIUM, CHROMIUM_ARGS, CHROMIUM_MISSING, CHROMIUM_PRESENT, PHONE, screenshot_path,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM_PRESENT, reason=CHROMIUM_MISSING)]
 METRIC = {"traffic": "intensity", "energy": "activePower", "waste": "fillingLevel"}
@@ -174,6 +176,9 @@ async def test_alert_appears_live_and_is_acted_on_from_the_page(settings, tmp_pa
         local = base.rsplit(":", 1)[0]
         assert requested and all(url.startswith(local) for url in requested), \
             [url for url in requested if not url.startswith(local)]
+        # The live stream was opened with a single-use ticket; the token itself never travelled in a URL.
+        assert any("/v1/live/alerts?ticket=" in url for url in requested)
+        assert not any("t-operator" in url or "access_token" in url for url in requested)
     finally:
         await consumer.stop()
         await asyncio.to_thread(worker.stop)
@@ -304,6 +309,12 @@ async def test_the_drill_down_explains_the_alert_and_takes_a_note(settings, tmp_
             legend = await page.locator("#chart .u-legend").inner_text()
             assert "expected band low 0.55" in legend and "expected band high 0.85" in legend
             assert await page.locator("#explain-facts dd[data-field=likelihood]").inner_text() == "0.003"
+
+            # Phone width: one column, nothing wider than the screen, the drill-down still readable.
+            await page.set_viewport_size(PHONE)
+            await page.wait_for_timeout(300)
+            assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+            assert (await page.locator("#chart").bounding_box())["width"] <= PHONE["width"]
             await browser.close()
     finally:
         await consumer.stop()
