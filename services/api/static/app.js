@@ -69,6 +69,13 @@ function visibleAlerts() {
     .sort((a, b) => new Date(b.occurred_at) - new Date(a.occurred_at));
 }
 
+// A burst of live events renders the feed once per frame, not once per event.
+function scheduleFeed() {
+  if (scheduleFeed.pending) return;
+  scheduleFeed.pending = true;
+  requestAnimationFrame(() => { scheduleFeed.pending = false; renderFeed(); });
+}
+
 function renderFeed() {
   const feed = $("feed");
   const shown = visibleAlerts();
@@ -149,7 +156,7 @@ async function connectStream() {
   stream.addEventListener("alert", (message) => {
     state.lastEventId = message.lastEventId;
     const event = JSON.parse(message.data);
-    upsertAlert(event); renderFeed(); updateSensorFromAlerts(event.sensor_id);
+    upsertAlert(event); scheduleFeed(); updateSensorFromAlerts(event.sensor_id);
     if (state.selectedAlert === event.alert_id) showExplanation(event);
   });
   // A ticket opens one connection: EventSource's own retry would reuse it, so reconnect with a fresh one.
@@ -206,7 +213,7 @@ function markerFor(sensor) {
 }
 
 function renderMap() {
-  state.renderStarted = performance.now();
+  state.renderStarted = performance.now(); state.rendered = true;
   const markers = [];
   for (const sensor of state.sensors.values()) markers.push(markerFor(sensor));
   state.cluster.clearLayers();
@@ -235,21 +242,39 @@ function updateSensorFromAlerts(sensorId) {
   const status = open ? "alerting" : (sensor.status === "alerting" ? "ok" : sensor.status);
   if (status === sensor.status) return;
   sensor.status = status;
-  const old = state.markers.get(sensorId);
+  replaceMarker(sensor);
+}
+
+function replaceMarker(sensor) {
+  const old = state.markers.get(sensor.sensor_id);
   if (old) state.cluster.removeLayer(old);
   const marker = markerFor(sensor);
-  state.markers.set(sensorId, marker); state.cluster.addLayer(marker);
+  state.markers.set(sensor.sensor_id, marker); state.cluster.addLayer(marker);
 }
 
 async function loadSensors() {
   const answer = await api("/v1/ops/map");
-  state.sensors = new Map(answer.sensors.map(([sensor_id, lon, lat, domain, status]) =>
+  const fresh = new Map(answer.sensors.map(([sensor_id, lon, lat, domain, status]) =>
     [sensor_id, { sensor_id, lon, lat, domain, status }]));
+  const same = fresh.size === state.sensors.size && [...fresh.values()].every((s) => {
+    const known = state.sensors.get(s.sensor_id);
+    return known && known.lon === s.lon && known.lat === s.lat;
+  });
+  state.sensors = fresh;
+  showCounts(answer);
+  if (!same || !state.rendered) { renderMap(); return; }
+  // The same sensors in the same places (the usual 30-second refresh): repaint only those whose status changed.
+  for (const sensor of fresh.values()) {
+    const marker = state.markers.get(sensor.sensor_id);
+    if (marker && marker.options.status !== sensor.status) replaceMarker(sensor);
+  }
+}
+
+function showCounts(answer) {
   const counts = {};
   for (const sensor of state.sensors.values()) counts[sensor.status] = (counts[sensor.status] || 0) + 1;
   $("map-count").textContent = `${state.sensors.size} on the map · ${counts.alerting || 0} alerting · `
     + `${counts.silent || 0} silent · ${answer.unlocated} without location`;
-  renderMap();
 }
 
 async function loadAlerts() {
@@ -508,5 +533,6 @@ window.addEventListener("resize", () => { if (state.chart) state.chart.setSize({
 async function openAlertFromState() {
   showExplanation(state.alerts.get(state.selectedAlert)); await loadChart();
 }
-window.citystreamOps = { state, openAlert, selectSensor, openAlertFromState, renderFeedForTest: renderFeed };  // for the browser test
+window.citystreamOps = { state, openAlert, selectSensor, openAlertFromState, renderFeedForTest: renderFeed,
+  refreshSensors: loadSensors };  // for the browser test
 start();
