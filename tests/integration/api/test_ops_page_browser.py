@@ -39,7 +39,12 @@ from tests.integration.api.support import (
     unique_sensor,
 )
 from tests.support.browser import (
-    CHROMIUM, CHROMIUM_ARGS, CHROMIUM_MISSING, CHROMIUM_PRESENT, PHONE, screenshot_path,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    CHROMIUM_MISSING,
+    CHROMIUM_PRESENT,
+    PHONE,
+    screenshot_path,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not CHROMIUM_PRESENT, reason=CHROMIUM_MISSING)]
