@@ -28,9 +28,11 @@ $(STAMP): requirements.lock pyproject.toml
 WEB_STAMP := web/node_modules/.built-$(shell cat web/package.json web/package-lock.json web/build.mjs web/src/* | sha256sum | cut -c1-16)
 
 $(WEB_STAMP): web/package.json web/package-lock.json web/build.mjs $(wildcard web/src/*)
-	@if command -v npm >/dev/null 2>&1; then \
-	  cd web && npm ci --no-audit --no-fund --loglevel=error && node build.mjs && rm -f node_modules/.built-* && touch ../$@; \
-	else echo "npm not found: keeping the committed bundles in services/*/static/vendor/"; fi
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "npm not found: keeping the committed bundles in services/*/static/vendor/"; \
+	elif (cd web && npm ci --no-audit --no-fund --loglevel=error && node build.mjs); then \
+	  rm -f web/node_modules/.built-* && touch $@; \
+	else echo "warning: web/ build failed; keeping the committed bundles in services/*/static/vendor/" >&2; fi
 
 assets: $(WEB_STAMP)
 
