@@ -336,8 +336,11 @@ async function openAlert(alertId) {
   state.selected = alert.sensor_id;
   $("drill-title").textContent = `${alert.kind.replace(/_/g, " ")} on ${alert.sensor_id}`;
   const record = await loadRecord(alert.sensor_id);
-  // The metric the detector judged, from the explanation (not the sensor's first metric).
-  setMetrics(record ? record.metrics.map((m) => m.name) : [], alert.explanation.metric);
+  // The metric the detector judged, from the explanation (not the sensor's first metric). A silence alert judges
+  // the whole sensor (metric "*"): its readings are shown on the first declared metric, with the gap visible.
+  const declared = record ? record.metrics.map((m) => m.name) : [];
+  const judged = alert.explanation.metric;
+  setMetrics(declared, judged === "*" ? declared[0] : judged);
   $("drill-range").value = "alert";
   state.detail = detail;
   showExplanation(alert);
@@ -411,14 +414,23 @@ async function loadChart() {
   const alert = state.selectedAlert ? state.alerts.get(state.selectedAlert) || state.detail?.alert : null;
   const { start, end, bucket } = chartWindow(alert);
   const query = new URLSearchParams({ metric, bucket, agg: "avg,min,max", start: start.toISOString(), end: end.toISOString() });
-  const series = await api(`/v1/sensors/${encodeURIComponent(sensorId)}/series?${query}`);
-  drawChart(series, alert && alert.explanation.metric === metric ? alert : null, start, end);
+  let series;
+  try {
+    series = await api(`/v1/sensors/${encodeURIComponent(sensorId)}/series?${query}`);
+  } catch (error) {
+    box.replaceChildren(el("p", { class: "empty" }, `readings could not be loaded: ${error.message}`));
+    document.body.dataset.chart = "failed";
+    return;
+  }
+  const judged = alert && (alert.explanation.metric === metric || alert.explanation.metric === "*");
+  drawChart(series, judged ? alert : null, start, end);
 }
 
 function drawChart(series, alert, start, end) {
   const box = $("chart"), x = alert ? alert.explanation : null;
   const history = alert && state.detail && state.detail.alert.alert_id === alert.alert_id ? state.detail.history : [];
-  const contributing = x ? (x.contributing || []).filter((c) => c.metric === x.metric) : [];
+  // Points with a value on this metric; a silence alert's contributing reading ("*") marks a time, not a value.
+  const contributing = x ? (x.contributing || []).filter((c) => c.metric === series.metric) : [];
   const times = new Set(series.points.map((p) => Date.parse(p.bucket_start) / 1e3));
   for (const c of contributing) times.add(Date.parse(c.observed_at) / 1e3);
   for (const h of history) times.add(Date.parse(h.occurred_at) / 1e3);
@@ -449,16 +461,19 @@ function drawChart(series, alert, start, end) {
       opts.series.push({ label, stroke, width: 2, dash, points: { show: false } });
       return data.length - 1;
     };
-    const band = bandOf(x);
+    // Expected value, band and value-scale threshold are in the judged metric's unit: drawn only on that metric
+    // (a silence alert's "expected" is a reporting interval in seconds, not a fill level).
+    const onValues = x.metric === series.metric;
+    const band = onValues ? bandOf(x) : null;
     if (band) {
       const l = flat(`expected band low ${fmt(band[0])}`, band[0], "#2ecc71", [4, 4]);
       const u = flat(`expected band high ${fmt(band[1])}`, band[1], "#2ecc71", [4, 4]);
       opts.bands.push({ series: [u, l], fill: "rgba(46,204,113,.12)" });
     }
-    if (typeof x.expected === "number") flat(`expected ${fmt(x.expected)}`, x.expected, "#2ecc71", [8, 4]);
+    if (onValues && typeof x.expected === "number") flat(`expected ${fmt(x.expected)}`, x.expected, "#2ecc71", [8, 4]);
     // The threshold is on the detector's score scale. Where the score is the value itself (e.g. a fill level
     // over 0.9) it is drawn on the value axis; otherwise score and threshold get their own axis on the right.
-    const valueScale = typeof x.threshold_value === "number" ? x.threshold_value
+    const valueScale = !onValues ? null : typeof x.threshold_value === "number" ? x.threshold_value
       : Math.abs(x.score - x.observed) < 1e-9 ? x.threshold : null;
     if (valueScale !== null) {
       flat(`threshold ${fmt(valueScale)}`, valueScale, "#ff8c1a", [2, 3]);

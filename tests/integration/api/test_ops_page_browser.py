@@ -88,6 +88,11 @@ async def seed_city(settings) -> dict[str, str]:
     return roles
 
 
+def problems_after_load(problems: list[str]) -> list[str]:
+    """Page errors and failed responses, except the tile requests the test answers itself."""
+    return [problem for problem in problems if "tiles.citystream.test" not in problem]
+
+
 async def wait_ready(page, problems: list[str], timeout_ms: float = 15_000) -> None:
     """Until the page has loaded its alerts and map; a timeout names what went wrong in the page."""
     try:
@@ -200,9 +205,9 @@ def waste_bin(sensor_id: str, location, interval_s: float = 60.0) -> SensorRegis
                               personal_data=False, location_description="Dam square, north side"))
 
 
-async def seed_overflow(settings) -> tuple[str, AlertEvent]:
+async def seed_overflow(settings) -> tuple[str, AlertEvent, AlertEvent]:
     """A bin reporting every minute for two hours, over 90% full for the last hour; an overflow alert opened
-    40 minutes ago from three readings."""
+    40 minutes ago from three readings, and a silence alert 5 minutes ago."""
     now = datetime.now(UTC).replace(microsecond=0)
     sensor = unique_sensor("waste")
     rows = []
@@ -224,8 +229,18 @@ async def seed_overflow(settings) -> tuple[str, AlertEvent]:
                                 threshold=0.9, contributing=contributing,
                                 summary=f"Bin {contributing[-1].value:.0%} full, above the 90% overflow threshold"
                                         " for 3 readings"))
-    await insert_alert_events(settings.database_url, [event])
-    return sensor, event
+    silent_at = now - timedelta(minutes=5)
+    silence_id = f"a-{sensor}-silence-{uuid.uuid4().hex[:6]}"
+    silence = AlertEvent(
+        event_id=f"{silence_id}-opened", alert_id=silence_id, event_type="opened", sensor_id=sensor, domain="waste",
+        kind="silence", severity="medium", status="open", opened_at=silent_at, occurred_at=silent_at,
+        explanation=Explanation(detector="generic.silence", detector_version="1.0.0", metric="*", observed=600.0,
+                                expected=60.0, score=10.0, threshold=3.0,
+                                contributing=(ContributingReading(seq=114, observed_at=rows[-1][1], metric="*",
+                                                                  value=0.0),),
+                                summary="no reading for 600 s; the sensor usually reports every 60 s"))
+    await insert_alert_events(settings.database_url, [event, silence])
+    return sensor, event, silence
 
 
 def tile_png() -> bytes:
@@ -237,7 +252,7 @@ def tile_png() -> bytes:
 
 
 async def test_the_drill_down_explains_the_alert_and_takes_a_note(settings, tmp_path):
-    _, alert = await seed_overflow(settings)
+    _, alert, silence = await seed_overflow(settings)
     consumer = make_consumer(settings.kafka_bootstrap, None, settings.topic(ALERT_ACTIONS))
     await consumer.start()
     failed: list[str] = []
@@ -314,6 +329,15 @@ async def test_the_drill_down_explains_the_alert_and_takes_a_note(settings, tmp_
             legend = await page.locator("#chart .u-legend").inner_text()
             assert "expected band low 0.55" in legend and "expected band high 0.85" in legend
             assert await page.locator("#explain-facts dd[data-field=likelihood]").inner_text() == "0.003"
+
+            # A silence alert judges the whole sensor (metric "*"): the readings of its first metric, the score
+            # against the threshold on the score axis, no "expected" of 60 s drawn as a fill level.
+            await page.evaluate("id => window.citystreamOps.openAlert(id)", silence.alert_id)
+            await page.wait_for_function("document.body.dataset.chart === 'ready' && "
+                                         "document.querySelector('#chart').dataset.metric === 'cargoWeight'")
+            legend = await page.locator("#chart .u-legend").inner_text()
+            assert "threshold 3 (score)" in legend and "expected" not in legend
+            assert problems_after_load(failed) == []
 
             # Phone width: one column, nothing wider than the screen, the drill-down still readable.
             await page.set_viewport_size(PHONE)
