@@ -187,7 +187,8 @@ function initMap() {
   const renderer = L.canvas({ padding: 0.3 });
   state.cluster = L.markerClusterGroup({ chunkedLoading: true, showCoverageOnHover: false, maxClusterRadius: 45,
     spiderfyOnMaxZoom: true, iconCreateFunction: clusterIcon,
-    chunkProgress: (processed, total) => { if (processed === total) mapRendered(); } });
+    // Also called when the group joins the map (with nothing to add): only a render of ours counts.
+    chunkProgress: (processed, total) => { if (processed === total && state.rendered) mapRendered(); } });
   state.cluster.addTo(map);
   state.map = map; state.renderer = renderer;
 }

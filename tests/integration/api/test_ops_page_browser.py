@@ -431,7 +431,7 @@ async def test_ten_thousand_sensors_and_a_thousand_alerts_render_smoothly(settin
         started = time.perf_counter()
         await page.goto(f"{base}/ops/#token=t-viewer")
         await wait_ready(page, problems, timeout_ms=60_000)
-        await page.wait_for_function("document.body.dataset.mapRenderMs !== undefined", timeout=30_000)
+        await page.wait_for_function("document.body.dataset.mapMarkers === '10000'", timeout=30_000)
         page_ready_ms = (time.perf_counter() - started) * 1000
         render_ms = int(await page.evaluate("document.body.dataset.mapRenderMs"))
         assert int(await page.evaluate("document.body.dataset.mapMarkers")) == 10_000
