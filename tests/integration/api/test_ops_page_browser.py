@@ -275,9 +275,16 @@ async def test_the_drill_down_explains_the_alert_and_takes_a_note(settings, tmp_
             assert tiles and all(re.fullmatch(r"https://tiles\.citystream\.test/\d+/\d+/\d+\.png", url) for url in tiles)
             assert "© test tiles" in await page.locator("#map .leaflet-control-attribution").inner_text()
 
-            # Keyboard: Tab reaches the alert card, Enter opens its drill-down.
-            card = page.locator(f"#feed li[data-alert-id='{alert.alert_id}']")
-            await card.focus()
+            # Keyboard: from the feed's filters, Tab moves through the alert cards (and their buttons); Enter on
+            # this alert's card opens its drill-down.
+            await page.locator("#filter-status").focus()
+            await page.keyboard.press("Tab")
+            assert await page.evaluate("document.activeElement.dataset.alertId") is not None
+            for _ in range(40):
+                if await page.evaluate("document.activeElement.dataset.alertId") == alert.alert_id:
+                    break
+                await page.keyboard.press("Tab")
+            assert await page.evaluate("document.activeElement.dataset.alertId") == alert.alert_id
             await page.keyboard.press("Enter")
             await page.wait_for_selector("body[data-chart=ready]", timeout=10_000)
             chart = page.locator("#chart")
