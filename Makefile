@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
 PYTEST_ARGS ?=
 
-.PHONY: help install kustomize system-packages infra run test test-unit test-integration bench down status schemas clean-state
+.PHONY: help install kustomize system-packages assets infra run test test-unit test-integration bench down status schemas clean-state
 
 help:
 	@echo "make run     install what is missing, start Kafka, TimescaleDB and every service; Ctrl-C stops all"
@@ -27,7 +27,20 @@ $(STAMP): requirements.lock pyproject.toml
 kustomize: $(STAMP)
 	@bash deploy/k8s/install-kustomize.sh
 
-install: system-packages $(STAMP) kustomize
+# The pages' libraries (web/: Leaflet, leaflet.markercluster, uPlot) bundled by esbuild into each service's
+# static/vendor/. The bundles are committed, so without node/npm `make run` serves the committed ones.
+WEB_STAMP := web/node_modules/.built-$(shell cat web/package.json web/package-lock.json web/build.mjs web/src/* | sha256sum | cut -c1-16)
+
+$(WEB_STAMP): web/package.json web/package-lock.json web/build.mjs $(wildcard web/src/*)
+	@if ! command -v npm >/dev/null 2>&1; then \
+	  echo "npm not found: keeping the committed bundles in services/*/static/vendor/"; \
+	elif (cd web && npm ci --no-audit --no-fund --loglevel=error && node build.mjs); then \
+	  rm -f web/node_modules/.built-* && touch $@; \
+	else echo "warning: web/ build failed; keeping the committed bundles in services/*/static/vendor/" >&2; fi
+
+assets: $(WEB_STAMP)
+
+install: system-packages $(STAMP) kustomize assets
 
 # `dev env` points migrate and topics at the runtime just started, also when CITYSTREAM_DEV_* moved its ports.
 infra: install

@@ -19,6 +19,7 @@ from services.api.observe import RequestMetrics
 from services.api.routes import alerts, audit, live, ngsi_ld, ops, sensors
 from services.api.settings import ApiSettings, parse_tokens
 from services.api.state import ApiState
+from services.api.tickets import TicketBook
 from services.common.body_limit import BodySizeLimit
 from services.common.db import close_pool, create_pool
 from services.common.kafka import make_producer
@@ -28,7 +29,8 @@ log = logging.getLogger(__name__)
 DESCRIPTION = """Operations API of CityStream: sensor time series, alerts and operator commands, a live alert stream
 (Server-Sent Events with `Last-Event-ID` resume, or WebSocket) and the ops-centre page at `/ops/`.
 
-Authentication: `Authorization: Bearer <token>` (or `?access_token=` for EventSource/WebSocket). Roles: viewer (read),
+Authentication: `Authorization: Bearer <token>`, only in the header (a token in the URL is refused). Browsers open
+the live stream with a single-use ticket from `POST /v1/live/tickets` (`?ticket=`). Roles: viewer (read),
 operator (also acts on alerts), admin (also reads the operator audit, `/v1/audit/operator-actions`). Every error has the body `{"error": {"code", "message", "field"}}`."""
 
 
@@ -117,6 +119,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
                   openapi_url=None, docs_url=None, redoc_url=None, dependencies=SECURED)
     app.state.api = ApiState(settings)
     app.state.tokens = parse_tokens(settings.api_tokens)
+    app.state.tickets = TicketBook(settings.api_live_ticket_ttl_s)
     install_error_handlers(app)
     for module in (ops, sensors, alerts, live, audit, ngsi_ld):
         # Flat on the app (not include_router), so app.routes lists every route the policy test must see.

@@ -163,6 +163,64 @@ class AuditEntry(BaseModel):
     comment: str | None = None
 
 
+EXAMPLE_MAP: dict[str, Any] = {
+    "generated_at": "2026-11-23T08:00:00Z", "unlocated": 0,
+    "sensors": [["waste-ams-0007", 4.8952, 52.3702, "waste", "alerting"]]}
+EXAMPLE_RECORD: dict[str, Any] = {
+    "sensor_id": "waste-ams-0007", "version": 3, "status": "active", "domain": "waste",
+    "owner_organisation": "Gemeente Amsterdam", "location": [4.8952, 52.3702],
+    "metrics": [{"name": "fillingLevel", "unit": "fraction", "min": 0, "max": 1}], "reporting_interval_s": 300,
+    "active_until": "2027-12-31T00:00:00Z", "purpose": "Empty bins before they overflow",
+    "legal_ground": "public_task", "personal_data": False, "location_description": "Dam, north side",
+    "description": "Ultrasonic fill-level sensor", "register_url": "https://register.example.org/map#sensor=waste-ams-0007"}
+
+
+class OpsConfig(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "tile_url": "https://tiles.example.org/{z}/{x}/{y}.png", "tile_attribution": "© OpenStreetMap contributors",
+        "register_url": "https://register.example.org"}]})
+
+    tile_url: str | None = Field(description="Basemap tile URL template (`{z}/{x}/{y}`); null draws no basemap.")
+    tile_attribution: str | None = Field(description="Attribution the tile provider requires.")
+    register_url: str | None = Field(description="Public base URL of the sensor register.")
+
+
+class OpsMap(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_MAP]})
+
+    generated_at: datetime
+    sensors: list[tuple[str, float, float, str, MapStatus]] = Field(
+        description="`[sensor_id, longitude, latitude, domain, status]` of every located sensor.")
+    unlocated: int = Field(description="Registered sensors without a public location (not on the map).")
+
+
+class RegisterRecord(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_RECORD]})
+
+    sensor_id: str
+    version: int
+    status: str
+    domain: str
+    owner_organisation: str
+    location: tuple[float, float] | None = None
+    metrics: list[dict[str, Any]] = Field(description="Declared metrics: name, unit, min, max.")
+    reporting_interval_s: float
+    active_until: datetime | None = None
+    purpose: str | None = None
+    legal_ground: str | None = None
+    personal_data: bool | None = None
+    location_description: str | None = None
+    description: str | None = None
+    register_url: str | None = Field(default=None, description="The record on the public register map.")
+
+
+class LiveTicket(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"ticket": "k3Jx…", "expires_in_s": 60.0}]})
+
+    ticket: str = Field(description="Single-use secret: pass as `?ticket=` to open one live stream.")
+    expires_in_s: float = Field(description="Seconds until the ticket expires if unused.")
+
+
 class Health(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "status": "ready", "checks": {"database": True, "kafka": True, "alert_stream": True, "register": True}}]})

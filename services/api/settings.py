@@ -29,6 +29,18 @@ class ApiSettings(CommonSettings):
     api_silence_factor: float = Field(
         default=3.0, gt=1, description="A sensor is silent after this many missed reporting intervals."
     )
+    api_live_ticket_ttl_s: float = Field(
+        default=60.0, gt=0, le=600, description="Lifetime of a single-use live-stream ticket (POST /v1/live/tickets)."
+    )
+    api_map_tile_url: str = Field(
+        default="",
+        description="Basemap tile URL template for the ops page, e.g. `https://tiles.example.org/{z}/{x}/{y}.png`; "
+        "empty draws no basemap (the page then loads nothing but the API itself).",
+    )
+    api_map_tile_attribution: str = Field(default="", description="Attribution the tile provider requires (HTML).")
+    api_register_url: str = Field(
+        default="", description="Public base URL of the sensor register; the ops page links a sensor's record there."
+    )
 
     @field_validator("api_tokens")
     @classmethod

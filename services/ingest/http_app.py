@@ -22,7 +22,7 @@ from fastapi import FastAPI, Request, Response
 
 from schemas.common import SENSOR_ID_PATTERN
 from schemas.rejections import RejectionReason as Reason
-from services.common.readiness import Readiness, readiness
+from services.common.readiness import readiness
 from services.common.errors import DependencyUnavailable
 from services.common.metrics import metrics_payload
 from services.common.source_limit import SourceLimiter

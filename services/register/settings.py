@@ -36,3 +36,7 @@ class RegisterSettings(CommonSettings):
         default=5, ge=1, description="Public removal requests a client address may send at once (then 429).")
     register_removals_per_minute: int = Field(
         default=1, ge=1, description="Public removal requests per minute a client address may send after its burst.")
+    register_map_tile_url: str = Field(
+        default="", description="Basemap tile URL template (`{z}/{x}/{y}`) of the public map; empty draws none."
+    )
+    register_map_tile_attribution: str = Field(default="", description="Attribution the tile provider requires.")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -22,6 +23,7 @@ from services.api.directory import contains
 from services.api.errors import ERROR_RESPONSES, ApiError
 from services.api.hub import format_vector, parse_vector
 from services.api.hub_consumer import fetch_gap
+from services.api.models import LiveTicket
 from services.api.params import parse_bbox, parse_list
 from services.common import jsonwire
 
@@ -108,7 +110,18 @@ def _ready_hub(request_or_socket):
     return hub
 
 
-@router.get("/alerts", openapi_extra=policy(Role.VIEWER), response_class=StreamingResponse,
+@router.post("/tickets", status_code=201, response_model=LiveTicket, openapi_extra=policy(Role.VIEWER))
+async def issue_ticket(request: Request) -> LiveTicket:
+    """A single-use ticket for one live stream (`/v1/live/alerts?ticket=` or `/v1/live/alerts/ws?ticket=`), valid
+    for `expires_in_s`. Browsers' EventSource and WebSocket cannot send the Authorization header, and tokens are
+    never accepted in a URL; the ticket carries the caller's role and name, and opens nothing else."""
+    principal = request.state.principal
+    book = request.app.state.tickets
+    secret = book.issue(principal.role.name.lower(), principal.name, time.monotonic())
+    return LiveTicket(ticket=secret, expires_in_s=book.ttl_s)
+
+
+@router.get("/alerts", openapi_extra=policy(Role.VIEWER, ticket=True), response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {"example": 'id: 12.5.0.7\nevent: alert\ndata: {...}\n\n'}},
                              "description": "Stream of `alert` events (AlertEvent JSON) and `position` events"}})
 async def alerts_sse(
@@ -120,7 +133,8 @@ async def alerts_sse(
     resume: Annotated[str | None, Query(max_length=400, description="Same as Last-Event-ID, for clients without headers")]
     = None,
 ) -> StreamingResponse:
-    """Server-Sent Events of alert events. Reconnect with `Last-Event-ID` to receive everything missed."""
+    """Server-Sent Events of alert events. Reconnect with `Last-Event-ID` (or `?resume=`) to receive everything
+    missed. Authenticate with the bearer header, or with `?ticket=` from `POST /v1/live/tickets` (browsers)."""
     hub = _ready_hub(request)
     live_filter = LiveFilter(request, domain, severity, area)
     resume_from = _resume_vector(hub, last_event_id or resume)
@@ -140,12 +154,13 @@ async def alerts_sse(
 
 
 @router.websocket("/alerts/ws", name="alerts_ws")
-@websocket_policy(Role.VIEWER)
+@websocket_policy(Role.VIEWER, ticket=True)
 async def alerts_ws(
     websocket: WebSocket,
     domain: str | None = None, severity: str | None = None, area: str | None = None, resume: str | None = None,
 ) -> None:
-    """Messages `{"id": ..., "type": "alert"|"position", "event": AlertEvent?}`; resume with `?resume=<id>`."""
+    """Messages `{"id": ..., "type": "alert"|"position", "event": AlertEvent?}`; resume with `?resume=<id>`;
+    authenticate with the bearer header or `?ticket=` from `POST /v1/live/tickets`."""
     try:
         hub = _ready_hub(websocket)
         live_filter = LiveFilter(websocket, domain, severity, area)

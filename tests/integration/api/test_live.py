@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import httpx
 import orjson
+import pytest
 import websockets
 
 from schemas.alerts import AlertAction
@@ -97,8 +98,10 @@ async def test_websocket_stream_filters_by_area(settings):
     inside, outside = unique_sensor("waste"), unique_sensor("waste")
     await register_sensors(settings, [registration(inside, "waste", (4.90, 52.37)),
                                       registration(outside, "waste", (5.50, 51.90))])
-    async with running_api(settings) as (base, _):
-        url = base.replace("http", "ws") + "/v1/live/alerts/ws?access_token=t-viewer&area=4.85,52.35,4.95,52.40"
+    async with running_api(settings) as (base, _), httpx.AsyncClient(base_url=base, headers=VIEWER) as client:
+        # A browser's way in: a single-use ticket obtained with the bearer header (no token in the URL).
+        ticket = (await client.post("/v1/live/tickets")).json()["ticket"]
+        url = base.replace("http", "ws") + f"/v1/live/alerts/ws?ticket={ticket}&area=4.85,52.35,4.95,52.40"
         async with websockets.connect(url) as socket:
             hello = orjson.loads(await asyncio.wait_for(socket.recv(), 10))
             assert hello["type"] == "position"
@@ -116,6 +119,27 @@ async def test_websocket_stream_filters_by_area(settings):
             assert "403" in str(refused) or "1008" in str(refused)
         else:
             raise AssertionError("an anonymous WebSocket was accepted")
+        # The spent ticket, and a token in the URL, are refused the same way.
+        for refused_url in (url, base.replace("http", "ws") + "/v1/live/alerts/ws?access_token=t-viewer"):
+            with pytest.raises(websockets.exceptions.WebSocketException):
+                async with websockets.connect(refused_url) as socket:
+                    await asyncio.wait_for(socket.recv(), 10)
+
+
+async def test_sse_with_a_ticket_streams_once(settings):
+    sensor = unique_sensor()
+    async with running_api(settings) as (base, _), httpx.AsyncClient(base_url=base, timeout=20) as anonymous:
+        ticket = (await anonymous.post("/v1/live/tickets", headers=VIEWER)).json()["ticket"]
+        async with anonymous.stream("GET", "/v1/live/alerts", params={"ticket": ticket}) as response:
+            assert response.status_code == 200
+            event = alert_event(sensor)
+            await produce_alerts(settings, [event])
+            frames = await read_sse(response, 1)
+        assert [alert["alert_id"] for _, alert in frames if alert] == [event.alert_id]
+        again = await anonymous.get("/v1/live/alerts", params={"ticket": ticket})
+        assert again.status_code == 401 and again.json()["error"]["code"] == "INVALID_TICKET"
+        in_url = await anonymous.get("/v1/live/alerts", params={"access_token": "t-viewer"})
+        assert in_url.status_code == 401 and in_url.json()["error"]["code"] == "TOKEN_IN_QUERY"
 
 
 async def test_acknowledge_sends_a_command_keyed_by_sensor(settings):
@@ -213,7 +237,7 @@ async def test_websocket_resume_delivers_what_was_missed(settings):
     first = [alert_event(sensor, severity="high") for _ in range(2)]
     later = [alert_event(sensor, severity="critical") for _ in range(3)]
     async with running_api(settings) as (base, _):
-        url = base.replace("http", "ws") + "/v1/live/alerts/ws?access_token=t-viewer"
+        url = base.replace("http", "ws") + "/v1/live/alerts/ws?domain=traffic"
 
         async def alerts(socket, wanted: int) -> list[dict]:
             got = []
@@ -223,17 +247,17 @@ async def test_websocket_resume_delivers_what_was_missed(settings):
                     got.append(message)
             return got
 
-        async with websockets.connect(url) as socket:
+        async with websockets.connect(url, additional_headers=VIEWER) as socket:
             assert orjson.loads(await asyncio.wait_for(socket.recv(), 10))["type"] == "position"
             await produce_alerts(settings, first)
             seen = await alerts(socket, 2)
         assert [message["event"]["alert_id"] for message in seen] == [event.alert_id for event in first]
         await produce_alerts(settings, later)  # while no socket is open
-        async with websockets.connect(f"{url}&resume={seen[-1]['id']}") as socket:
+        async with websockets.connect(f"{url}&resume={seen[-1]['id']}", additional_headers=VIEWER) as socket:
             resumed = await alerts(socket, 3)
         assert [message["event"]["alert_id"] for message in resumed] == [event.alert_id for event in later]
         try:  # refused before the handshake completes (HTTP 403) or closed with 1008 (policy), never streamed
-            async with websockets.connect(f"{url}&resume=garbage") as socket:
+            async with websockets.connect(f"{url}&resume=garbage", additional_headers=VIEWER) as socket:
                 await asyncio.wait_for(socket.recv(), 10)
         except websockets.exceptions.InvalidStatus as refused:
             assert refused.response.status_code == 403

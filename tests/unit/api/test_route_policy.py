@@ -46,7 +46,8 @@ def test_writes_need_the_operator_role_and_reads_a_token(app):
     admin_only = {path for (method, path), role in roles.items() if role == Role.ADMIN}
     assert admin_only == {"/v1/audit/operator-actions"}  # admin grants something an operator lacks
     public = {path for (method, path), role in roles.items() if role == Role.PUBLIC}
-    assert public == {"/healthz", "/readyz", "/metrics", "/", "/ops/", "/ops/{asset}", "/openapi.json", "/docs"}
+    assert public == {"/healthz", "/readyz", "/metrics", "/", "/ops/", "/ops/{asset}", "/ops/vendor/{asset}",
+                      "/favicon.ico", "/openapi.json", "/docs"}
     assert all(role >= Role.VIEWER for (method, path), role in roles.items() if path.startswith("/v1/"))
 
 

@@ -12,7 +12,8 @@ from services.register.policy import Access, current_principal, enforce_policy, 
 from services.register.settings import RegisterSettings
 
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/openapi.json"), ("GET", "/docs"),
-          ("GET", "/public/sensors.geojson"), ("GET", "/map"), ("POST", "/public/removal-requests"),
+          ("GET", "/public/sensors.geojson"), ("GET", "/map"), ("GET", "/map/vendor/{asset}"),
+          ("POST", "/public/removal-requests"),
           ("GET", "/owner")}  # the owner page holds no data: it asks for the token, then calls owner routes
 ADMIN_ONLY = {("DELETE", "/v1/sensors/{sensor_id}"), ("POST", "/v1/owner-tokens"),
               ("DELETE", "/v1/owner-tokens/{token_id}")}

@@ -1,0 +1,3 @@
+// uPlot, exposed as window.uPlot for the ops page's plain script.
+import uPlot from "uplot";
+window.uPlot = uPlot;

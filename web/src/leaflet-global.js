@@ -1,0 +1,3 @@
+// leaflet.markercluster extends the global `L`; bundled, Leaflet sets no global, so this module does first.
+import L from "leaflet";
+window.L = L;
