@@ -1,0 +1,143 @@
+"""Detection progress during a benchmark phase: readings produced to the readings topics (log-end offsets) against
+readings judged by the anomaly workers (their `citystream_anomaly_readings_total`), the lag between the two, and a
+gate that holds the load generator back while the readings it sent run too far ahead of detection.
+
+The counter is read from each worker's /metrics (what `python -m services.anomaly worker` exports today), the
+offsets from the broker, so nothing here depends on how a worker judges its readings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+JUDGED_COUNTER = "citystream_anomaly_readings_total"
+
+
+def judged_total(metrics_text: str) -> float:
+    """Sum of the judged-readings counter's samples (every domain) in a Prometheus text exposition."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics_text.splitlines()
+               if line.startswith(JUDGED_COUNTER) and not line.startswith(JUDGED_COUNTER + "_created"))
+
+
+@dataclass
+class Progress:
+    """Readings produced and judged since `start()`; lag = produced − judged (never below 0)."""
+
+    produced: int = 0
+    judged: float = 0.0
+    at: float = 0.0  # wall time of the sample
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.produced - int(self.judged))
+
+
+class JudgedProgress:
+    def __init__(self, bootstrap: str, topics: list[str], worker_urls: list[str]) -> None:
+        self.bootstrap, self.topics, self.worker_urls = bootstrap, topics, worker_urls
+        self._consumer: AIOKafkaConsumer | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._partitions: list[TopicPartition] = []
+        self._last_counter: dict[str, float] = {}  # a worker that does not answer keeps its last value
+        self._base_produced = 0
+        self._base_judged = 0.0
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
+        await self._consumer.start()
+        self._client = httpx.AsyncClient(timeout=2.0)
+        cluster = await self._consumer._client.fetch_all_metadata()  # a group-less consumer has no metadata yet
+        self._partitions = [TopicPartition(topic, p) for topic in self.topics
+                            for p in sorted(cluster.partitions_for_topic(topic) or ())]
+        self._base_produced = await self._produced()
+        self._base_judged = await self._judged()
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def _produced(self) -> int:
+        ends = await self._consumer.end_offsets(self._partitions)
+        return sum(ends.values())
+
+    async def _judged(self) -> float:
+        async def one(url: str) -> None:
+            try:
+                response = await self._client.get(url + "/metrics")
+                self._last_counter[url] = judged_total(response.text)
+            except httpx.HTTPError:
+                pass
+
+        await asyncio.gather(*(one(url) for url in self.worker_urls))
+        return sum(self._last_counter.values())
+
+    async def sample(self) -> Progress:
+        produced, judged = await asyncio.gather(self._produced(), self._judged())
+        return Progress(produced - self._base_produced, judged - self._base_judged, time.time())
+
+    async def wait_judged(self, timeout_s: float, interval_s: float = 0.25) -> Progress:
+        """Samples until every reading produced so far is judged (or the timeout); the last sample."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            progress = await self.sample()
+            if progress.lag == 0 or time.monotonic() > deadline:
+                return progress
+            await asyncio.sleep(interval_s)
+
+
+@dataclass
+class LagGate:
+    """Admission of the load generator's batches: a batch is sent only while the readings sent in the phase and not
+    yet judged stay within `max_lag_s` of the measured judging rate (at least `min_budget` readings). Below the
+    workers' capacity it never holds anything back; above it, it turns an unbounded backlog into the rate detection
+    sustains. `held_s` is how long the load generator was held back."""
+
+    progress: JudgedProgress
+    max_lag_s: float = 1.0
+    min_budget: int = 2000
+    initial_budget: int = 10_000
+    interval_s: float = 0.2
+    sent: int = 0
+    judged: float = 0.0
+    rate_per_s: float = 0.0
+    held_s: float = 0.0
+    samples: list[Progress] = field(default_factory=list)
+    _waiting: int = 0
+
+    @property
+    def budget(self) -> int:
+        if not self.rate_per_s:
+            return max(self.min_budget, self.initial_budget)
+        return max(self.min_budget, int(self.max_lag_s * self.rate_per_s))
+
+    async def room(self, readings: int) -> None:
+        """Waits until `readings` more fit in the budget, then counts them as sent."""
+        self._waiting += 1
+        try:
+            while self.sent - self.judged + readings > self.budget and self.sent > self.judged:
+                await asyncio.sleep(self.interval_s / 2)
+        finally:
+            self._waiting -= 1
+        self.sent += readings
+
+    async def run(self) -> None:
+        """Samples progress until cancelled: the judging rate over the last ~2 s sets the budget."""
+        while True:
+            began = time.monotonic()
+            progress = await self.progress.sample()
+            self.samples.append(progress)
+            self.judged = progress.judged
+            window = [p for p in self.samples if p.at >= progress.at - 2.0]
+            if len(window) >= 2 and window[-1].at > window[0].at:
+                self.rate_per_s = (window[-1].judged - window[0].judged) / (window[-1].at - window[0].at)
+            self.samples = window
+            await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - began)))
+            if self._waiting:
+                self.held_s += time.monotonic() - began
