@@ -374,18 +374,18 @@ class Bench:
     async def _load_phase(self, name: str, title: str, phase: int, start, fleet: BenchFleet) -> dict[str, Any]:
         seq_low = phase * SEQ_SPAN
         cpu_before = self._cpu()
-        load = await self._run_load(title, seq_low, start)
+        load = await self._run_load(title, seq_low, start, self.options.phase_s)
         self.console.print(f"{title}: {len(load.accepted_keys):,} acknowledged in {load.seconds:.1f} s; "
                            "waiting for the sink …")
         phase_figures = await self._account(name, load, seq_low, fleet)
         phase_figures["cpu_us_per_reading"] = us_per_reading(cpu_before, self._cpu(), phase_figures["stored"])
         return phase_figures
 
-    async def _run_load(self, title: str, seq_low: int, start) -> LoadResult:
-        """Runs one load (`start(seq_low, tick)`) under a progress bar."""
+    async def _run_load(self, title: str, seq_low: int, start, duration_s: float) -> LoadResult:
+        """Runs one load (`start(seq_low, tick)`, about `duration_s` long) under a progress bar."""
         with RichProgress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[count]:>10,} sent"),
                       TimeElapsedColumn(), console=self.console) as progress:
-            task = progress.add_task(title, total=self.options.phase_s, count=0)
+            task = progress.add_task(title, total=duration_s, count=0)
             sent = [0]
 
             def tick(n: int) -> None:
@@ -394,7 +394,7 @@ class Bench:
             async def refresh() -> None:
                 began = time.monotonic()
                 while True:
-                    progress.update(task, completed=min(self.options.phase_s, time.monotonic() - began),
+                    progress.update(task, completed=min(duration_s, time.monotonic() - began),
                                     count=sent[0])
                     await asyncio.sleep(0.25)
 
@@ -458,7 +458,7 @@ class Bench:
                     f"HTTP with {len(self.workers)} anomaly worker(s) judging", seq_low,
                     lambda seq, tick: http_load(ingest_urls, fleet, batch=o.batch, connections=o.connections,
                                                 duration_s=o.detected_phase_s, seq_base=seq, bad_every=o.bad_every,
-                                                progress=tick, admit=gate.room))
+                                                progress=tick, admit=gate.room), o.detected_phase_s)
             finally:
                 sampler.cancel()
             at_end = await judged.sample()
