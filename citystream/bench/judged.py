@@ -104,6 +104,7 @@ class LagGate:
     min_budget: int = 2000
     initial_budget: int = 10_000
     interval_s: float = 0.2
+    window_s: float = 5.0  # judging rate over this long: a worker judges in bursts (batches, flushes, CPU stalls)
     sent: int = 0
     judged: float = 0.0
     rate_per_s: float = 0.0
@@ -128,13 +129,15 @@ class LagGate:
         self.sent += readings
 
     async def run(self) -> None:
-        """Samples progress until cancelled: the judging rate over the last ~2 s sets the budget."""
+        """Samples progress until cancelled: the judging rate over the last `window_s` sets the budget. A short
+        window lets a burst (a stalled worker catching up) inflate the budget: a 2 s window let the lag at the end
+        reach 3 s of input in a contended run."""
         while True:
             began = time.monotonic()
             progress = await self.progress.sample()
             self.samples.append(progress)
             self.judged = progress.judged
-            window = [p for p in self.samples if p.at >= progress.at - 2.0]
+            window = [p for p in self.samples if p.at >= progress.at - self.window_s]
             if len(window) >= 2 and window[-1].at > window[0].at:
                 self.rate_per_s = (window[-1].judged - window[0].judged) / (window[-1].at - window[0].at)
             self.samples = window

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -258,6 +259,8 @@ class Bench:
         began = time.monotonic()
         options, admin_url = self.options, self.settings.database_url
         self.result["started_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        # The machine may be shared: its 1-minute load average before and after says how much else ran.
+        self.result["load_average_1m_at_start"] = round(os.getloadavg()[0], 2)
         self.db_url = await accounting.create_database(admin_url)
         try:
             await migrate(self.db_url)
@@ -283,6 +286,7 @@ class Bench:
             await accounting.drop_database(admin_url, self.db_url)
             await self._delete_topics()
             self.result["elapsed_s"] = round(time.monotonic() - began, 1)
+            self.result["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
         # Only once the services have stopped: the detector loop is CPU-bound, and the anomaly worker would still be
         # judging the alert phase's backlog on the same two cores.
         if options.detectors:
@@ -442,7 +446,7 @@ class Bench:
     async def _detected_phase(self, name: str, phase: int, ingest_urls: list[str], fleet: BenchFleet) -> None:
         """HTTP load at full speed with the anomaly workers judging: a reading counts once it is stored and
         judged. The lag gate holds the load generator back while the readings sent and not yet judged exceed
-        `max_lag_s` of the judging rate, so the figure is the rate the platform sustains with detection keeping
+        `max_lag_s` of the judging rate (over the last 5 s), so the figure is the rate the platform sustains with detection keeping
         up, not a backlog growing behind it. The lag at the end of the load is measured from the broker's
         log-end offsets and the workers' judged counters."""
         o, seq_low = self.options, phase * SEQ_SPAN
