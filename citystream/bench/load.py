@@ -85,7 +85,10 @@ async def http_load(url: str | list[str], fleet: BenchFleet, *, batch: int, conn
                     if time.monotonic() >= deadline:
                         break
                 if admit is not None:
-                    await admit(batch)
+                    try:  # held back by the gate until the phase ends: the phase ends on time all the same
+                        await asyncio.wait_for(admit(batch), max(0.0, deadline - time.monotonic()))
+                    except TimeoutError:
+                        break
                     if time.monotonic() >= deadline:
                         break
                 credential, payloads, keys, bad = fleet.next_batch(batch, seq_base, bad_every=bad_every)
