@@ -12,10 +12,10 @@ from pathlib import Path
 
 from citystream.bench.accounting import Accounting
 from citystream.bench.fleet import key_of
-from citystream.bench.judged import LagGate, Progress, judged_total
+from citystream.bench.judged import LagGate, Progress, detected_books, judged_total, scale_out_rows
 from citystream.bench.load import LoadResult
 from citystream.bench.processes import anomaly_group, instance_name, platform_services
-from citystream.bench.runner import detected_books, phase_books, scale_out_rows, summary
+from citystream.bench.runner import phase_books, summary
 from citystream.bench.usage import ProcessTree, cpu_by_component, us_per_reading
 
 CEILINGS = {"kafka_produce_consume": 150_000.0, "kafka_send_per_record": 50_000.0, "copy": 100_000.0}
