@@ -57,8 +57,9 @@ test-unit: install
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 # Like infra: the benchmark talks to the runtime `dev up` started, also on moved CITYSTREAM_DEV_* ports.
+# Options pass through, e.g. `make bench BENCH_ARGS="--anomaly-workers 2 --sink-workers 2 --http-workers 2"`.
 bench: infra
-	eval "$$($(BIN)/citystream dev env)" && $(BIN)/citystream bench
+	eval "$$($(BIN)/citystream dev env)" && $(BIN)/citystream bench $(BENCH_ARGS)
 
 down:
 	@test -x $(BIN)/citystream && $(BIN)/citystream dev down || true

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -56,18 +56,24 @@ def percentile(values: list[float], q: float, missing: int = 0) -> float | None:
     return sorted(values)[rank]
 
 
-async def http_load(url: str, fleet: BenchFleet, *, batch: int, connections: int, duration_s: float, seq_base: int,
-                    rate: float | None = None, bad_every: int = 0,
-                    progress: Callable[[int], None] = lambda n: None) -> LoadResult:
+async def http_load(url: str | list[str], fleet: BenchFleet, *, batch: int, connections: int, duration_s: float,
+                    seq_base: int, rate: float | None = None, bad_every: int = 0,
+                    progress: Callable[[int], None] = lambda n: None,
+                    admit: Callable[[int], Awaitable[None]] | None = None) -> LoadResult:
     """`connections` workers post batches for `duration_s`; `rate` (readings/s) caps the total when given; every
-    `bad_every`-th reading is a bad one (fleet.BAD_KINDS), counted by the reason the ingest answers."""
+    `bad_every`-th reading is a bad one (fleet.BAD_KINDS), counted by the reason the ingest answers. With several
+    ingest URLs (several ingest-http processes) the connections are spread over them; `admit(n)`, when given, is
+    awaited before each batch of n readings is sent (the detected phase's lag gate)."""
+    urls = [url] if isinstance(url, str) else list(url)
     result = LoadResult(started=time.time())
     deadline = time.monotonic() + duration_s
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    per_url = -(-connections // len(urls))
+    limits = httpx.Limits(max_connections=per_url, max_keepalive_connections=per_url)
     reserved = [0]  # readings whose send slot is taken: each worker books its slot before sleeping to it
-    async with httpx.AsyncClient(base_url=url, timeout=30.0, limits=limits) as client:
+    clients = [httpx.AsyncClient(base_url=u, timeout=30.0, limits=limits) for u in urls]
+    try:
 
-        async def worker() -> None:
+        async def worker(client: httpx.AsyncClient) -> None:
             while time.monotonic() < deadline:
                 if rate is not None:
                     # Booking first spreads the workers evenly; computing the slot from readings already sent
@@ -76,6 +82,13 @@ async def http_load(url: str, fleet: BenchFleet, *, batch: int, connections: int
                     reserved[0] += batch
                     if due > time.time():
                         await asyncio.sleep(due - time.time())
+                    if time.monotonic() >= deadline:
+                        break
+                if admit is not None:
+                    try:  # held back by the gate until the phase ends: the phase ends on time all the same
+                        await asyncio.wait_for(admit(batch), max(0.0, deadline - time.monotonic()))
+                    except TimeoutError:
+                        break
                     if time.monotonic() >= deadline:
                         break
                 credential, payloads, keys, bad = fleet.next_batch(batch, seq_base, bad_every=bad_every)
@@ -107,7 +120,10 @@ async def http_load(url: str, fleet: BenchFleet, *, batch: int, connections: int
                     result.errors[f"HTTP {response.status_code}"] += 1
                 progress(len(payloads))
 
-        await asyncio.gather(*(worker() for _ in range(connections)))
+        await asyncio.gather(*(worker(clients[i % len(clients)]) for i in range(connections)))
+    finally:
+        for client in clients:
+            await client.aclose()
     result.ended = time.time()
     return result
 

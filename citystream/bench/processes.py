@@ -38,6 +38,11 @@ class Service:
     usage: ProcessTree | None = field(default=None, repr=False)
 
     @property
+    def role(self) -> str:
+        """What the process is (`anomaly` for `anomaly`, `anomaly#2`, ...): usage is summed per role."""
+        return self.name.split("#", 1)[0]
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
@@ -96,9 +101,18 @@ class Service:
             return ""
 
 
+def instance_name(role: str, index: int) -> str:
+    """The first process of a role is named by the role, the next ones `<role>#2`, `<role>#3`, ..."""
+    return role if index == 0 else f"{role}#{index + 1}"
+
+
 def platform_services(*, bootstrap: str, database_url: str, topic_prefix: str, run_id: str, logs_dir: Path,
-                      roles: tuple[str, ...] = ("register", "ingest-http", "ingest-sink")) -> dict[str, Service]:
-    """The requested services, each on a free port, all on one topic prefix and database; not started yet."""
+                      roles: tuple[str, ...] = ("register", "ingest-http", "ingest-sink"),
+                      instances: dict[str, int] | None = None) -> dict[str, Service]:
+    """The requested services, each on a free port, all on one topic prefix and database; not started yet.
+
+    `instances` runs more than one process of a role (`ingest-http`: separate servers the load is spread over;
+    `ingest-sink`, `anomaly`: members of one consumer group)."""
     common = {"CITYSTREAM_KAFKA_BOOTSTRAP": bootstrap, "CITYSTREAM_DATABASE_URL": database_url,
               "CITYSTREAM_TOPIC_PREFIX": topic_prefix, "CITYSTREAM_LOG_LEVEL": "WARNING",
               "CITYSTREAM_INSTANCE_ID": run_id}
@@ -106,27 +120,57 @@ def platform_services(*, bootstrap: str, database_url: str, topic_prefix: str, r
     work.mkdir(parents=True, exist_ok=True)
     services: dict[str, Service] = {}
     for role in roles:
-        port = free_port()
-        if role == "register":
-            env = {"CITYSTREAM_REGISTER_PORT": str(port), "CITYSTREAM_REGISTER_RELAY_POLL_S": "0.1"}
-            services[role] = Service(role, ("services.register",), common | env, port, logs_dir / f"{role}.log")
-        elif role == "ingest-http":
-            env = {"CITYSTREAM_INGEST_HTTP_PORT": str(port)}
-            services[role] = Service(role, ("services.ingest", "http"), common | env, port, logs_dir / f"{role}.log")
-        elif role == "ingest-gate":
-            env = {"CITYSTREAM_INGEST_GATE_PORT": str(port), "CITYSTREAM_INGEST_GATE_APP_ID": f"bench-gate-{run_id}",
-                   "CITYSTREAM_INGEST_GATE_DATA_DIR": str(work / "gate")}
-            services[role] = Service(role, ("services.ingest", "gate"), common | env, port, logs_dir / f"{role}.log")
-        elif role == "ingest-sink":
-            env = {"CITYSTREAM_INGEST_SINK_PORT": str(port), "CITYSTREAM_INGEST_SINK_GROUP_ID": f"bench-sink-{run_id}"}
-            # The sink reports ready only after its first database write; alive is what start-up needs.
-            services[role] = Service(role, ("services.ingest", "sink"), common | env, port, logs_dir / f"{role}.log",
-                                     ready_path="/healthz")
-        elif role == "anomaly":
-            env = {"CITYSTREAM_ANOMALY_WEB_PORT": str(port), "CITYSTREAM_ANOMALY_APP_ID": f"bench-anomaly-{run_id}",
-                   "CITYSTREAM_ANOMALY_STORE": "memory://"}
-            services[role] = Service(role, ("services.anomaly", "worker"), common | env, port,
-                                     logs_dir / f"{role}.log", cwd=work)
-        else:
-            raise ValueError(f"unknown service role {role!r}")
+        for index in range((instances or {}).get(role, 1)):
+            name = instance_name(role, index)
+            port = free_port()
+            log_path = logs_dir / f"{name.replace('#', '-')}.log"
+            if role == "register":
+                env = {"CITYSTREAM_REGISTER_PORT": str(port), "CITYSTREAM_REGISTER_RELAY_POLL_S": "0.1"}
+                services[name] = Service(name, ("services.register",), common | env, port, log_path)
+            elif role == "ingest-http":
+                env = {"CITYSTREAM_INGEST_HTTP_PORT": str(port)}
+                services[name] = Service(name, ("services.ingest", "http"), common | env, port, log_path)
+            elif role == "ingest-gate":
+                env = {"CITYSTREAM_INGEST_GATE_PORT": str(port),
+                       "CITYSTREAM_INGEST_GATE_APP_ID": f"bench-gate-{run_id}",
+                       "CITYSTREAM_INGEST_GATE_DATA_DIR": str(work / name.replace("#", "-"))}
+                services[name] = Service(name, ("services.ingest", "gate"), common | env, port, log_path)
+            elif role == "ingest-sink":
+                env = {"CITYSTREAM_INGEST_SINK_PORT": str(port),
+                       "CITYSTREAM_INGEST_SINK_GROUP_ID": f"bench-sink-{run_id}"}
+                # The sink reports ready only after its first database write; alive is what start-up needs.
+                services[name] = Service(name, ("services.ingest", "sink"), common | env, port, log_path,
+                                         ready_path="/healthz")
+            elif role == "anomaly":
+                services[name] = anomaly_worker(name, common, port, log_path, work, f"bench-anomaly-{run_id}")
+            else:
+                raise ValueError(f"unknown service role {role!r}")
     return services
+
+
+def anomaly_worker(name: str, common: dict[str, str], port: int, log_path: Path, work: Path, app_id: str,
+                   **env: str) -> Service:
+    """`python -m services.anomaly worker` as it is deployed, one member of the consumer group `app_id`, with its
+    own web port and data directory. The lag gauge is refreshed every 0.5 s so the benchmark reads a fresh one."""
+    data_dir = work / name.replace("#", "-")
+    work.mkdir(parents=True, exist_ok=True)
+    own = {"CITYSTREAM_ANOMALY_WEB_PORT": str(port), "CITYSTREAM_ANOMALY_APP_ID": app_id,
+           "CITYSTREAM_ANOMALY_STORE": "memory://", "CITYSTREAM_ANOMALY_DATA_DIR": str(data_dir),
+           "CITYSTREAM_ANOMALY_LAG_INTERVAL_S": "0.5", **env}
+    return Service(name, ("services.anomaly", "worker"), common | own, port, log_path, cwd=work)
+
+
+def anomaly_group(count: int, *, bootstrap: str, database_url: str, topic_prefix: str, run_id: str, logs_dir: Path,
+                  app_id: str) -> dict[str, Service]:
+    """`count` anomaly workers in one consumer group (not started yet)."""
+    common = {"CITYSTREAM_KAFKA_BOOTSTRAP": bootstrap, "CITYSTREAM_DATABASE_URL": database_url,
+              "CITYSTREAM_TOPIC_PREFIX": topic_prefix, "CITYSTREAM_LOG_LEVEL": "WARNING",
+              "CITYSTREAM_INSTANCE_ID": run_id}
+    work = logs_dir / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    group = {}
+    for index in range(count):
+        name = instance_name("anomaly", index)
+        group[name] = anomaly_worker(name, common, free_port(), logs_dir / f"{app_id}-{index + 1}.log", work / app_id,
+                                     app_id)
+    return group

@@ -4,6 +4,8 @@ pids of the local runtime's Kafka and PostgreSQL (pid files under the runtime's 
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import psutil
@@ -26,6 +28,7 @@ class ProcessTree:
         self._start_cpu: dict[tuple[int, float], float] = {}
         self._last_cpu: dict[tuple[int, float], float] = {}
         self._begun = False
+        self._lock = threading.RLock()  # sampled by the sampler thread and at phase boundaries by the runner
 
     def _processes(self) -> list[psutil.Process]:
         root = psutil.Process(self.pid)
@@ -33,6 +36,10 @@ class ProcessTree:
 
     def begin(self) -> None:
         """Usage counts from now on (processes already running keep their earlier CPU out of the figure)."""
+        with self._lock:
+            self._begin()
+
+    def _begin(self) -> None:
         self._begun = True
         try:
             for process in self._processes():
@@ -44,6 +51,10 @@ class ProcessTree:
             pass
 
     def sample(self) -> None:
+        with self._lock:
+            self._sample()
+
+    def _sample(self) -> None:
         if not self._begun:
             self.begin()
         try:
@@ -71,6 +82,26 @@ class ProcessTree:
     def figures(self) -> dict[str, float]:
         return {"cpu_s": round(self.cpu_s, 1), "peak_rss_mb": round(self.peak_rss_bytes / 2**20, 1),
                 "processes": self.processes_seen}
+
+
+def cpu_by_component(trees: Iterable[tuple[str, ProcessTree]]) -> dict[str, float]:
+    """CPU seconds so far per component, sampled now (/proc/<pid>/stat utime + stime, through psutil); trees of one
+    component (several processes of a role) are summed."""
+    found: dict[str, float] = {}
+    for component, tree in trees:
+        tree.sample()
+        found[component] = found.get(component, 0.0) + tree.cpu_s
+    return found
+
+
+def us_per_reading(before: dict[str, float], after: dict[str, float], readings: int) -> dict[str, float]:
+    """CPU µs per reading of each component between two `cpu_by_component` samples, and their `total`."""
+    if readings <= 0:
+        return {}
+    spent = {name: max(0.0, after[name] - before.get(name, 0.0)) for name in after}
+    figures = {name: round(cpu / readings * 1e6, 1) for name, cpu in sorted(spent.items())}
+    figures["total"] = round(sum(spent.values()) / readings * 1e6, 1)
+    return figures
 
 
 def _usage(process: psutil.Process) -> tuple[tuple[int, float] | None, float, int]:

@@ -17,9 +17,10 @@ from citystream.bench.usage import runtime_processes
 from citystream.devenv.config import DevSettings
 
 HEADLINE = ("e2e_readings_per_s", "kafka_path_readings_per_s", "raw_ceiling_readings_per_s", "ingest_ack_p99_ms",
-            "alert_latency_p99_ms", "lost", "duplicates")
-PHASES = {"admission_probe", "http", "kafka", "http_half_load", "alert_background", "alert_probes", "batch_1",
-          "batch_100"}
+            "alert_latency_p99_ms", "alert_latency_p50_ms", "lost", "duplicates", "e2e_detected_readings_per_s",
+            "e2e_detected_lag_end_s", "e2e_detected_target_met", "alert_latency_target_met", "cpu_us_per_reading")
+PHASES = {"admission_probe", "http", "kafka", "http_half_load", "detected", "alert_background", "alert_probes",
+          "detected_scale_out", "batch_1", "batch_100"}
 
 
 async def _leftovers(admin_url: str, bootstrap: str, run_id: str) -> tuple[list[str], list[str]]:
@@ -44,7 +45,7 @@ def test_quick_bench_prints_and_saves_the_summary_with_nothing_lost(infrastructu
     before = set(asyncio.run(_leftovers(infrastructure.admin_database_url, infrastructure.kafka_bootstrap, "-"))[0])
     completed = subprocess.run([sys.executable, "-m", "citystream.cli", "bench", "--quick", "--results-dir",
                                 str(results_dir), "--logs-dir", str(tmp_path / "logs")],
-                               check=False, capture_output=True, text=True, timeout=170, env=env)
+                               check=False, capture_output=True, text=True, timeout=300, env=env)
     assert completed.returncode == 0, completed.stderr[-4000:]
     result = json.loads(completed.stdout.strip().splitlines()[-1])
 
@@ -66,6 +67,16 @@ def test_quick_bench_prints_and_saves_the_summary_with_nothing_lost(infrastructu
         <= set(result["components"])
     for name, pid in runtime_processes(DevSettings().state_dir).items():
         assert (name in result["components"]) if pid else (name in result["components_not_found"]), name
+    # Stored and judged: the detected phase ran with one worker, the scale-out phase with two, every reading of
+    # both judged in the end; CPU per reading names each service that ran.
+    assert result["e2e_detected_readings_per_s"] > 0 and result["e2e_detected_lag_end_s"] is not None
+    rows = result["anomaly_workers_scale_out"]
+    assert [row["anomaly_workers"] for row in rows] == [1, 2] and all(row["e2e_detected_readings_per_s"] > 0
+                                                                     for row in rows)
+    assert all(result["phases"][name]["unjudged_after_wait"] == 0 for name in ("detected", "detected_scale_out"))
+    assert {"anomaly", "ingest-http", "ingest-sink", "load generator", "total"} <= set(result["cpu_us_per_reading"])
+    assert result["cpu_us_per_reading"]["anomaly"] > 0 and "anomaly" not in \
+        result["cpu_us_per_reading_without_detection"]
     assert result["alert_probes"] == 4
     assert 0 <= result["alert_probes_missing"] <= result["alert_probes"]
 
