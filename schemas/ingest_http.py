@@ -66,6 +66,25 @@ class RequestRefused(BaseModel):
     field: str | None = Field(description="`readings` when the list itself is at fault; else null.")
 
 
+class CredentialRefused(BaseModel):
+    """401: the credential is valid for no sensor of the register (missing, unknown, wrong or expired), so no reading
+    was looked at; one summary, never one outcome per reading (anonymous traffic is counted, not stored)."""
+
+    accepted: Literal[0]
+    rejected: int | None = Field(ge=0, description="Readings the request carried; null when the body was unreadable.")
+    reason: Literal[RejectionReason.BAD_CREDENTIALS]
+    field: Literal["credential"]
+    detail: str
+
+
+class SourceLimited(BaseModel):
+    """429 before the body is read: this client address sent too many requests whose credential failed."""
+
+    reason: Literal[RejectionReason.RATE_LIMITED]
+    field: Literal["credential"]
+    detail: str
+
+
 class IngestUnavailable(BaseModel):
     """503: Kafka did not acknowledge in time, or the register view is not caught up. Retry after `Retry-After`."""
 

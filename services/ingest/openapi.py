@@ -8,7 +8,14 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from schemas.ingest_http import BatchResult, IngestUnavailable, ReadingBatch, RequestRefused
+from schemas.ingest_http import (
+    BatchResult,
+    CredentialRefused,
+    IngestUnavailable,
+    ReadingBatch,
+    RequestRefused,
+    SourceLimited,
+)
 from schemas.rejections import HTTP_STATUS
 from services.common.readiness import Readiness
 
@@ -26,15 +33,18 @@ READINGS_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": RequestRefused | BatchResult,
           "description": "`MALFORMED`: the body is not JSON or not `{\"readings\": [...]}` (RequestRefused), or "
                          "every reading was malformed (BatchResult)."},
-    401: {"model": BatchResult, "description": f"Every reading rejected: {_reasons(401)} (no, unknown or wrong "
-                                              "credential)."},
+    401: {"model": CredentialRefused | BatchResult,
+          "description": f"{_reasons(401)}: the credential is valid for no sensor, so no reading was looked at "
+                         "(CredentialRefused); or every reading claims a sensor the credential is not for "
+                         "(BatchResult)."},
     403: {"model": BatchResult, "description": f"Every reading rejected for one of {_reasons(403)}."},
     404: {"model": BatchResult, "description": f"Every reading rejected: {_reasons(404)}."},
     413: {"model": RequestRefused, "description": f"{_reasons(413)}: body or batch over the limit."},
     422: {"model": BatchResult, "description": f"Every reading rejected, for several reasons or one of "
                                               f"{_reasons(422)}."},
-    429: {"model": BatchResult, "headers": _RETRY_AFTER,
-          "description": f"Every reading rejected: {_reasons(429)}; retry after `Retry-After` seconds."},
+    429: {"model": BatchResult | SourceLimited, "headers": _RETRY_AFTER,
+          "description": f"Every reading rejected: {_reasons(429)} (BatchResult); or this address sent too many "
+                         "requests with a failing credential (SourceLimited). Retry after `Retry-After` seconds."},
     503: {"model": IngestUnavailable, "headers": _RETRY_AFTER,
           "description": "Kafka did not acknowledge in time or the register view is not caught up."},
 }
