@@ -24,6 +24,8 @@ class ServiceSpec:
     env: tuple[tuple[str, str], ...] = ()
     database_url_key: str | None = None  # key of the citystream-database Secret this service connects with
     database_env: str = "CITYSTREAM_DATABASE_URL"
+    # (environment variable, key of the citystream-database Secret): further database logins, e.g. retention's.
+    database_extra_env: tuple[tuple[str, str], ...] = ()
     cpu: str = "250m"
     cpu_limit: str = "1"
     memory: str = "256Mi"
@@ -37,8 +39,12 @@ class ServiceSpec:
 
 
 SERVICES: tuple[ServiceSpec, ...] = (
+    # The register also keeps retention (docs/retention.md): hourly, as the citystream_retention role; one pass runs
+    # at a time across replicas (a database lock), so every replica may run the task.
     ServiceSpec("register", ("python", "-m", "services.register"), 8081, "register", None,
-                env=(("CITYSTREAM_REGISTER_HOST", "0.0.0.0"),), database_url_key="app-url",
+                env=(("CITYSTREAM_REGISTER_HOST", "0.0.0.0"), ("CITYSTREAM_REGISTER_RETENTION_INTERVAL_S", "3600")),
+                database_url_key="app-url",
+                database_extra_env=(("CITYSTREAM_REGISTER_RETENTION_DATABASE_URL", "retention-url"),),
                 token_env=(("CITYSTREAM_REGISTER_ADMIN_TOKEN", "register-admin-token"),)),
     ServiceSpec("ingest-http", ("python", "-m", "services.ingest", "http"), 8082, "ingest", "http",
                 cpu="500m", cpu_limit="2", memory="384Mi", memory_limit="768Mi"),
@@ -74,6 +80,8 @@ def _env(spec: ServiceSpec) -> list[dict]:
     if spec.database_url_key:
         env.append({"name": spec.database_env,
                     "valueFrom": {"secretKeyRef": {"name": "citystream-database", "key": spec.database_url_key}}})
+    env += [{"name": name, "valueFrom": {"secretKeyRef": {"name": "citystream-database", "key": key}}}
+            for name, key in spec.database_extra_env]
     if spec.data_dir_env:
         env.append({"name": spec.data_dir_env, "value": "/var/lib/citystream"})
     env += [{"name": name, "valueFrom": {"secretKeyRef": {"name": "citystream-tokens", "key": key}}}
