@@ -8,11 +8,16 @@
 Every topic under a prefix or app id handed out here is deleted when the session ends: thousands of leftover
 test partitions made the local broker take minutes to start.
 - `settings`: CommonSettings pointing at all of the above.
+- `kafka`: how tests reach the broker, as its admin (super user). The session exports the admin's credentials
+  (CITYSTREAM_KAFKA_SECURITY_PROTOCOL, ..._USERNAME, ...), so settings and services a test starts use them
+  unless the test gives a service its own principal.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import signal
 import sys
 import uuid
@@ -24,13 +29,13 @@ import pytest
 
 from services.common.kafka import create_topics, delete_topics_with_prefixes
 from services.common.migrate import migrate
-from services.common.settings import CommonSettings
+from services.common.settings import CommonSettings, KafkaAccess
 from tests.support.infra import Infrastructure, resolve
 
 TESTS_DIR = Path(__file__).resolve().parent
 # Topic-name prefixes handed out this session, and the brokers tests talked to: cleaned up in pytest_sessionfinish.
 HANDED_OUT_PREFIXES: set[str] = set()
-BROKERS_USED: set[str] = set()
+BROKERS_USED: set[KafkaAccess] = set()
 
 
 def pytest_collection_modifyitems(config, items):
@@ -46,7 +51,16 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def infrastructure() -> Iterator[Infrastructure]:
     infra, containers = resolve()
+    credentials = {name: value for name, value in infra.kafka.environment().items()
+                   if name != "CITYSTREAM_KAFKA_BOOTSTRAP"}  # tests choose the bootstrap per settings object
+    saved = {name: os.environ.get(name) for name in credentials}
+    os.environ.update(credentials)
     yield infra
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     for container in containers:
         container.stop()
 
@@ -112,17 +126,26 @@ def pytest_timeout_set_timer(item, settings):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    for bootstrap in BROKERS_USED:
+    # Handlers a test installed may write to streams pytest has closed by now; the admin's PLAIN login warns on
+    # every connection ("in the clear", on loopback), which would print a logging error per connection.
+    logging.getLogger("aiokafka.conn").setLevel(logging.ERROR)
+    for kafka in BROKERS_USED:
         try:
-            asyncio.run(delete_topics_with_prefixes(bootstrap, HANDED_OUT_PREFIXES))
+            asyncio.run(delete_topics_with_prefixes(kafka, HANDED_OUT_PREFIXES))
         except Exception as problem:  # noqa: BLE001 - leftover topics cost disk and start-up time, not results
-            print(f"\ncould not delete this session's test topics on {bootstrap}: {problem!r}")
+            print(f"\ncould not delete this session's test topics on {kafka.bootstrap}: {problem!r}")
 
 
 @pytest.fixture
-def kafka_bootstrap(infrastructure: Infrastructure) -> str:
-    BROKERS_USED.add(infrastructure.kafka_bootstrap)
-    return infrastructure.kafka_bootstrap
+def kafka(infrastructure: Infrastructure) -> KafkaAccess:
+    """The broker, as its admin."""
+    BROKERS_USED.add(infrastructure.kafka)
+    return infrastructure.kafka
+
+
+@pytest.fixture
+def kafka_bootstrap(kafka: KafkaAccess) -> str:
+    return kafka.bootstrap
 
 
 @pytest.fixture
@@ -142,9 +165,9 @@ def anomaly_app_id() -> str:
 
 
 @pytest.fixture
-def kafka_topics(kafka_bootstrap: str, topic_prefix: str) -> str:
+def kafka_topics(kafka: KafkaAccess, topic_prefix: str) -> str:
     """Creates every catalogue topic under this test's prefix; returns the prefix."""
-    asyncio.run(create_topics(kafka_bootstrap, prefix=topic_prefix))
+    asyncio.run(create_topics(kafka, prefix=topic_prefix))
     return topic_prefix
 
 

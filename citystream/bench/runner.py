@@ -180,7 +180,7 @@ class Bench:
         self.db_url = await accounting.create_database(admin_url)
         try:
             await migrate(self.db_url)
-            await create_topics(self.settings.kafka_bootstrap, prefix=self.prefix)
+            await create_topics(self.settings.kafka, prefix=self.prefix)
             self.services = platform_services(
                 bootstrap=self.settings.kafka_bootstrap, database_url=self.db_url, topic_prefix=self.prefix,
                 run_id=self.run_id, logs_dir=options.logs_dir / self.run_id,
@@ -213,7 +213,7 @@ class Bench:
     async def _delete_topics(self) -> None:
         try:
             # The run's catalogue topics, and the changelogs of its anomaly worker and Kafka-native gate (Faust apps).
-            await delete_topics_with_prefixes(self.settings.kafka_bootstrap, [
+            await delete_topics_with_prefixes(self.settings.kafka, [
                 self.prefix, f"bench-anomaly-{self.run_id}", f"bench-gate-{self.run_id}"])
         except KafkaError as problem:  # leftover topics cost disk, not correctness
             log.warning("could not delete the run's topics %s*: %r", self.prefix, problem)
@@ -234,14 +234,14 @@ class Bench:
             ingest_url, fleet, batch=o.batch, connections=o.connections, duration_s=o.phase_s, seq_base=seq,
             bad_every=o.bad_every, progress=tick), fleet)
         await self._load_phase("kafka", "Kafka-native path", 2, lambda seq, tick: kafka_load(
-            s.kafka_bootstrap, self.topic(RAW_READINGS), fleet, duration_s=o.phase_s, seq_base=seq,
+            s.kafka, self.topic(RAW_READINGS), fleet, duration_s=o.phase_s, seq_base=seq,
             max_records=o.kafka_max_records, bad_every=o.bad_every, progress=tick), fleet)
 
         self.console.print("raw ceiling: plain aiokafka produce→consume and plain COPY of the same payloads …")
         ceilings = {
-            "kafka_produce_consume": await ceiling.kafka_ceiling(s.kafka_bootstrap, self.topic("bench.ceiling"),
+            "kafka_produce_consume": await ceiling.kafka_ceiling(s.kafka, self.topic("bench.ceiling"),
                                                                  fleet, o.ceiling_records),
-            "kafka_send_per_record": await ceiling.kafka_ceiling(s.kafka_bootstrap, self.topic("bench.ceiling.send"),
+            "kafka_send_per_record": await ceiling.kafka_ceiling(s.kafka, self.topic("bench.ceiling.send"),
                                                                  fleet, o.ceiling_records, batched=False),
             "copy": await ceiling.copy_ceiling(self.db_url, fleet, o.ceiling_records)}
 
@@ -338,7 +338,7 @@ class Bench:
                            f"({half:,.0f} readings/s) …")
         load = asyncio.create_task(http_load(ingest_url, fleet, batch=o.batch, connections=4, duration_s=duration,
                                              seq_base=3 * SEQ_SPAN, rate=half, bad_every=o.bad_every))
-        probe = await alerts.alert_latency(self.settings.kafka_bootstrap, self.topic(ALERTS), ingest_url, probes,
+        probe = await alerts.alert_latency(self.settings.kafka, self.topic(ALERTS), ingest_url, probes,
                                            spacing_s=0.5, settle_s=o.alert_settle_s)
         background = await load
         # The background load's requests give the ingest ack latency at half load with the anomaly worker running.
@@ -353,7 +353,7 @@ class Bench:
                 "wait_s": probe.wait_s, "probes": len(probes.sensor_ids)}
 
     async def _skip_backlog(self, group_id: str) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, group_id=group_id,
+        consumer = AIOKafkaConsumer(**self.settings.kafka.client_options(), group_id=group_id,
                                     enable_auto_commit=False)
         await consumer.start()
         try:

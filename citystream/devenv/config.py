@@ -22,7 +22,12 @@ class DevSettings(BaseSettings):
     state_dir: Path = Field(default=REPO_ROOT / ".citystream", description="Data, logs and pid files.")
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
+    kafka_anonymous_port: int = Field(
+        default=19094, description="A PLAINTEXT listener whose clients are User:ANONYMOUS, granted nothing: shows "
+        "what an unauthenticated client gets (refusals) and lets `make bench` measure the cost of SASL.")
     kafka_heap_mb: int = 768
+    kafka_auth: bool = Field(default=True, description="SASL/SCRAM, the StandardAuthorizer and the catalogue's ACLs "
+                             "(off: one PLAINTEXT listener that lets anyone do anything).")
     postgres_port: int = 15432
     postgres_user: str = "citystream"
     postgres_password: str = "citystream"
@@ -39,6 +44,10 @@ class DevSettings(BaseSettings):
     @property
     def kafka_bootstrap(self) -> str:
         return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def kafka_anonymous_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_anonymous_port}"
 
     @property
     def database_url(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import psutil
 
+from citystream.devenv import principals
 from citystream.devenv.config import REPO_ROOT, DevSettings
 from citystream.devenv.process import (
     RuntimeProblem,
@@ -150,38 +152,46 @@ def ensure_jars(settings: DevSettings) -> Path:
     return paths.libs
 
 
+def _listener_properties(settings: DevSettings) -> list[str]:
+    if settings.kafka_auth:
+        return principals.broker_properties(settings)
+    return [
+        f"listeners=PLAINTEXT://127.0.0.1:{settings.kafka_port},CONTROLLER://127.0.0.1:{settings.kafka_controller_port}",
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{settings.kafka_port}",
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+    ]
+
+
 def _write_config(settings: DevSettings, paths: KafkaPaths) -> None:
     paths.home.mkdir(parents=True, exist_ok=True)
-    paths.config.write_text(
-        "\n".join(
-            [
-                "# Written by `citystream dev up`; edits are overwritten.",
-                "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.voters=1@127.0.0.1:{settings.kafka_controller_port}",
-                f"listeners=PLAINTEXT://127.0.0.1:{settings.kafka_port},"
-                f"CONTROLLER://127.0.0.1:{settings.kafka_controller_port}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{settings.kafka_port}",
-                "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                f"log.dirs={paths.data}",
-                "num.partitions=4",
-                "offsets.topic.replication.factor=1",
-                "offsets.topic.num.partitions=8",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
-                "share.coordinator.state.topic.replication.factor=1",
-                "share.coordinator.state.topic.min.isr=1",
-                "group.initial.rebalance.delay.ms=0",
-                "log.retention.hours=168",
-                "log.segment.bytes=67108864",
-                # Topics come from the catalogue (`citystream topics create`) and Faust's own admin requests; a
-                # producer or consumer naming a misspelt topic gets an error instead of a new, unwatched topic.
-                "auto.create.topics.enable=false",
-                "",
-            ]
-        )
-    )
+    lines = [
+        "# Written by `citystream dev up`; edits are overwritten.",
+        "process.roles=broker,controller",
+        "node.id=1",
+        f"controller.quorum.voters=1@127.0.0.1:{settings.kafka_controller_port}",
+        *_listener_properties(settings),
+        "controller.listener.names=CONTROLLER",
+        f"log.dirs={paths.data}",
+        "num.partitions=4",
+        "offsets.topic.replication.factor=1",
+        "offsets.topic.num.partitions=8",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "share.coordinator.state.topic.replication.factor=1",
+        "share.coordinator.state.topic.min.isr=1",
+        "group.initial.rebalance.delay.ms=0",
+        "log.retention.hours=168",
+        "log.segment.bytes=67108864",
+        # Topics come from the catalogue (`citystream topics create`) and Faust's own admin requests; a
+        # producer or consumer naming a misspelt topic gets an error instead of a new, unwatched topic.
+        "auto.create.topics.enable=false",
+        "",
+    ]
+    # Owner-only: with authentication on, the file holds the broker's and the admin's passwords.
+    descriptor = os.open(paths.config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write("\n".join(lines))
 
 
 def _cluster_id() -> str:
@@ -234,7 +244,20 @@ def _format_storage(settings: DevSettings, paths: KafkaPaths) -> None:
 
 
 def start(settings: DevSettings) -> str:
-    """Start the broker unless it runs. Returns a one-line outcome."""
+    """Start the broker unless it runs, then provision its principals. Returns a one-line outcome."""
+    outcome = _start(settings)
+    try:
+        principals.provision(settings)
+    except Exception as problem:  # noqa: BLE001 - any failure here means the same fix
+        raise RuntimeProblem(
+            f"Kafka runs on {settings.kafka_bootstrap} but its principals could not be provisioned ({problem!r}). "
+            "A broker started before authentication was switched on still listens without it: "
+            "`citystream dev down`, then `citystream dev up`. Log:\n" + _log_tail(settings)
+        ) from problem
+    return outcome
+
+
+def _start(settings: DevSettings) -> str:
     paths = KafkaPaths.of(settings)
     pid = _our_broker_pid(paths)
     if pid:
@@ -251,11 +274,13 @@ def start(settings: DevSettings) -> str:
         if port_open(settings.kafka_port):
             return f"Kafka already running on {settings.kafka_bootstrap} (it was starting)"
         paths.pid_file.unlink(missing_ok=True)  # it died while starting: start it afresh below
-    for port in (settings.kafka_port, settings.kafka_controller_port):
+    ports = (settings.kafka_port, settings.kafka_controller_port) + (
+        (settings.kafka_anonymous_port,) if settings.kafka_auth else ())
+    for port in ports:
         if port_open(port):
             raise RuntimeProblem(
                 f"Port {port} is in use by another program. Stop it or choose other ports with "
-                "CITYSTREAM_DEV_KAFKA_PORT / CITYSTREAM_DEV_KAFKA_CONTROLLER_PORT."
+                "CITYSTREAM_DEV_KAFKA_PORT / CITYSTREAM_DEV_KAFKA_CONTROLLER_PORT / CITYSTREAM_DEV_KAFKA_ANONYMOUS_PORT."
             )
     ensure_jars(settings)
     # Checked on every start, not only on the first fetch: the cached jars outlive an uninstalled JDK.

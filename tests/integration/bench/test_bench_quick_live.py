@@ -11,10 +11,10 @@ import subprocess
 import sys
 
 import asyncpg
-from aiokafka.admin import AIOKafkaAdminClient
 
 from citystream.bench.usage import runtime_processes
 from citystream.devenv.config import DevSettings
+from services.common.kafka import make_admin
 
 HEADLINE = ("e2e_readings_per_s", "kafka_path_readings_per_s", "raw_ceiling_readings_per_s", "ingest_ack_p99_ms",
             "alert_latency_p99_ms", "lost", "duplicates")
@@ -28,7 +28,7 @@ async def _leftovers(admin_url: str, bootstrap: str, run_id: str) -> tuple[list[
         databases = [r["datname"] for r in await connection.fetch("SELECT datname FROM pg_database")]
     finally:
         await connection.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = make_admin(bootstrap)
     await admin.start()
     try:
         topics = [t for t in await admin.list_topics() if t.startswith(f"bench.{run_id}.")]
