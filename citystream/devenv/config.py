@@ -33,10 +33,12 @@ class DevSettings(BaseSettings):
     postgres_password: str = "citystream"
     postgres_db: str = "citystream"
     start_timeout_s: float = 60.0
-    maven_repository: str = Field(default="https://repo.maven.apache.org/maven2",
-                                  description="Where Kafka's jars come from (a mirror of Maven Central).")
-    debian_mirror: str = Field(default="http://deb.debian.org/debian",
-                               description="Where TimescaleDB's Debian source package comes from.")
+    maven_repository: str = Field(
+        default="", description="Where Kafka's jars come from; empty: the repositories Maven itself is configured "
+        "with (~/.m2/settings.xml, else its built-in default).")
+    debian_mirror: str = Field(
+        default="", description="Where TimescaleDB's Debian source package comes from; empty: the Debian archive "
+        "apt's own sources name (/etc/apt/sources.list, /etc/apt/sources.list.d/).")
     download_timeout_s: float = Field(default=900.0, description="Upper bound for one download once it is flowing.")
     prometheus_port: int = 9090
     grafana_port: int = 3000

@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 POM = REPO_ROOT / "deploy" / "local" / "kafka" / "pom.xml"
 LOG4J2 = REPO_ROOT / "deploy" / "local" / "kafka" / "log4j2.yaml"
-MAVEN_CENTRAL = "https://repo.maven.apache.org/maven2"
 # Seconds a registry probe may take: an unreachable registry must fail in seconds, not after mvn's retries.
 PROBE_TIMEOUT_S = 10.0
 JAR_VERSION = re.compile(r"/kafka-server-(\d[^/]*?)\.jar$|/kafka_2\.1[0-9]-(\d[^/]*?)\.jar$")
@@ -72,16 +71,6 @@ def _require(tool: str, hint: str) -> str:
     return path
 
 
-def _maven_has_own_network_config() -> bool:
-    """A ~/.m2/settings.xml with a mirror or proxy routes mvn differently than we could probe: trust it."""
-    user_settings = Path.home() / ".m2" / "settings.xml"
-    try:
-        text = user_settings.read_text()
-    except OSError:
-        return False
-    return "<mirror>" in text or "<proxy>" in text
-
-
 def probe_registry(url: str, what: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
     """Fail within seconds, with the fix, when `url` does not answer (urllib honours http(s)_proxy like apt)."""
     try:
@@ -99,8 +88,9 @@ def probe_registry(url: str, what: str, timeout_s: float = PROBE_TIMEOUT_S) -> N
 
 
 def _mirror_settings(staging_root: Path, repository: str) -> list[str]:
-    """mvn options that send every download to `repository` (a mirror of Central) when one is configured."""
-    if repository.rstrip("/") == MAVEN_CENTRAL:
+    """mvn options that send every download to `repository` (a mirror of Central) when one is configured;
+    none otherwise, so mvn uses the repositories and proxies of its own configuration."""
+    if not repository:
         return []
     settings_xml = staging_root / "citystream-maven-settings.xml"
     settings_xml.parent.mkdir(parents=True, exist_ok=True)
@@ -120,13 +110,14 @@ def ensure_jars(settings: DevSettings) -> Path:
     _require("java", "Install a JDK 17+: apt-get install openjdk-17-jre-headless")
     mvn = _require("mvn", "Install Maven: apt-get install maven")
     repository = settings.maven_repository.rstrip("/")
-    if repository != MAVEN_CENTRAL or not _maven_has_own_network_config():
+    if repository:  # a repository we were given is probed; mvn's own configuration is its business
         version = kafka_version()
         probe_registry(f"{repository}/org/apache/kafka/kafka_2.13/{version}/kafka_2.13-{version}.pom",
                        "the Maven repository")
+    where = repository or "Maven's configured repositories"
     staging = paths.libs.with_name("libs.partial")
     shutil.rmtree(staging, ignore_errors=True)
-    log.info("fetching Kafka %s jars from %s into %s", kafka_version(), repository, paths.libs)
+    log.info("fetching Kafka %s jars from %s into %s", kafka_version(), where, paths.libs)
     command = [
         mvn, "-q", "-B", *_mirror_settings(paths.libs.parent, repository), "-f", str(POM),
         # Fail a dead connection in seconds instead of mvn's default minutes of retries.
@@ -143,7 +134,8 @@ def ensure_jars(settings: DevSettings) -> Path:
         ) from slow
     if result.returncode != 0:
         raise RuntimeProblem(
-            f"Could not fetch the Kafka jars from {repository} (is the registry reachable?).\n"
+            f"Could not fetch the Kafka jars from {where} (is the registry reachable? CITYSTREAM_DEV_MAVEN_REPOSITORY "
+            "names a mirror).\n"
             + (result.stdout + result.stderr)[-2000:]
         )
     shutil.rmtree(paths.libs, ignore_errors=True)
