@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from citystream import dev_cli
+from citystream import dev_cli, kafka_users_cli
 from citystream.bench import cli as bench_cli
 from citystream.bench import loadgen as loadgen_cli
 from citystream.simulate import cli as simulate_cli
@@ -26,12 +25,10 @@ app.add_typer(dev_cli.app, name="dev")
 app.registered_commands += anomaly_cli.app.registered_commands  # `citystream eval`, `citystream replay`
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics from the catalogue in schemas/topics.py.", no_args_is_help=True)
-kafka_users_app = typer.Typer(help="Kafka principals of city systems and their ACLs (schemas/access.py).",
-                              no_args_is_help=True)
 schemas_app = typer.Typer(help="Generated contract files (JSON Schema, AsyncAPI).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(topics_app, name="topics")
-app.add_typer(kafka_users_app, name="kafka-users")
+app.add_typer(kafka_users_cli.app, name="kafka-users")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(register_cli.app, name="register")
 app.add_typer(ingest_cli.app, name="ingest")
@@ -115,78 +112,6 @@ def topics_list() -> None:
 
     for spec in CATALOGUE:
         print(f"{spec.name}\t{spec.partitions}\t{spec.cleanup_policy}\t{spec.writer}")
-
-
-CITY_SYSTEM_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-
-
-def _kafka_admin_call(what: str, call):
-    """Run an admin coroutine with CITYSTREAM_KAFKA_* credentials (the admin's, e.g. from `citystream dev env`)."""
-    # The local admin's PLAIN login on loopback is by design; aiokafka warns "in the clear" on every connection.
-    logging.getLogger("aiokafka.conn").setLevel(logging.ERROR)
-    try:
-        return asyncio.run(call)
-    except Exception as problem:  # aiokafka raises several unrelated types for "broker unreachable" or refused
-        console.print(f"[red]error:[/red] could not {what}: {problem!r} (are CITYSTREAM_KAFKA_* the admin's? "
-                      "`eval \"$(citystream dev env)\"` sets them for the local runtime)")
-        raise typer.Exit(code=1) from problem
-
-
-@kafka_users_app.command("add")
-def kafka_users_add(name: Annotated[str, typer.Argument(help="The city system, e.g. tram-depot")]) -> None:
-    """Create a city system's SCRAM user with the catalogue's ACLs; prints its password once (not stored)."""
-    import secrets
-
-    from schemas.access import city_system_principal, grants
-    from services.common.kafka_principals import apply_grants, upsert_users
-
-    if not CITY_SYSTEM_NAME.match(name):
-        console.print("[red]error:[/red] NAME: lower-case letters, digits and '-', at most 63 characters")
-        raise typer.Exit(code=2)
-    settings = CommonSettings()
-    principal, password = city_system_principal(name), secrets.token_urlsafe(24)
-    policy = [g for g in grants(settings.topic_prefix, [name]) if g.principal == principal]
-
-    async def add() -> int:
-        await upsert_users(settings.kafka, {principal: password}, "SCRAM-SHA-512")
-        return await apply_grants(settings.kafka, policy)
-
-    count = _kafka_admin_call(f"add {principal}", add())
-    console.print(f"{principal}: SCRAM-SHA-512 user with {count} ACL entries (writes only "
-                  f"{settings.topic_prefix}citystream.readings.raw.v1). Its password, shown once:")
-    print(f"CITYSTREAM_KAFKA_USERNAME={principal}\nCITYSTREAM_KAFKA_PASSWORD={password}")
-
-
-@kafka_users_app.command("list")
-def kafka_users_list() -> None:
-    """Every SCRAM user and the number of its ACL entries."""
-    from services.common.kafka_principals import describe_acls, list_users
-
-    settings = CommonSettings()
-
-    async def listing():
-        return await list_users(settings.kafka), await describe_acls(settings.kafka)
-
-    users, acls = _kafka_admin_call("list Kafka users", listing())
-    for user in users:
-        print(f"{user}\t{sum(1 for acl in acls if acl.principal == user)} ACL entries")
-
-
-@kafka_users_app.command("remove")
-def kafka_users_remove(name: Annotated[str, typer.Argument(help="The city system (or its city-... principal)")]) -> None:
-    """Delete a city system's SCRAM user and every ACL naming it (its open connections stay until they close)."""
-    from schemas.access import city_system_principal
-    from services.common.kafka_principals import delete_user, revoke_principal
-
-    settings = CommonSettings()
-    principal = city_system_principal(name)
-
-    async def remove() -> None:
-        await revoke_principal(settings.kafka, principal)
-        await delete_user(settings.kafka, principal)
-
-    _kafka_admin_call(f"remove {principal}", remove())
-    console.print(f"removed {principal} and its ACLs")
 
 
 @schemas_app.command("generate")

@@ -42,7 +42,6 @@ OPERATIONS = {"Any": 1, "All": 2, "Read": 3, "Write": 4, "Create": 5, "Delete": 
 ALLOW, ANY_PERMISSION = 3, 1
 SCRAM_MECHANISMS = {"SCRAM-SHA-256": (1, "sha256"), "SCRAM-SHA-512": (2, "sha512")}
 SCRAM_ITERATIONS = 8192  # Kafka's minimum is 4096
-RESOURCE_NOT_FOUND = 91
 
 
 class _AlterUserScramCredentialsResponse_v0(Response):
@@ -209,21 +208,24 @@ async def _wait_until_login_works(user: KafkaAccess, timeout_s: float = 15.0) ->
 
 
 async def delete_user(kafka: KafkaAccess, username: str) -> None:
-    """Remove every SCRAM credential of `username` (a missing one is not an error)."""
+    """Remove every SCRAM credential of `username` (none is not an error). Only the mechanisms it has are named:
+    the broker refuses all of a user's changes when one of them names a credential that does not exist."""
+    mechanisms = (await _credentials(kafka)).get(username, [])
+    if not mechanisms:
+        return
     admin = make_admin(kafka)
     await admin.start()
     try:
         response = await admin._send_request(_AlterUserScramCredentials(
-            [(username, code, {}) for code, _ in SCRAM_MECHANISMS.values()], []))
+            [(username, code, {}) for code in mechanisms], []))
     finally:
         await admin.close()
     for user, code, message, _ in response.results:
-        if code != RESOURCE_NOT_FOUND:  # the user had no credential for one of the mechanisms
-            _check(code, message, f"SCRAM credential of {user}")
+        _check(code, message, f"SCRAM credential of {user}")
 
 
-async def list_users(kafka: KafkaAccess) -> list[str]:
-    """Every user with a SCRAM credential, sorted."""
+async def _credentials(kafka: KafkaAccess) -> dict[str, list[int]]:
+    """User -> the codes of the SCRAM mechanisms it has a credential for."""
     admin = make_admin(kafka)
     await admin.start()
     try:
@@ -231,7 +233,13 @@ async def list_users(kafka: KafkaAccess) -> list[str]:
     finally:
         await admin.close()
     _check(response.error_code, response.error_message, "listing SCRAM users")
-    return sorted(user for user, code, _, _, _ in response.results if not code)
+    return {user: [mechanism for mechanism, _, _ in infos or []]
+            for user, code, _, infos, _ in response.results if not code}
+
+
+async def list_users(kafka: KafkaAccess) -> list[str]:
+    """Every user with a SCRAM credential, sorted."""
+    return sorted(await _credentials(kafka))
 
 
 async def apply_grants(kafka: KafkaAccess, grants: Iterable[Grant]) -> int:

@@ -169,3 +169,31 @@ def _as(settings, access: KafkaAccess):
     return settings.model_copy(update={"kafka_security_protocol": access.security_protocol,
                                        "kafka_sasl_mechanism": access.sasl_mechanism,
                                        "kafka_username": access.username, "kafka_password": access.password})
+
+
+def _citystream(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "citystream.cli", *args], cwd=REPO, env=env, capture_output=True, check=False,
+                          text=True, timeout=60)
+
+
+async def test_kafka_users_adds_a_city_system_that_writes_only_raw_and_removes_it(kafka: KafkaAccess, settings):
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+    env = os.environ | kafka.environment() | {"CITYSTREAM_TOPIC_PREFIX": settings.topic_prefix}
+    added = await asyncio.to_thread(_citystream, "kafka-users", "add", name, env=env)
+    assert added.returncode == 0, added.stderr
+    lines = dict(line.split("=", 1) for line in added.stdout.splitlines() if "=" in line)
+    city = kafka.as_user(lines["CITYSTREAM_KAFKA_USERNAME"], lines["CITYSTREAM_KAFKA_PASSWORD"])
+    try:
+        assert city.username == f"city-{name}"
+        listed = await asyncio.to_thread(_citystream, "kafka-users", "list", env=env)
+        assert f"city-{name}\t10 ACL entries" in listed.stdout.splitlines(), listed.stdout
+        await _produce(city, settings.topic(RAW_READINGS), "traffic-cli", jsonwire.dumps(reading(1)))
+        with pytest.raises(TopicAuthorizationFailedError):
+            await _produce(city, settings.topic(REGISTER_SENSORS), "traffic-cli", jsonwire.dumps(reading(1)))
+    finally:
+        removed = await asyncio.to_thread(_citystream, "kafka-users", "remove", name, env=env)
+    assert removed.returncode == 0, removed.stderr
+    listed = await asyncio.to_thread(_citystream, "kafka-users", "list", env=env)
+    assert f"city-{name}" not in listed.stdout
+    with pytest.raises(KafkaConnectionError):  # its login is refused now
+        await _produce(city, settings.topic(RAW_READINGS), "traffic-cli", jsonwire.dumps(reading(2)))
