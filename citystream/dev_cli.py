@@ -71,6 +71,8 @@ def env() -> None:
     settings = DevSettings()
     for name, value in principals.admin_access(settings).environment().items():
         print(f"export {name}={shlex.quote(value)}")
+    if settings.kafka_auth:  # `make bench` compares SASL with this unauthenticated listener
+        print(f"export CITYSTREAM_KAFKA_ANONYMOUS_BOOTSTRAP={settings.kafka_anonymous_bootstrap}")
     print(f"export CITYSTREAM_DATABASE_URL={settings.database_url}")
 
 

@@ -22,7 +22,8 @@ from services.ingest.records import OutRecord
 PARTITIONS = 6
 
 
-async def kafka_ceiling(bootstrap: KafkaAccess | str, topic: str, fleet: BenchFleet, count: int, *, batched: bool = True) -> float:
+async def kafka_ceiling(bootstrap: KafkaAccess | str, topic: str, fleet: BenchFleet, count: int, *,
+                        batched: bool = True) -> float:
     """Readings/s for `count` records produced (acks=all, idempotent, same compression) and consumed back.
 
     `batched`: records handed to aiokafka as full record batches per partition (`send_batch`, as the ingest does);

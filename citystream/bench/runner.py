@@ -244,6 +244,11 @@ class Bench:
             "kafka_send_per_record": await ceiling.kafka_ceiling(s.kafka, self.topic("bench.ceiling.send"),
                                                                  fleet, o.ceiling_records, batched=False),
             "copy": await ceiling.copy_ceiling(self.db_url, fleet, o.ceiling_records)}
+        from citystream.bench import sasl_cost  # the cost of SASL: the same raw ceiling with and without it
+
+        self.result["sasl_cost"] = await sasl_cost.measure(s.kafka, self.topic("bench.sasl-cost"), fleet,
+                                                           o.ceiling_records)
+        self.console.print(sasl_cost.describe(self.result["sasl_cost"]))
 
         await self._half_load_phase(ingest_url, fleet)
         alert = await self._alert_phase(ingest_url, fleet, probes)
