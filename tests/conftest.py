@@ -8,16 +8,15 @@
 Every topic under a prefix or app id handed out here is deleted when the session ends: thousands of leftover
 test partitions made the local broker take minutes to start.
 - `settings`: CommonSettings pointing at all of the above.
-- `kafka`: how tests reach the broker, as its admin (super user). The session exports the admin's credentials
-  (CITYSTREAM_KAFKA_SECURITY_PROTOCOL, ..._USERNAME, ...), so settings and services a test starts use them
-  unless the test gives a service its own principal.
+- `kafka`: how tests reach the broker, as its admin (super user). Integration and end-to-end tests run with it in
+  CITYSTREAM_KAFKA_BOOTSTRAP, ..._SECURITY_PROTOCOL, ..._USERNAME, ..., so settings and services they start use it
+  unless the test gives a service another broker or its own principal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import sys
 import uuid
@@ -48,19 +47,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.e2e)
 
 
+@pytest.fixture(autouse=True)
+def _kafka_environment(request, monkeypatch):
+    """Integration and end-to-end tests: a command or service they run without naming a broker reaches this one, as
+    its admin (the broker and its admin's credentials go together; tests that need another say so)."""
+    if request.node.get_closest_marker("integration") or request.node.get_closest_marker("e2e"):
+        for name, value in request.getfixturevalue("infrastructure").kafka.environment().items():
+            monkeypatch.setenv(name, value)
+
+
 @pytest.fixture(scope="session")
 def infrastructure() -> Iterator[Infrastructure]:
     infra, containers = resolve()
-    credentials = {name: value for name, value in infra.kafka.environment().items()
-                   if name != "CITYSTREAM_KAFKA_BOOTSTRAP"}  # tests choose the bootstrap per settings object
-    saved = {name: os.environ.get(name) for name in credentials}
-    os.environ.update(credentials)
     yield infra
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
     for container in containers:
         container.stop()
 

@@ -52,8 +52,17 @@ def passwords(settings: DevSettings) -> dict[str, str]:
     return known
 
 
+class _PlainOnLoopback(logging.Filter):
+    """The admin's PLAIN login goes over loopback by design; aiokafka warns "in the clear" on every connection."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Sending username and password in the clear")
+
+
 def admin_access(settings: DevSettings) -> KafkaAccess:
     """The super user: creates topics, provisions principals and ACLs."""
+    if not any(isinstance(f, _PlainOnLoopback) for f in logging.getLogger("aiokafka.conn").filters):
+        logging.getLogger("aiokafka.conn").addFilter(_PlainOnLoopback())
     if not settings.kafka_auth:
         return KafkaAccess(settings.kafka_bootstrap)
     return KafkaAccess(settings.kafka_bootstrap, "SASL_PLAINTEXT", ADMIN_MECHANISM, ADMIN_PRINCIPAL,
@@ -120,8 +129,6 @@ def provision(settings: DevSettings, attempts: int = 30) -> None:
     opens its port, so early refusals are retried for a few seconds."""
     if not settings.kafka_auth:
         return
-    # The admin's PLAIN login on loopback is by design; aiokafka warns "in the clear" on every connection.
-    logging.getLogger("aiokafka.conn").setLevel(logging.ERROR)
     for attempt in range(attempts):
         try:
             count = asyncio.run(_provision(settings))

@@ -19,7 +19,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAuthorizationFailedError
 
 from schemas.access import SERVICE_PRINCIPALS, city_system_principal, grants
-from schemas.topics import ALERT_ACTIONS, RAW_READINGS, REGISTER_SENSORS, readings_topic
+from schemas.topics import ALERT_ACTIONS, CATALOGUE, RAW_READINGS, REGISTER_SENSORS, readings_topic
 from services.common import jsonwire
 from services.common.kafka import make_producer
 from services.common.kafka_principals import apply_grants, delete_user, revoke_principal, upsert_users
@@ -197,3 +197,25 @@ async def test_kafka_users_adds_a_city_system_that_writes_only_raw_and_removes_i
     assert f"city-{name}" not in listed.stdout
     with pytest.raises(KafkaConnectionError):  # its login is refused now
         await _produce(city, settings.topic(RAW_READINGS), "traffic-cli", jsonwire.dumps(reading(2)))
+
+
+
+async def test_every_principal_writes_exactly_the_topics_the_catalogue_gives_it(principals, settings):
+    """Each principal writes one record to each catalogue topic: accepted exactly where schemas/access.py grants
+    Write, refused everywhere else."""
+    city = principals["city"].username.removeprefix("city-")
+    policy = grants(topic_prefix=settings.topic_prefix, city_systems=[city])
+    in_policy = {**SERVICE_PRINCIPALS, "city": city_system_principal(city)}
+    outcomes, expected = {}, {}
+    for who, access in principals.items():
+        for spec in CATALOGUE:
+            topic = settings.topic(spec.name)
+            expected[who, spec.name] = any(g.principal == in_policy[who] and g.resource == "topic"
+                                           and g.name == topic and "Write" in g.operations for g in policy)
+            try:
+                await _produce(access, topic, "authz-probe", b"{}")
+                outcomes[who, spec.name] = True
+            except TopicAuthorizationFailedError:
+                outcomes[who, spec.name] = False
+    assert outcomes == expected
+    assert sum(expected.values()) == 15  # the catalogue's writers, dead-letter writers included
