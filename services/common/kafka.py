@@ -11,7 +11,7 @@ from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from schemas.topics import CATALOGUE, TopicSpec
 from services.common.errors import ConfigurationError
-from services.common.settings import KafkaAccess
+from services.common.settings import SASL_PROTOCOLS, KafkaAccess
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +58,13 @@ def make_admin(kafka: KafkaAccess | str, **overrides) -> AIOKafkaAdminClient:
 def faust_credentials(kafka: KafkaAccess | str):
     """Faust's `broker_credentials` for this access (None for PLAINTEXT)."""
     access = access_of(kafka)
-    if access.security_protocol not in ("SASL_PLAINTEXT", "SASL_SSL"):
+    if access.security_protocol not in SASL_PROTOCOLS:
         return None
-    import ssl
-
     import faust
 
     return faust.SASLCredentials(
         username=access.username, password=access.password.get_secret_value(), mechanism=access.sasl_mechanism,
-        ssl_context=ssl.create_default_context() if access.security_protocol == "SASL_SSL" else None)
+        ssl_context=access.client_options().get("ssl_context"))
 
 
 async def broker_answers(client, topic: str) -> None:
@@ -88,7 +86,8 @@ def _lz4_available() -> bool:
 
 
 async def create_topics(
-    kafka: KafkaAccess | str, specs: Iterable[TopicSpec] = CATALOGUE, *, prefix: str = "", partitions: int | None = None
+    kafka: KafkaAccess | str, specs: Iterable[TopicSpec] = CATALOGUE, *, prefix: str = "",
+    partitions: int | None = None,
 ) -> list[str]:
     """Create the catalogue's topics that do not exist yet. Returns the names created. Idempotent."""
     admin = make_admin(kafka, request_timeout_ms=10_000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
 
 from pydantic import Field, SecretStr
@@ -26,6 +27,8 @@ class KafkaAccess:
         if self.security_protocol in SASL_PROTOCOLS:
             options |= {"sasl_mechanism": self.sasl_mechanism, "sasl_plain_username": self.username,
                         "sasl_plain_password": self.password.get_secret_value()}
+        if self.security_protocol in ("SSL", "SASL_SSL"):  # the system's CAs verify the broker's certificate
+            options["ssl_context"] = ssl.create_default_context()
         return options
 
     def as_user(self, username: str, password: str, mechanism: str = "SCRAM-SHA-512") -> KafkaAccess:
