@@ -11,12 +11,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from citystream import dev_cli
+from citystream import dev_cli, kafka_users_cli
 from citystream.bench import cli as bench_cli
 from citystream.bench import loadgen as loadgen_cli
 from citystream.k8s import cli as k8s_cli
-from services.anomaly import cli as anomaly_cli
 from citystream.simulate import cli as simulate_cli
+from services.anomaly import cli as anomaly_cli
 from services.common.logs import configure_logging
 from services.common.settings import CommonSettings
 from services.ingest import cli as ingest_cli
@@ -32,6 +32,7 @@ topics_app = typer.Typer(help="Kafka topics from the catalogue in schemas/topics
 schemas_app = typer.Typer(help="Generated contract files (JSON Schema, AsyncAPI).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(topics_app, name="topics")
+app.add_typer(kafka_users_cli.app, name="kafka-users")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(register_cli.app, name="register")
 app.add_typer(retention_cli.app, name="retention")
@@ -56,7 +57,7 @@ def db_migrate() -> None:
     settings = CommonSettings()
     try:
         applied = asyncio.run(migrate(settings.database_url))
-    except (OSError, asyncio.TimeoutError) as problem:
+    except (TimeoutError, OSError) as problem:
         console.print(f"[red]error:[/red] database unreachable at {settings.database_url}: {problem}")
         raise typer.Exit(code=1) from problem
     console.print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
@@ -69,7 +70,7 @@ def topics_create() -> None:
 
     settings = CommonSettings()
     try:
-        created = asyncio.run(create_topics(settings.kafka_bootstrap, prefix=settings.topic_prefix))
+        created = asyncio.run(create_topics(settings.kafka, prefix=settings.topic_prefix))
     except Exception as problem:  # aiokafka raises several unrelated types for "broker unreachable"
         console.print(f"[red]error:[/red] could not create topics on {settings.kafka_bootstrap}: {problem!r}")
         raise typer.Exit(code=1) from problem
@@ -92,13 +93,13 @@ def topics_delete(
         raise typer.Exit(code=2)
     live = {settings.topic(spec.name) for spec in CATALOGUE}
     try:
-        names = asyncio.run(topics_with_prefixes(settings.kafka_bootstrap, prefix))
+        names = asyncio.run(topics_with_prefixes(settings.kafka, prefix))
         if live & set(names):
             console.print(f"[red]error:[/red] --prefix matches the platform's own topics "
                           f"({', '.join(sorted(live & set(names)))}); nothing deleted")
             raise typer.Exit(code=2)
         if yes:  # exactly the topics checked above, not a second listing
-            asyncio.run(delete_topics(settings.kafka_bootstrap, names))
+            asyncio.run(delete_topics(settings.kafka, names))
     except typer.Exit:
         raise
     except Exception as problem:  # aiokafka raises several unrelated types for "broker unreachable"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 from typing import Annotated
@@ -64,9 +65,15 @@ def build_timescaledb() -> None:
 
 @app.command()
 def env() -> None:
-    """Print `export` lines that point the other commands (migrate, topics, services) at the local runtime."""
+    """Print `export` lines that point the other commands (migrate, topics, kafka-users, services) at the local
+    runtime. Kafka as its admin principal: `citystream run` gives each service its own instead."""
+    from citystream.devenv import principals
+
     settings = DevSettings()
-    print(f"export CITYSTREAM_KAFKA_BOOTSTRAP={settings.kafka_bootstrap}")
+    for name, value in principals.admin_access(settings).environment().items():
+        print(f"export {name}={shlex.quote(value)}")
+    if settings.kafka_auth:  # `make bench` compares SASL with this unauthenticated listener
+        print(f"export CITYSTREAM_KAFKA_ANONYMOUS_BOOTSTRAP={settings.kafka_anonymous_bootstrap}")
     print(f"export CITYSTREAM_DATABASE_URL={settings.database_url}")
 
 

@@ -22,9 +22,10 @@ from pathlib import Path
 import httpx
 import yaml
 
-from citystream.devenv import kafka, postgres, process
+from citystream.devenv import kafka, postgres, principals, process
 from citystream.devenv.config import REPO_ROOT, DevSettings
 from citystream.devenv.process import RuntimeProblem, port_open, spawn_server, stop_pid, tail
+from schemas.access import SERVICE_PRINCIPALS
 from services.common.readiness import Readiness
 from services.common.roles import APP_ROLE, READER_ROLE, RETENTION_ROLE, with_role
 
@@ -97,7 +98,7 @@ class Platform:
         from services.common.migrate import migrate
 
         asyncio.run(migrate(settings.database_url))
-        asyncio.run(create_topics(settings.kafka_bootstrap))
+        asyncio.run(create_topics(principals.admin_access(settings)))
 
     def service_env(self) -> dict[str, str]:
         settings = self.settings
@@ -122,6 +123,8 @@ class Platform:
         command = [sys.executable, "-m", component.module, *component.args]
         if component.database_role:
             env = env | {"CITYSTREAM_DATABASE_URL": with_role(env["CITYSTREAM_DATABASE_URL"], component.database_role)}
+        if component.name in SERVICE_PRINCIPALS:  # each service as its own Kafka principal, under the catalogue's ACLs
+            env = env | principals.service_access(self.settings, component.name).environment()
         self.processes[component.name] = (
             component, spawn_server(command, self.settings.logs_dir / f"{component.name}.log", env=env),
         )

@@ -68,7 +68,8 @@ def asyncapi() -> dict:
         operations[f"{channel_id}_write"] = {
             "action": "send",
             "channel": {"$ref": f"#/channels/{channel_id}"},
-            "summary": f"Written by {spec.writer} (the only writer).",
+            "summary": f"Written by {spec.writer} (the only writer)."
+            + "".join(f" {name} dead-letters records it cannot process here." for name in spec.dead_letter_writers),
         }
         operations[f"{channel_id}_read"] = {
             "action": "receive",

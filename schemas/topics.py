@@ -29,6 +29,8 @@ class TopicSpec:
     cleanup_policy: str = "delete"
     retention_ms: int = 7 * DAY_MS
     readers: tuple[str, ...] = field(default=())
+    # Services that put records they cannot process here (a dead-letter topic), besides its one writer.
+    dead_letter_writers: tuple[str, ...] = field(default=())
 
     @property
     def schema_id(self) -> str:
@@ -58,7 +60,8 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         RAW_READINGS,
         RawReading,
         writer="city systems",
-        readers=("ingest",),
+        # The gate alone: the `credential` header of every record travels here.
+        readers=("ingest-gate",),
         description="Readings produced directly by city systems; credential in the `credential` header. "
         "The ingest gate admits or rejects every record.",
     ),
@@ -77,6 +80,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         RejectedReading,
         writer="ingest",
         readers=("ingest-sink",),
+        dead_letter_writers=("anomaly", "ingest-sink"),
         description="Every refused reading with its reason code, detail and payload (dead-letter topic).",
         retention_ms=30 * DAY_MS,
     ),
@@ -84,7 +88,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
         REGISTER_SENSORS,
         SensorRegistration,
         writer="register",
-        readers=("ingest", "anomaly"),
+        readers=("ingest", "anomaly", "api"),
         description="Admission record of every sensor; compacted, so it holds the whole register.",
         partitions=1,
         cleanup_policy="compact",

@@ -8,11 +8,15 @@
 Every topic under a prefix or app id handed out here is deleted when the session ends: thousands of leftover
 test partitions made the local broker take minutes to start.
 - `settings`: CommonSettings pointing at all of the above.
+- `kafka`: how tests reach the broker, as its admin (super user). Integration and end-to-end tests run with it in
+  CITYSTREAM_KAFKA_BOOTSTRAP, ..._SECURITY_PROTOCOL, ..._USERNAME, ..., so settings and services they start use it
+  unless the test gives a service another broker or its own principal.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
 import uuid
@@ -24,13 +28,13 @@ import pytest
 
 from services.common.kafka import create_topics, delete_topics_with_prefixes
 from services.common.migrate import migrate
-from services.common.settings import CommonSettings
+from services.common.settings import CommonSettings, KafkaAccess
 from tests.support.infra import Infrastructure, resolve
 
 TESTS_DIR = Path(__file__).resolve().parent
 # Topic-name prefixes handed out this session, and the brokers tests talked to: cleaned up in pytest_sessionfinish.
 HANDED_OUT_PREFIXES: set[str] = set()
-BROKERS_USED: set[str] = set()
+BROKERS_USED: set[KafkaAccess] = set()
 
 
 def pytest_collection_modifyitems(config, items):
@@ -41,6 +45,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.integration)
         elif tier == "e2e":
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(autouse=True)
+def _kafka_environment(request, monkeypatch):
+    """Integration and end-to-end tests: a command or service they run without naming a broker reaches this one, as
+    its admin (the broker and its admin's credentials go together; tests that need another say so)."""
+    if request.node.get_closest_marker("integration") or request.node.get_closest_marker("e2e"):
+        for name, value in request.getfixturevalue("infrastructure").kafka.environment().items():
+            monkeypatch.setenv(name, value)
 
 
 @pytest.fixture(scope="session")
@@ -112,17 +125,26 @@ def pytest_timeout_set_timer(item, settings):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    for bootstrap in BROKERS_USED:
+    # Handlers a test installed may write to streams pytest has closed by now; the admin's PLAIN login warns on
+    # every connection ("in the clear", on loopback), which would print a logging error per connection.
+    logging.getLogger("aiokafka.conn").setLevel(logging.ERROR)
+    for kafka in BROKERS_USED:
         try:
-            asyncio.run(delete_topics_with_prefixes(bootstrap, HANDED_OUT_PREFIXES))
+            asyncio.run(delete_topics_with_prefixes(kafka, HANDED_OUT_PREFIXES))
         except Exception as problem:  # noqa: BLE001 - leftover topics cost disk and start-up time, not results
-            print(f"\ncould not delete this session's test topics on {bootstrap}: {problem!r}")
+            print(f"\ncould not delete this session's test topics on {kafka.bootstrap}: {problem!r}")
 
 
 @pytest.fixture
-def kafka_bootstrap(infrastructure: Infrastructure) -> str:
-    BROKERS_USED.add(infrastructure.kafka_bootstrap)
-    return infrastructure.kafka_bootstrap
+def kafka(infrastructure: Infrastructure) -> KafkaAccess:
+    """The broker, as its admin."""
+    BROKERS_USED.add(infrastructure.kafka)
+    return infrastructure.kafka
+
+
+@pytest.fixture
+def kafka_bootstrap(kafka: KafkaAccess) -> str:
+    return kafka.bootstrap
 
 
 @pytest.fixture
@@ -142,9 +164,9 @@ def anomaly_app_id() -> str:
 
 
 @pytest.fixture
-def kafka_topics(kafka_bootstrap: str, topic_prefix: str) -> str:
+def kafka_topics(kafka: KafkaAccess, topic_prefix: str) -> str:
     """Creates every catalogue topic under this test's prefix; returns the prefix."""
-    asyncio.run(create_topics(kafka_bootstrap, prefix=topic_prefix))
+    asyncio.run(create_topics(kafka, prefix=topic_prefix))
     return topic_prefix
 
 

@@ -14,6 +14,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from citystream.bench.fleet import BenchFleet, key_of
+from services.common.kafka import access_of
+from services.common.settings import KafkaAccess
 
 
 @dataclass
@@ -35,11 +37,11 @@ async def _post(client: httpx.AsyncClient, fleet: BenchFleet, index: int, seq: i
     return response.status_code
 
 
-async def alert_latency(bootstrap: str, alerts_topic: str, ingest_url: str, probes: BenchFleet, *,
+async def alert_latency(bootstrap: KafkaAccess | str, alerts_topic: str, ingest_url: str, probes: BenchFleet, *,
                         spacing_s: float, settle_s: float = 20.0) -> ProbeResult:
     """One overflow per probe bin, `spacing_s` apart; latencies of the alerts that came within `settle_s` after
     the last probe, and how many never came (missing: their latency is only known to exceed the wait)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**access_of(bootstrap).client_options(), enable_auto_commit=False)
     await consumer.start()
     sent_at: dict[str, float] = {}
     latencies: dict[str, float] = {}

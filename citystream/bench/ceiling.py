@@ -11,22 +11,24 @@ from datetime import UTC, datetime
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
 from citystream.bench.fleet import BenchFleet
-from services.common.kafka import make_producer
+from services.common.kafka import access_of, make_admin, make_producer
+from services.common.settings import KafkaAccess
 from services.ingest.kafka_batches import send_batched
 from services.ingest.records import OutRecord
 
 PARTITIONS = 6
 
 
-async def kafka_ceiling(bootstrap: str, topic: str, fleet: BenchFleet, count: int, *, batched: bool = True) -> float:
+async def kafka_ceiling(bootstrap: KafkaAccess | str, topic: str, fleet: BenchFleet, count: int, *,
+                        batched: bool = True) -> float:
     """Readings/s for `count` records produced (acks=all, idempotent, same compression) and consumed back.
 
     `batched`: records handed to aiokafka as full record batches per partition (`send_batch`, as the ingest does);
     otherwise one `send()` per record, aiokafka's ordinary API."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = make_admin(bootstrap)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
@@ -36,7 +38,8 @@ async def kafka_ceiling(bootstrap: str, topic: str, fleet: BenchFleet, count: in
     while len(payloads) < count:
         batch = fleet.next_batch(1000, 9 * 10**12).payloads
         payloads.extend((p["sensor_id"].encode(), orjson.dumps(p)) for p in batch)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=4 << 20)
+    consumer = AIOKafkaConsumer(**access_of(bootstrap).client_options(), enable_auto_commit=False,
+                                max_partition_fetch_bytes=4 << 20)
     await consumer.start()
     partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
     consumer.assign(partitions)

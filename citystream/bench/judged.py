@@ -18,6 +18,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from citystream.bench.load import LoadResult
+from services.common.settings import KafkaAccess
 
 JUDGED_COUNTER = "citystream_anomaly_readings_total"
 DETECTED_LAG_TARGET_S = 2.0  # the detected figure holds when the workers' lag at the end is at most this much input
@@ -44,8 +45,8 @@ class Progress:
 
 
 class JudgedProgress:
-    def __init__(self, bootstrap: str, topics: list[str], worker_urls: list[str]) -> None:
-        self.bootstrap, self.topics, self.worker_urls = bootstrap, topics, worker_urls
+    def __init__(self, kafka: KafkaAccess, topics: list[str], worker_urls: list[str]) -> None:
+        self.kafka, self.topics, self.worker_urls = kafka, topics, worker_urls
         self._consumer: AIOKafkaConsumer | None = None
         self._client: httpx.AsyncClient | None = None
         self._partitions: list[TopicPartition] = []
@@ -54,7 +55,7 @@ class JudgedProgress:
         self._base_judged = 0.0
 
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
+        self._consumer = AIOKafkaConsumer(**self.kafka.client_options(), group_id=None, enable_auto_commit=False)
         await self._consumer.start()
         self._client = httpx.AsyncClient(timeout=2.0)
         cluster = await self._consumer._client.fetch_all_metadata()  # a group-less consumer has no metadata yet

@@ -17,6 +17,7 @@ from citystream.bench.fleet import BenchFleet, key_of
 from schemas import headers as wire_headers
 from schemas.topics import RAW_READINGS
 from services.common.kafka import make_producer
+from services.common.settings import KafkaAccess
 from services.ingest.kafka_batches import send_batched
 from services.ingest.records import OutRecord
 
@@ -128,7 +129,7 @@ async def http_load(url: str | list[str], fleet: BenchFleet, *, batch: int, conn
     return result
 
 
-async def kafka_load(bootstrap: str, topic: str, fleet: BenchFleet, *, duration_s: float, seq_base: int,
+async def kafka_load(bootstrap: KafkaAccess | str, topic: str, fleet: BenchFleet, *, duration_s: float, seq_base: int,
                      max_records: int | None = None, window: int = 20_000, bad_every: int = 0,
                      progress: Callable[[int], None] = lambda n: None) -> LoadResult:
     """Produces raw readings (key = sensor id, `credential` header) with acks=all, 1000 at a time as one record

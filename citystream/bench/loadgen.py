@@ -77,7 +77,7 @@ async def drive(settings: SimulateSettings, path: LoadPath, *, duration_s: float
                                  duration_s=duration_s, seq_base=seq_base,
                                  progress=lambda n: sent.__setitem__("http", sent["http"] + n))
     if path in (LoadPath.KAFKA, LoadPath.BOTH):
-        runs["kafka"] = kafka_load(settings.kafka_bootstrap, settings.topic(RAW_READINGS), fleet,
+        runs["kafka"] = kafka_load(settings.kafka, settings.topic(RAW_READINGS), fleet,
                                    duration_s=duration_s, seq_base=seq_base, window=5_000,
                                    progress=lambda n: sent.__setitem__("kafka", sent["kafka"] + n))
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[count]}"),

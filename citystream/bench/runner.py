@@ -238,7 +238,7 @@ class Bench:
         self.db_url = await accounting.create_database(admin_url)
         try:
             await migrate(self.db_url)
-            await create_topics(self.settings.kafka_bootstrap, prefix=self.prefix)
+            await create_topics(self.settings.kafka, prefix=self.prefix)
             self.services = platform_services(
                 bootstrap=self.settings.kafka_bootstrap, database_url=self.db_url, topic_prefix=self.prefix,
                 run_id=self.run_id, logs_dir=options.logs_dir / self.run_id,
@@ -271,7 +271,7 @@ class Bench:
     async def _delete_topics(self) -> None:
         try:
             # The run's catalogue topics, and the changelogs of its anomaly worker and Kafka-native gate (Faust apps).
-            await delete_topics_with_prefixes(self.settings.kafka_bootstrap, [
+            await delete_topics_with_prefixes(self.settings.kafka, [
                 self.prefix, f"bench-anomaly-{self.run_id}", f"bench-gate-{self.run_id}"])
         except KafkaError as problem:  # leftover topics cost disk, not correctness
             log.warning("could not delete the run's topics %s*: %r", self.prefix, problem)
@@ -292,16 +292,21 @@ class Bench:
             ingest_url, fleet, batch=o.batch, connections=o.connections, duration_s=o.phase_s, seq_base=seq,
             bad_every=o.bad_every, progress=tick), fleet)
         await self._load_phase("kafka", "Kafka-native path", 2, lambda seq, tick: kafka_load(
-            s.kafka_bootstrap, self.topic(RAW_READINGS), fleet, duration_s=o.phase_s, seq_base=seq,
+            s.kafka, self.topic(RAW_READINGS), fleet, duration_s=o.phase_s, seq_base=seq,
             max_records=o.kafka_max_records, bad_every=o.bad_every, progress=tick), fleet)
 
         self.console.print("raw ceiling: plain aiokafka produce→consume and plain COPY of the same payloads …")
         ceilings = {
-            "kafka_produce_consume": await ceiling.kafka_ceiling(s.kafka_bootstrap, self.topic("bench.ceiling"),
+            "kafka_produce_consume": await ceiling.kafka_ceiling(s.kafka, self.topic("bench.ceiling"),
                                                                  fleet, o.ceiling_records),
-            "kafka_send_per_record": await ceiling.kafka_ceiling(s.kafka_bootstrap, self.topic("bench.ceiling.send"),
+            "kafka_send_per_record": await ceiling.kafka_ceiling(s.kafka, self.topic("bench.ceiling.send"),
                                                                  fleet, o.ceiling_records, batched=False),
             "copy": await ceiling.copy_ceiling(self.db_url, fleet, o.ceiling_records)}
+        from citystream.bench import sasl_cost  # the cost of SASL: the same raw ceiling with and without it
+
+        self.result["sasl_cost"] = await sasl_cost.measure(s.kafka, self.topic("bench.sasl-cost"), fleet,
+                                                           o.ceiling_records)
+        self.console.print(sasl_cost.describe(self.result["sasl_cost"]))
 
         await self._half_load_phase(ingest_url, fleet)
         await self._start_workers(o.anomaly_workers, f"bench-anomaly-{self.run_id}")
@@ -425,7 +430,7 @@ class Bench:
         log-end offsets and the workers' judged counters."""
         o, seq_low = self.options, phase * SEQ_SPAN
         topics = [self.topic(readings_topic(d)) for d in Domain]
-        judged = JudgedProgress(self.settings.kafka_bootstrap, topics, [w.url for w in self.workers.values()])
+        judged = JudgedProgress(self.settings.kafka, topics, [w.url for w in self.workers.values()])
         await judged.start()
         try:
             gate = LagGate(judged, max_lag_s=o.max_lag_s, min_budget=2 * o.batch)
@@ -477,7 +482,7 @@ class Bench:
         load = asyncio.create_task(http_load(ingest_urls, fleet, batch=o.batch, connections=4,
                                              duration_s=duration, seq_base=3 * SEQ_SPAN, rate=half,
                                              bad_every=o.bad_every))
-        probe = await alerts.alert_latency(self.settings.kafka_bootstrap, self.topic(ALERTS), ingest_urls[0], probes,
+        probe = await alerts.alert_latency(self.settings.kafka, self.topic(ALERTS), ingest_urls[0], probes,
                                            spacing_s=0.5, settle_s=o.alert_settle_s)
         background = await load
         # The background load's requests give the ingest ack latency at half load with the anomaly worker running.
@@ -493,7 +498,7 @@ class Bench:
                 "wait_s": probe.wait_s, "probes": len(probes.sensor_ids)}
 
     async def _skip_backlog(self, group_id: str) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, group_id=group_id,
+        consumer = AIOKafkaConsumer(**self.settings.kafka.client_options(), group_id=group_id,
                                     enable_auto_commit=False)
         await consumer.start()
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import psutil
 
+from citystream.devenv import principals
 from citystream.devenv.config import REPO_ROOT, DevSettings
 from citystream.devenv.process import (
     RuntimeProblem,
@@ -31,7 +33,6 @@ log = logging.getLogger(__name__)
 
 POM = REPO_ROOT / "deploy" / "local" / "kafka" / "pom.xml"
 LOG4J2 = REPO_ROOT / "deploy" / "local" / "kafka" / "log4j2.yaml"
-MAVEN_CENTRAL = "https://repo.maven.apache.org/maven2"
 # Seconds a registry probe may take: an unreachable registry must fail in seconds, not after mvn's retries.
 PROBE_TIMEOUT_S = 10.0
 JAR_VERSION = re.compile(r"/kafka-server-(\d[^/]*?)\.jar$|/kafka_2\.1[0-9]-(\d[^/]*?)\.jar$")
@@ -70,16 +71,6 @@ def _require(tool: str, hint: str) -> str:
     return path
 
 
-def _maven_has_own_network_config() -> bool:
-    """A ~/.m2/settings.xml with a mirror or proxy routes mvn differently than we could probe: trust it."""
-    user_settings = Path.home() / ".m2" / "settings.xml"
-    try:
-        text = user_settings.read_text()
-    except OSError:
-        return False
-    return "<mirror>" in text or "<proxy>" in text
-
-
 def probe_registry(url: str, what: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
     """Fail within seconds, with the fix, when `url` does not answer (urllib honours http(s)_proxy like apt)."""
     try:
@@ -97,8 +88,9 @@ def probe_registry(url: str, what: str, timeout_s: float = PROBE_TIMEOUT_S) -> N
 
 
 def _mirror_settings(staging_root: Path, repository: str) -> list[str]:
-    """mvn options that send every download to `repository` (a mirror of Central) when one is configured."""
-    if repository.rstrip("/") == MAVEN_CENTRAL:
+    """mvn options that send every download to `repository` (a mirror of Central) when one is configured;
+    none otherwise, so mvn uses the repositories and proxies of its own configuration."""
+    if not repository:
         return []
     settings_xml = staging_root / "citystream-maven-settings.xml"
     settings_xml.parent.mkdir(parents=True, exist_ok=True)
@@ -118,13 +110,14 @@ def ensure_jars(settings: DevSettings) -> Path:
     _require("java", "Install a JDK 17+: apt-get install openjdk-17-jre-headless")
     mvn = _require("mvn", "Install Maven: apt-get install maven")
     repository = settings.maven_repository.rstrip("/")
-    if repository != MAVEN_CENTRAL or not _maven_has_own_network_config():
+    if repository:  # a repository we were given is probed; mvn's own configuration is its business
         version = kafka_version()
         probe_registry(f"{repository}/org/apache/kafka/kafka_2.13/{version}/kafka_2.13-{version}.pom",
                        "the Maven repository")
+    where = repository or "Maven's configured repositories"
     staging = paths.libs.with_name("libs.partial")
     shutil.rmtree(staging, ignore_errors=True)
-    log.info("fetching Kafka %s jars from %s into %s", kafka_version(), repository, paths.libs)
+    log.info("fetching Kafka %s jars from %s into %s", kafka_version(), where, paths.libs)
     command = [
         mvn, "-q", "-B", *_mirror_settings(paths.libs.parent, repository), "-f", str(POM),
         # Fail a dead connection in seconds instead of mvn's default minutes of retries.
@@ -141,7 +134,8 @@ def ensure_jars(settings: DevSettings) -> Path:
         ) from slow
     if result.returncode != 0:
         raise RuntimeProblem(
-            f"Could not fetch the Kafka jars from {repository} (is the registry reachable?).\n"
+            f"Could not fetch the Kafka jars from {where} (is the registry reachable? CITYSTREAM_DEV_MAVEN_REPOSITORY "
+            "names a mirror).\n"
             + (result.stdout + result.stderr)[-2000:]
         )
     shutil.rmtree(paths.libs, ignore_errors=True)
@@ -150,38 +144,46 @@ def ensure_jars(settings: DevSettings) -> Path:
     return paths.libs
 
 
+def _listener_properties(settings: DevSettings) -> list[str]:
+    if settings.kafka_auth:
+        return principals.broker_properties(settings)
+    return [
+        f"listeners=PLAINTEXT://127.0.0.1:{settings.kafka_port},CONTROLLER://127.0.0.1:{settings.kafka_controller_port}",
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{settings.kafka_port}",
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+    ]
+
+
 def _write_config(settings: DevSettings, paths: KafkaPaths) -> None:
     paths.home.mkdir(parents=True, exist_ok=True)
-    paths.config.write_text(
-        "\n".join(
-            [
-                "# Written by `citystream dev up`; edits are overwritten.",
-                "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.voters=1@127.0.0.1:{settings.kafka_controller_port}",
-                f"listeners=PLAINTEXT://127.0.0.1:{settings.kafka_port},"
-                f"CONTROLLER://127.0.0.1:{settings.kafka_controller_port}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{settings.kafka_port}",
-                "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                f"log.dirs={paths.data}",
-                "num.partitions=4",
-                "offsets.topic.replication.factor=1",
-                "offsets.topic.num.partitions=8",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
-                "share.coordinator.state.topic.replication.factor=1",
-                "share.coordinator.state.topic.min.isr=1",
-                "group.initial.rebalance.delay.ms=0",
-                "log.retention.hours=168",
-                "log.segment.bytes=67108864",
-                # Topics come from the catalogue (`citystream topics create`) and Faust's own admin requests; a
-                # producer or consumer naming a misspelt topic gets an error instead of a new, unwatched topic.
-                "auto.create.topics.enable=false",
-                "",
-            ]
-        )
-    )
+    lines = [
+        "# Written by `citystream dev up`; edits are overwritten.",
+        "process.roles=broker,controller",
+        "node.id=1",
+        f"controller.quorum.voters=1@127.0.0.1:{settings.kafka_controller_port}",
+        *_listener_properties(settings),
+        "controller.listener.names=CONTROLLER",
+        f"log.dirs={paths.data}",
+        "num.partitions=4",
+        "offsets.topic.replication.factor=1",
+        "offsets.topic.num.partitions=8",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "share.coordinator.state.topic.replication.factor=1",
+        "share.coordinator.state.topic.min.isr=1",
+        "group.initial.rebalance.delay.ms=0",
+        "log.retention.hours=168",
+        "log.segment.bytes=67108864",
+        # Topics come from the catalogue (`citystream topics create`) and Faust's own admin requests; a
+        # producer or consumer naming a misspelt topic gets an error instead of a new, unwatched topic.
+        "auto.create.topics.enable=false",
+        "",
+    ]
+    # Owner-only: with authentication on, the file holds the broker's and the admin's passwords.
+    descriptor = os.open(paths.config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write("\n".join(lines))
 
 
 def _cluster_id() -> str:
@@ -234,7 +236,20 @@ def _format_storage(settings: DevSettings, paths: KafkaPaths) -> None:
 
 
 def start(settings: DevSettings) -> str:
-    """Start the broker unless it runs. Returns a one-line outcome."""
+    """Start the broker unless it runs, then provision its principals. Returns a one-line outcome."""
+    outcome = _start(settings)
+    try:
+        principals.provision(settings)
+    except Exception as problem:  # noqa: BLE001 - any failure here means the same fix
+        raise RuntimeProblem(
+            f"Kafka runs on {settings.kafka_bootstrap} but its principals could not be provisioned ({problem!r}). "
+            "A broker started before authentication was switched on still listens without it: "
+            "`citystream dev down`, then `citystream dev up`. Log:\n" + _log_tail(settings)
+        ) from problem
+    return outcome
+
+
+def _start(settings: DevSettings) -> str:
     paths = KafkaPaths.of(settings)
     pid = _our_broker_pid(paths)
     if pid:
@@ -251,11 +266,13 @@ def start(settings: DevSettings) -> str:
         if port_open(settings.kafka_port):
             return f"Kafka already running on {settings.kafka_bootstrap} (it was starting)"
         paths.pid_file.unlink(missing_ok=True)  # it died while starting: start it afresh below
-    for port in (settings.kafka_port, settings.kafka_controller_port):
+    ports = (settings.kafka_port, settings.kafka_controller_port) + (
+        (settings.kafka_anonymous_port,) if settings.kafka_auth else ())
+    for port in ports:
         if port_open(port):
             raise RuntimeProblem(
                 f"Port {port} is in use by another program. Stop it or choose other ports with "
-                "CITYSTREAM_DEV_KAFKA_PORT / CITYSTREAM_DEV_KAFKA_CONTROLLER_PORT."
+                "CITYSTREAM_DEV_KAFKA_PORT / CITYSTREAM_DEV_KAFKA_CONTROLLER_PORT / CITYSTREAM_DEV_KAFKA_ANONYMOUS_PORT."
             )
     ensure_jars(settings)
     # Checked on every start, not only on the first fetch: the cached jars outlive an uninstalled JDK.

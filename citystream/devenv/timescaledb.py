@@ -1,7 +1,8 @@
 """TimescaleDB for the local PostgreSQL: use an installed one, else build Debian's Apache-licensed source once.
 
 The source comes from Debian trixie's `timescaledb` source package, fetched through a private apt sources list
-kept in the cache, so the machine's own apt configuration is never touched. The build is cached as a staged
+kept in the cache (pointing at the Debian archive apt's own sources name), so the machine's own apt configuration is
+never touched. The build is cached as a staged
 install tree; installing from the cache is a file copy.
 """
 
@@ -93,6 +94,58 @@ def _require_tools(major: int) -> None:
         )
 
 
+# Debian release suites (not -security/-updates, not third-party repositories that reuse a codename inside theirs).
+DEBIAN_SUITES = frozenset({"bullseye", "bookworm", "trixie", "forky", "sid", "oldstable", "stable", "testing",
+                           "unstable"})
+APT_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
+
+
+def _source_entries(path: Path) -> list[tuple[str, list[str]]]:
+    """(URI, suites) of each entry of a one-line (.list) or deb822 (.sources) apt sources file."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return []
+    entries: list[tuple[str, list[str]]] = []
+    if path.suffix == ".sources":
+        for stanza in text.split("\n\n"):
+            fields = dict(line.split(":", 1) for line in stanza.splitlines()
+                          if ":" in line and not line.startswith(("#", " ")))
+            fields = {key.strip().lower(): value.split() for key, value in fields.items()}
+            entries += [(uri, fields.get("suites", [])) for uri in fields.get("uris", [])]
+        return entries
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if words and words[0] in ("deb", "deb-src"):
+            words = [w for w in words[1:] if not (w.startswith("[") or w.endswith("]") or "=" in w)]
+            if len(words) >= 2:
+                entries.append((words[0], [words[1]]))
+    return entries
+
+
+def configured_debian_mirror(sources: tuple[Path, ...] = APT_SOURCES) -> str | None:
+    """The Debian archive apt is configured with (its first entry for a Debian release suite), or None."""
+    files: list[Path] = []
+    for source in sources:
+        files += sorted(source.glob("*.list")) + sorted(source.glob("*.sources")) if source.is_dir() else [source]
+    for path in files:
+        for uri, suites in _source_entries(path):
+            if DEBIAN_SUITES.intersection(suites):
+                return uri.rstrip("/")
+    return None
+
+
+def debian_mirror(settings: DevSettings) -> str:
+    """CITYSTREAM_DEV_DEBIAN_MIRROR when set, else the Debian archive of apt's own sources."""
+    mirror = settings.debian_mirror.rstrip("/") or configured_debian_mirror()
+    if not mirror:
+        raise RuntimeProblem(
+            "apt's sources name no Debian archive to fetch TimescaleDB's source package from; set "
+            "CITYSTREAM_DEV_DEBIAN_MIRROR to one (or install TimescaleDB from Timescale's packages)."
+        )
+    return mirror
+
+
 def _apt_update(apt_options: list[str], timeout: int) -> None:
     """apt-get update exits 0 when a mirror is unreachable (it only warns); we need the index, so that fails."""
     command = ["apt-get", *apt_options, *APT_NETWORK_OPTIONS, "update"]
@@ -120,7 +173,7 @@ def build(settings: DevSettings, major: int) -> Path:
     if missing:
         _apt_install(missing)
     _require_tools(major)
-    mirror = settings.debian_mirror.rstrip("/")
+    mirror = debian_mirror(settings)
     probe_registry(f"{mirror}/dists/trixie/Release", "the Debian mirror")
     apt_dir = root / "apt"
     (apt_dir / "lists" / "partial").mkdir(parents=True, exist_ok=True)

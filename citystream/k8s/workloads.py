@@ -70,10 +70,11 @@ def _env(spec: ServiceSpec) -> list[dict]:
     principal = SERVICE_PRINCIPALS[spec.name]
     env: list[dict] = [
         {"name": "CITYSTREAM_KAFKA_BOOTSTRAP", "value": KAFKA_BOOTSTRAP},
+        {"name": "CITYSTREAM_KAFKA_SECURITY_PROTOCOL", "value": "SASL_PLAINTEXT"},
         {"name": "CITYSTREAM_KAFKA_SASL_MECHANISM", "value": "SCRAM-SHA-512"},
-        {"name": "CITYSTREAM_KAFKA_SASL_USERNAME", "value": principal},
+        {"name": "CITYSTREAM_KAFKA_USERNAME", "value": principal},
         # The Strimzi User Operator writes each KafkaUser's password into a Secret named after the user.
-        {"name": "CITYSTREAM_KAFKA_SASL_PASSWORD",
+        {"name": "CITYSTREAM_KAFKA_PASSWORD",
          "valueFrom": {"secretKeyRef": {"name": principal, "key": "password"}}},
         {"name": "CITYSTREAM_INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]

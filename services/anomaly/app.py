@@ -33,6 +33,7 @@ from services.anomaly.register_view import RegisterView
 from services.anomaly.sensors import SensorStates
 from services.anomaly.settings import AnomalySettings
 from services.anomaly.table_keys import tolerant_keys
+from services.common.kafka import faust_credentials
 from services.common.metrics import metrics_payload
 from services.common.production import refuse_development_secrets
 
@@ -42,7 +43,8 @@ refuse_development_secrets(settings, unused={"database_url"})  # the worker has 
 settings.datadir.mkdir(parents=True, exist_ok=True)  # Faust wants its data directory's parent to exist
 
 app = faust.App(
-    settings.app_id, broker=f"kafka://{settings.kafka_bootstrap}", store=settings.table_store(),
+    settings.app_id, broker=f"kafka://{settings.kafka_bootstrap}", broker_credentials=faust_credentials(settings.kafka),
+    store=settings.table_store(),
     datadir=str(settings.datadir.resolve()), web_port=settings.web_port, web_host=settings.web_host,
     topic_partitions=4, table_standby_replicas=0, consumer_auto_offset_reset="earliest", producer_acks=-1,
     web_in_thread=False, broker_session_timeout=settings.session_timeout_s,
@@ -266,7 +268,7 @@ def queue_due_ticks(now: float, outbox: Outbox) -> None:
 
 readings_topic_names = frozenset(settings.topic(readings_topic(d.value)) for d in Domain)
 progress = ConsumerProgress()
-broker_offsets = BrokerOffsets(settings.kafka_bootstrap, settings.app_id, settings.lag_interval_s)
+broker_offsets = BrokerOffsets(settings.kafka, settings.app_id, settings.lag_interval_s)
 lag_series: set[tuple[str, str]] = set()  # (topic, partition) label values currently exported
 
 
@@ -313,7 +315,7 @@ async def close_offset_clients(app: faust.App, **kwargs) -> None:
     await broker_offsets.stop()
 
 
-register_follower = register.follower(settings.kafka_bootstrap, settings.topic(REGISTER_SENSORS))
+register_follower = register.follower(settings.kafka, settings.topic(REGISTER_SENSORS))
 
 
 @app.task

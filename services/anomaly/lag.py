@@ -9,6 +9,9 @@ from collections.abc import Hashable, Iterable, Mapping
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from services.common.kafka import make_admin, make_consumer
+from services.common.settings import KafkaAccess
+
 
 class ConsumerProgress:
     """Next offset to judge per (topic, partition), learned from the readings judged since the assignment.
@@ -45,17 +48,17 @@ class BrokerOffsets:
     """Log-end offsets (ListOffsets) and where a group resumes each partition (its committed offset, else the log
     start, as the worker's `auto_offset_reset=earliest` does). Read-only: it never joins the group."""
 
-    def __init__(self, bootstrap: str, group_id: str, timeout_s: float) -> None:
-        self.bootstrap, self.group_id, self.timeout_ms = bootstrap, group_id, max(int(timeout_s * 1000), 1000)
+    def __init__(self, kafka: KafkaAccess, group_id: str, timeout_s: float) -> None:
+        self.kafka, self.group_id, self.timeout_ms = kafka, group_id, max(int(timeout_s * 1000), 1000)
         self.consumer: AIOKafkaConsumer | None = None  # created on first use: aiokafka wants a running loop
         self.admin: AIOKafkaAdminClient | None = None
 
     async def start(self) -> None:
         if self.consumer is not None:
             return
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+        consumer = make_consumer(self.kafka, None, enable_auto_commit=False,
                                     request_timeout_ms=self.timeout_ms)
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=self.timeout_ms)
+        admin = make_admin(self.kafka, request_timeout_ms=self.timeout_ms)
         try:
             await consumer.start()
             await admin.start()

@@ -27,11 +27,11 @@ from pathlib import Path
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from schemas.headers import make_headers
 from schemas.topics import ALERTS, readings_topic
-from services.common.kafka import create_topics, make_producer
+from services.common.kafka import create_topics, make_admin, make_producer
+from services.common.settings import CommonSettings, KafkaAccess
 
 ROOT = Path(__file__).resolve().parents[2]
 VARIANTS = [(420.0, 0.12, 72.0), (515.0, 0.18, 65.0), (380.0, 0.10, 78.0), (610.0, 0.22, 58.0)]
@@ -56,9 +56,9 @@ async def _produce(producer, topic: str, records: list[tuple[bytes, bytes]]) -> 
     await asyncio.gather(*futures)
 
 
-async def raw_ceiling(bootstrap: str, topic: str, expected: int) -> float:
+async def raw_ceiling(bootstrap: KafkaAccess, topic: str, expected: int) -> float:
     """Readings/s of a plain aiokafka consumer reading the backlog (records fetched and JSON-decoded, nothing else)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+    consumer = AIOKafkaConsumer(topic, **bootstrap.client_options(), group_id=None, auto_offset_reset="earliest",
                                 enable_auto_commit=False, max_poll_records=5000)
     await consumer.start()
     try:
@@ -75,13 +75,13 @@ async def raw_ceiling(bootstrap: str, topic: str, expected: int) -> float:
 
 
 class WorkerProcess:
-    def __init__(self, bootstrap: str, prefix: str, workdir: Path, profile: str | None = None,
+    def __init__(self, bootstrap: KafkaAccess, prefix: str, workdir: Path, profile: str | None = None,
                  root: Path = ROOT) -> None:
         self.root = root
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
-        self.env = {**os.environ, "CITYSTREAM_KAFKA_BOOTSTRAP": bootstrap, "CITYSTREAM_TOPIC_PREFIX": prefix,
+        self.env = {**os.environ, **bootstrap.environment(), "CITYSTREAM_TOPIC_PREFIX": prefix,
                     "CITYSTREAM_ANOMALY_APP_ID": f"loadprobe-{uuid.uuid4().hex[:8]}",
                     "CITYSTREAM_ANOMALY_WEB_PORT": str(self.port), "CITYSTREAM_LOG_LEVEL": "WARNING",
                     "CITYSTREAM_ANOMALY_DATA_DIR": str(workdir / "data")}
@@ -145,11 +145,11 @@ async def drain(worker: WorkerProcess, expected: int, timeout_s: float) -> tuple
     return (count - first_count) / (last - first), cpu / max(1, count - start_count) * 1e6
 
 
-async def paced_probes(bootstrap: str, prefix: str, worker: WorkerProcess, *, sensors: int, rate: float,
+async def paced_probes(bootstrap: KafkaAccess, prefix: str, worker: WorkerProcess, *, sensors: int, rate: float,
                        probes: int, spacing_s: float, seq_base: int, t0: float, interval_s: float) -> dict:
     """Traffic readings at `rate`/s while `probes` waste bins overflow; latencies of their `opened` alerts."""
     traffic, waste, alerts = (prefix + readings_topic("traffic"), prefix + readings_topic("waste"), prefix + ALERTS)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**bootstrap.client_options(), enable_auto_commit=False)
     await consumer.start()
     partitions = [TopicPartition(alerts, p) for p in range(4)]
     consumer.assign(partitions)
@@ -219,9 +219,9 @@ async def paced_probes(bootstrap: str, prefix: str, worker: WorkerProcess, *, se
             "latencies_ms": sorted(latencies.values()), "missing": len(sent_at) - len(latencies)}
 
 
-async def delete_topics(bootstrap: str, *prefixes: str) -> None:
+async def delete_topics(bootstrap: KafkaAccess, *prefixes: str) -> None:
     """The probe's own topics (its prefix, and the worker's changelog and ticks topics) go when it is done."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = make_admin(bootstrap)
     await admin.start()
     try:
         mine = [topic for topic in await admin.list_topics() if topic.startswith(prefixes)]
@@ -290,7 +290,10 @@ def main() -> None:
     parser.add_argument("--worker-root", default=str(ROOT),
                         help="source tree the worker runs from (e.g. an exported older commit, for before/after)")
     parser.add_argument("--profile", help="run the worker under pyinstrument and write its text report here")
-    result = asyncio.run(run(parser.parse_args()))
+    args = parser.parse_args()
+    # Credentials as every CityStream client takes them (CITYSTREAM_KAFKA_USERNAME, ...).
+    args.bootstrap = CommonSettings(kafka_bootstrap=args.bootstrap).kafka
+    result = asyncio.run(run(args))
     for key, value in result.items():
         print(f"{key:34} {value}")
     print(json.dumps(result))

@@ -10,6 +10,7 @@ from schemas.register import SensorRegistration
 from services.anomaly.detectors import Profile
 from services.common import jsonwire
 from services.common.compacted import CompactedTopicFollower
+from services.common.settings import KafkaAccess
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,6 @@ class RegisterView:
         except (ValueError, ValidationError) as problem:
             log.warning("register record for %s unreadable, keeping the previous profile: %s", sensor_id, problem)
 
-    def follower(self, bootstrap: str, topic: str) -> CompactedTopicFollower:
+    def follower(self, kafka: KafkaAccess, topic: str) -> CompactedTopicFollower:
         """Replays the register from the beginning into this view, then follows it (see services.common.compacted)."""
-        return CompactedTopicFollower(bootstrap, topic, self.apply, client_id="anomaly-register-view", poll_ms=500)
+        return CompactedTopicFollower(kafka, topic, self.apply, client_id="anomaly-register-view", poll_ms=500)

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from schemas.access import ANOMALY_APP_ID
 from services.common.settings import CommonSettings
 
 
@@ -16,7 +17,7 @@ class AnomalySettings(CommonSettings):
     # populate_by_name: tests and entrypoints may also pass fields by name.
     model_config = SettingsConfigDict(env_prefix="CITYSTREAM_", frozen=True, extra="ignore", populate_by_name=True)
 
-    app_id: str = Field(default="citystream-anomaly", validation_alias="CITYSTREAM_ANOMALY_APP_ID",
+    app_id: str = Field(default=ANOMALY_APP_ID, validation_alias="CITYSTREAM_ANOMALY_APP_ID",
                         description="Faust app id = consumer group + changelog topic prefix.")
     web_port: int = Field(default=8085, ge=1, le=65535, validation_alias="CITYSTREAM_ANOMALY_WEB_PORT")
     web_host: str = Field(default="127.0.0.1", validation_alias="CITYSTREAM_ANOMALY_WEB_HOST")

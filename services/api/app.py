@@ -50,10 +50,10 @@ async def lifespan(app: FastAPI):
         # the followers start once the producer has reached Kafka, rather than spinning against a dead broker.
         asyncio.create_task(_start_producer(state, connected)),
         asyncio.create_task(_after(connected, _supervise("alert hub", lambda: feed_hub(
-            state.hub, settings.kafka_bootstrap, settings.topic(ALERTS), settings.api_live_window_s,
+            state.hub, settings.kafka, settings.topic(ALERTS), settings.api_live_window_s,
             _client_id(settings, "hub"), on_event=lambda _: state.metrics.alert_events.inc())))),
         asyncio.create_task(_after(connected, _supervise("sensor directory", lambda: register_follower(
-            state.directory, settings.kafka_bootstrap, settings.topic(REGISTER_SENSORS),
+            state.directory, settings.kafka, settings.topic(REGISTER_SENSORS),
             _client_id(settings, "register")).run_forever()))),
     ]
     try:
@@ -82,7 +82,7 @@ async def _start_producer(state: ApiState, connected: asyncio.Event) -> None:
     """Connect the command producer, retrying with backoff; `state.producer` is set only once it is connected."""
     delay_s = 0.5
     while True:
-        producer = make_producer(state.settings.kafka_bootstrap, _client_id(state.settings, "actions"))
+        producer = make_producer(state.settings.kafka, _client_id(state.settings, "actions"))
         try:
             await producer.start()
         except asyncio.CancelledError:

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from schemas.register import SensorRegistration
 from services.common.compacted import CompactedTopicFollower
-
+from services.common.settings import KafkaAccess
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +58,9 @@ def contains(bbox: BBox, point: tuple[float, float] | None) -> bool:
     return bbox[0] <= longitude <= bbox[2] and bbox[1] <= latitude <= bbox[3]
 
 
-def register_follower(directory: SensorDirectory, bootstrap: str, topic: str, client_id: str) -> CompactedTopicFollower:
+def register_follower(directory: SensorDirectory, kafka: KafkaAccess, topic: str, client_id: str) -> CompactedTopicFollower:
     """Reads the compacted register topic from the beginning into `directory`, then keeps following it."""
-    follower = CompactedTopicFollower(bootstrap, topic, directory.apply, client_id=client_id, poll_ms=500)
+    follower = CompactedTopicFollower(kafka, topic, directory.apply, client_id=client_id, poll_ms=500)
     follower.on_batch = lambda: _mark_caught_up(directory, follower, topic)
     return follower
 

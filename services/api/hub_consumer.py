@@ -13,6 +13,7 @@ from schemas.alerts import AlertEvent
 from services.api.hub import AlertHub, Vector
 from services.common.compacted import wait_for_partitions
 from services.common.kafka import make_consumer
+from services.common.settings import KafkaAccess
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +28,12 @@ def parse_event(value: bytes | None, where: str) -> AlertEvent | None:
         return None
 
 
-async def feed_hub(hub: AlertHub, bootstrap: str, topic: str, window_s: float, client_id: str, on_event=None) -> None:
+async def feed_hub(hub: AlertHub, kafka: KafkaAccess, topic: str, window_s: float, client_id: str, on_event=None) -> None:
     """Start `window_s` back in time (the resume horizon), then follow the topic until cancelled."""
-    consumer = make_consumer(bootstrap, None, client_id=client_id)
+    consumer = make_consumer(kafka, None, client_id=client_id)
     try:
         await consumer.start()  # inside the try: a failed start (broker unreachable) must still close the client
-        partitions = await wait_for_partitions(bootstrap, topic, client_id)
+        partitions = await wait_for_partitions(kafka, topic, client_id)
         consumer.assign(partitions)
         since_ms = int((time.time() - window_s) * 1000)
         found = await consumer.offsets_for_times({tp: since_ms for tp in partitions})
@@ -57,10 +58,10 @@ async def feed_hub(hub: AlertHub, bootstrap: str, topic: str, window_s: float, c
         await consumer.stop()
 
 
-async def fetch_gap(bootstrap: str, topic: str, gaps: dict[int, tuple[int, int]], base: Vector,
+async def fetch_gap(kafka: KafkaAccess, topic: str, gaps: dict[int, tuple[int, int]], base: Vector,
                     client_id: str, timeout_s: float = 15.0) -> list[tuple[int, int, AlertEvent, Vector]]:
     """Events in the offset ranges `gaps` (partition → [from, to)), each with the resume vector after it."""
-    consumer = make_consumer(bootstrap, None, client_id=client_id)
+    consumer = make_consumer(kafka, None, client_id=client_id)
     await consumer.start()
     found: list[tuple[int, int, AlertEvent | None]] = []
     try:

@@ -12,19 +12,19 @@ import logging
 from collections.abc import Callable
 
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
-from services.common.kafka import make_consumer
+from services.common.kafka import make_admin, make_consumer
+from services.common.settings import KafkaAccess
 
 log = logging.getLogger(__name__)
 
 Apply = Callable[[bytes | None, bytes | None], None]
 
 
-async def topic_partitions(bootstrap: str, topic: str, client_id: str = "citystream-admin") -> list[TopicPartition]:
+async def topic_partitions(kafka: KafkaAccess | str, topic: str, client_id: str = "citystream-admin") -> list[TopicPartition]:
     """The partitions of `topic` ([] when it does not exist). A group-less consumer has no metadata for a topic it
     is not assigned yet, so ask the cluster through the admin client (which never auto-creates the topic)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id)
+    admin = make_admin(kafka, client_id=client_id)
     try:
         await admin.start()
         described = await admin.describe_topics([topic])
@@ -34,9 +34,9 @@ async def topic_partitions(bootstrap: str, topic: str, client_id: str = "citystr
             for part in sorted(entry["partitions"], key=lambda p: p["partition"])]
 
 
-async def wait_for_partitions(bootstrap: str, topic: str, client_id: str, attempts: int = 50) -> list[TopicPartition]:
+async def wait_for_partitions(kafka: KafkaAccess | str, topic: str, client_id: str, attempts: int = 50) -> list[TopicPartition]:
     for _ in range(attempts):
-        found = await topic_partitions(bootstrap, topic, client_id)
+        found = await topic_partitions(kafka, topic, client_id)
         if found:
             return found
         await asyncio.sleep(0.2)
@@ -46,9 +46,9 @@ async def wait_for_partitions(bootstrap: str, topic: str, client_id: str, attemp
 class CompactedTopicFollower:
     """Replays `topic` into `apply`, sets `caught_up` once the start's end offsets are reached, then follows."""
 
-    def __init__(self, bootstrap: str, topic: str, apply: Apply, *, client_id: str, poll_ms: int = 100,
+    def __init__(self, kafka: KafkaAccess | str, topic: str, apply: Apply, *, client_id: str, poll_ms: int = 100,
                  on_batch: Callable[[], None] | None = None) -> None:
-        self.bootstrap, self.topic, self.apply, self.client_id = bootstrap, topic, apply, client_id
+        self.kafka, self.topic, self.apply, self.client_id = kafka, topic, apply, client_id
         self.poll_ms = poll_ms
         self.on_batch = on_batch
         self.caught_up = asyncio.Event()
@@ -69,10 +69,10 @@ class CompactedTopicFollower:
                 backoff_s = min(backoff_s * 2, 10.0)
 
     async def _follow(self) -> None:
-        consumer = make_consumer(self.bootstrap, None, client_id=self.client_id)
+        consumer = make_consumer(self.kafka, None, client_id=self.client_id)
         try:
             await consumer.start()  # inside the try: a start that fails must still close the client
-            partitions = await wait_for_partitions(self.bootstrap, self.topic, self.client_id)
+            partitions = await wait_for_partitions(self.kafka, self.topic, self.client_id)
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             end_offsets = await consumer.end_offsets(partitions)

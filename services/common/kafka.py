@@ -11,14 +11,20 @@ from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from schemas.topics import CATALOGUE, TopicSpec
 from services.common.errors import ConfigurationError
+from services.common.settings import SASL_PROTOCOLS, KafkaAccess
 
 log = logging.getLogger(__name__)
 
 
-def make_producer(bootstrap: str, client_id: str, *, linger_ms: int = 5, **overrides) -> AIOKafkaProducer:
+def access_of(kafka: KafkaAccess | str) -> KafkaAccess:
+    """A bare bootstrap string means an unauthenticated (PLAINTEXT) client."""
+    return kafka if isinstance(kafka, KafkaAccess) else KafkaAccess(kafka)
+
+
+def make_producer(kafka: KafkaAccess | str, client_id: str, *, linger_ms: int = 5, **overrides) -> AIOKafkaProducer:
     """An idempotent producer (acks=all): a retried send is never written twice to a partition."""
     options = dict(
-        bootstrap_servers=bootstrap,
+        **access_of(kafka).client_options(),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
@@ -31,10 +37,10 @@ def make_producer(bootstrap: str, client_id: str, *, linger_ms: int = 5, **overr
     return AIOKafkaProducer(**options)
 
 
-def make_consumer(bootstrap: str, group_id: str | None, *topics: str, **overrides) -> AIOKafkaConsumer:
+def make_consumer(kafka: KafkaAccess | str, group_id: str | None, *topics: str, **overrides) -> AIOKafkaConsumer:
     """A consumer that commits by hand, after the work for a record is durable."""
     options = dict(
-        bootstrap_servers=bootstrap,
+        **access_of(kafka).client_options(),
         group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -42,6 +48,23 @@ def make_consumer(bootstrap: str, group_id: str | None, *topics: str, **override
     )
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **options)
+
+
+def make_admin(kafka: KafkaAccess | str, **overrides) -> AIOKafkaAdminClient:
+    """An admin client (topics, ACLs) with the process's credentials."""
+    return AIOKafkaAdminClient(**(access_of(kafka).client_options() | overrides))
+
+
+def faust_credentials(kafka: KafkaAccess | str):
+    """Faust's `broker_credentials` for this access (None for PLAINTEXT)."""
+    access = access_of(kafka)
+    if access.security_protocol not in SASL_PROTOCOLS:
+        return None
+    import faust
+
+    return faust.SASLCredentials(
+        username=access.username, password=access.password.get_secret_value(), mechanism=access.sasl_mechanism,
+        ssl_context=access.client_options().get("ssl_context"))
 
 
 async def broker_answers(client, topic: str) -> None:
@@ -63,10 +86,11 @@ def _lz4_available() -> bool:
 
 
 async def create_topics(
-    bootstrap: str, specs: Iterable[TopicSpec] = CATALOGUE, *, prefix: str = "", partitions: int | None = None
+    kafka: KafkaAccess | str, specs: Iterable[TopicSpec] = CATALOGUE, *, prefix: str = "",
+    partitions: int | None = None,
 ) -> list[str]:
     """Create the catalogue's topics that do not exist yet. Returns the names created. Idempotent."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = make_admin(kafka, request_timeout_ms=10_000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -111,12 +135,12 @@ def topic_outcomes(response: dict) -> tuple[list[str], list[tuple[str, str]]]:
     return created, refused
 
 
-async def topics_with_prefixes(bootstrap: str, prefixes: Iterable[str]) -> list[str]:
+async def topics_with_prefixes(kafka: KafkaAccess | str, prefixes: Iterable[str]) -> list[str]:
     """The topics whose name starts with one of `prefixes`, sorted (none for no prefix)."""
     prefixes = tuple(prefixes)
     if not prefixes:
         return []
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=60_000)
+    admin = make_admin(kafka, request_timeout_ms=60_000)
     await admin.start()
     try:
         return sorted(name for name in await admin.list_topics() if name.startswith(prefixes))
@@ -124,11 +148,11 @@ async def topics_with_prefixes(bootstrap: str, prefixes: Iterable[str]) -> list[
         await admin.close()
 
 
-async def delete_topics(bootstrap: str, names: list[str], *, batch: int = 200) -> None:
+async def delete_topics(kafka: KafkaAccess | str, names: list[str], *, batch: int = 200) -> None:
     """Delete these topics; the broker deletes asynchronously."""
     if not names:
         return
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=60_000)
+    admin = make_admin(kafka, request_timeout_ms=60_000)
     await admin.start()
     try:
         for start in range(0, len(names), batch):  # one request per batch keeps each under the request timeout
@@ -137,9 +161,9 @@ async def delete_topics(bootstrap: str, names: list[str], *, batch: int = 200) -
         await admin.close()
 
 
-async def delete_topics_with_prefixes(bootstrap: str, prefixes: Iterable[str]) -> list[str]:
+async def delete_topics_with_prefixes(kafka: KafkaAccess | str, prefixes: Iterable[str]) -> list[str]:
     """Delete every topic whose name starts with one of `prefixes` (a benchmark's or a test run's own topics,
     Faust's changelogs under an app id included). Returns the names asked for."""
-    names = await topics_with_prefixes(bootstrap, prefixes)
-    await delete_topics(bootstrap, names)
+    names = await topics_with_prefixes(kafka, prefixes)
+    await delete_topics(kafka, names)
     return names

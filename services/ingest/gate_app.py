@@ -13,6 +13,7 @@ import logging
 import faust
 from faust.app.base import BootStrategy
 
+from services.common.kafka import faust_credentials
 from services.common.readiness import CheckResult, readiness
 from services.ingest.gate_loop import run_gate_loop
 from services.ingest.runtime import GateRuntime
@@ -34,7 +35,8 @@ class GateApp(faust.App):
 
 def build_app(settings: IngestSettings) -> faust.App:
     """The Faust app (`app`) with its task `admit_raw_readings`; the entrypoint builds it once from settings."""
-    app = GateApp(settings.gate_app_id, broker=f"kafka://{settings.kafka_bootstrap}", value_serializer="raw",
+    app = GateApp(settings.gate_app_id, broker=f"kafka://{settings.kafka_bootstrap}",
+                  broker_credentials=faust_credentials(settings.kafka), value_serializer="raw",
                   key_serializer="raw", web_port=settings.gate_port, datadir=settings.gate_data_dir,
                   topic_disable_leader=True, autodiscover=False, web_enabled=True, producer_acks=-1)
     # aiokafka clients need the running loop, so the runtime is built by the app's start-up task.

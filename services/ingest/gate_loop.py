@@ -54,7 +54,7 @@ async def run_gate_loop(runtime: GateRuntime) -> None:
     committed only after its own acks, so at most two batches are in memory and a crash re-gates only those."""
     settings = runtime.settings
     await runtime.wait_ready(timeout_s=600)
-    consumer = make_consumer(settings.kafka_bootstrap, f"{settings.gate_app_id}.raw", settings.topic(RAW_READINGS),
+    consumer = make_consumer(settings.kafka, f"{settings.gate_app_id}.raw", settings.topic(RAW_READINGS),
                              client_id="ingest-gate", max_poll_records=TAKE_MAX)
     await consumer.start()
     log.info("gate consuming %s as group %s.raw", settings.topic(RAW_READINGS), settings.gate_app_id)

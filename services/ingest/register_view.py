@@ -6,6 +6,7 @@ import asyncio
 
 from schemas.topics import REGISTER_SENSORS
 from services.common.compacted import CompactedTopicFollower
+from services.common.settings import KafkaAccess
 from services.ingest import metrics
 from services.ingest.register_state import RegisterState
 
@@ -13,10 +14,10 @@ from services.ingest.register_state import RegisterState
 class RegisterView:
     """Follows the register topic with no consumer group; `state` is what the gate reads."""
 
-    def __init__(self, bootstrap: str, topic: str, *, poll_ms: int = 100) -> None:
+    def __init__(self, kafka: KafkaAccess, topic: str, *, poll_ms: int = 100) -> None:
         self.state = RegisterState()
         self._follower = CompactedTopicFollower(
-            bootstrap, topic, self.state.apply_record, client_id="ingest-register-view", poll_ms=poll_ms,
+            kafka, topic, self.state.apply_record, client_id="ingest-register-view", poll_ms=poll_ms,
             on_batch=lambda: metrics.REGISTER_SENSORS.set(len(self.state)),
         )
         self.ready = self._follower.caught_up
@@ -24,7 +25,7 @@ class RegisterView:
 
     @classmethod
     def for_settings(cls, settings) -> RegisterView:
-        return cls(settings.kafka_bootstrap, settings.topic(REGISTER_SENSORS))
+        return cls(settings.kafka, settings.topic(REGISTER_SENSORS))
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._follower.run_forever(), name="register-view")

@@ -39,7 +39,7 @@ class GateRuntime:
     def build(cls, settings: IngestSettings, path: str) -> GateRuntime:
         def new_producer():
             # linger 0: the Publisher's GroupSender already gathers concurrent publishes into full batches.
-            return make_producer(settings.kafka_bootstrap, f"ingest-{path}", linger_ms=0, request_timeout_ms=5_000)
+            return make_producer(settings.kafka, f"ingest-{path}", linger_ms=0, request_timeout_ms=5_000)
 
         async def renew():
             producer = new_producer()

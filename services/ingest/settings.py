@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from schemas.access import GATE_APP_ID, SINK_GROUP_ID
 from services.common.settings import CommonSettings
 
 
@@ -38,8 +39,8 @@ class IngestSettings(CommonSettings):
     sink_db_probe_s: float = Field(default=5.0, gt=0, validation_alias="CITYSTREAM_INGEST_SINK_DB_PROBE_S")
     sink_db_probe_timeout_s: float = Field(default=3.0, gt=0,
                                            validation_alias="CITYSTREAM_INGEST_SINK_DB_PROBE_TIMEOUT_S")
-    sink_group_id: str = Field(default="citystream-ingest-sink", validation_alias="CITYSTREAM_INGEST_SINK_GROUP_ID")
-    gate_app_id: str = Field(default="citystream-ingest-gate", validation_alias="CITYSTREAM_INGEST_GATE_APP_ID")
+    sink_group_id: str = Field(default=SINK_GROUP_ID, validation_alias="CITYSTREAM_INGEST_SINK_GROUP_ID")
+    gate_app_id: str = Field(default=GATE_APP_ID, validation_alias="CITYSTREAM_INGEST_GATE_APP_ID")
     gate_data_dir: str = Field(default="/tmp/citystream-ingest-gate", validation_alias="CITYSTREAM_INGEST_GATE_DATA_DIR")
 
     @property

@@ -64,13 +64,13 @@ class SinkWorker:
 
     async def run(self) -> None:
         settings = self.settings
-        consumer = make_consumer(settings.kafka_bootstrap, settings.topic_prefix + settings.sink_group_id,
+        consumer = make_consumer(settings.kafka, settings.topic_prefix + settings.sink_group_id,
                                  max_poll_records=settings.sink_batch_max, client_id="ingest-sink",
                                  max_partition_fetch_bytes=4 << 20)  # one fetch can fill a batch
         self._membership = _Membership()
         consumer.subscribe(list(self._topics), listener=self._membership)
         self.consumer = consumer
-        producer = make_producer(settings.kafka_bootstrap, "ingest-sink")
+        producer = make_producer(settings.kafka, "ingest-sink")
         dead_letters = Publisher(producer, settings.topic, 10.0, "sink")
         try:
             await self._probe_database()

@@ -35,9 +35,9 @@ def create_app(settings: RegisterSettings, *, clock: Callable[[], datetime] = ut
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         topic = settings.topic(REGISTER_SENSORS)
-        await create_topics(settings.kafka_bootstrap, [BY_NAME[REGISTER_SENSORS]], prefix=settings.topic_prefix)
+        await create_topics(settings.kafka, [BY_NAME[REGISTER_SENSORS]], prefix=settings.topic_prefix)
         pool = await create_pool(settings.database_url)
-        producer = make_producer(settings.kafka_bootstrap, f"register-{settings.instance_id or 'main'}", linger_ms=0)
+        producer = make_producer(settings.kafka, f"register-{settings.instance_id or 'main'}", linger_ms=0)
         await producer.start()
         relay = OutboxRelay(pool, producer, topic, f"register/{settings.instance_id or 'main'}",
                             settings.register_relay_poll_s)

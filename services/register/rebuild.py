@@ -16,6 +16,7 @@ from services.common import jsonwire
 from services.common.compacted import topic_partitions
 from services.common.errors import PermanentError
 from services.common.kafka import make_consumer
+from services.common.settings import KafkaAccess
 from services.register import records
 from services.register import repository as repo
 
@@ -36,12 +37,12 @@ def apply_record(register: dict[str, SensorRegistration], key: bytes | None, val
         register[sensor_id] = record
 
 
-async def read_register(bootstrap: str, topic: str) -> dict[str, SensorRegistration]:
+async def read_register(kafka: KafkaAccess, topic: str) -> dict[str, SensorRegistration]:
     """Every sensor on the topic, read from the beginning up to the end offsets seen at start."""
-    consumer = make_consumer(bootstrap, None, enable_auto_commit=False)
+    consumer = make_consumer(kafka, None, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = await topic_partitions(bootstrap, topic)
+        partitions = await topic_partitions(kafka, topic)
         if not partitions:
             return {}
         consumer.assign(partitions)

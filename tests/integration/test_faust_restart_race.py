@@ -14,9 +14,9 @@ import asyncio
 import signal
 
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
-from services.common.kafka import make_consumer
+from services.common.kafka import make_admin, make_consumer
 from tests.integration.test_faust_smoke import (
     produce,
     start_worker,
@@ -29,7 +29,7 @@ PAIRS_DURING_JOIN = 40  # one record per key every 0.5 s: 20 s, longer than the 
 
 
 async def _committed_and_end(bootstrap: str, group: str, topic: str) -> tuple[dict[int, int], dict[int, int]]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = make_admin(bootstrap)
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)
@@ -46,32 +46,32 @@ async def _committed_and_end(bootstrap: str, group: str, topic: str) -> tuple[di
 
 
 async def test_records_produced_while_a_restarted_worker_joins_are_all_counted_and_committed(
-        kafka_bootstrap, topic_prefix, tmp_path):
+        kafka, topic_prefix, tmp_path):
     source, counts_topic = f"{topic_prefix}smoke.in", f"{topic_prefix}smoke.counts"
     group = f"{topic_prefix}smoke-app"  # the smoke app's id
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = make_admin(kafka)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(source, 2, 1), NewTopic(counts_topic, 1, 1)])
     finally:
         await admin.close()
-    counts = make_consumer(kafka_bootstrap, None, counts_topic)
+    counts = make_consumer(kafka, None, counts_topic)
     await counts.start()
     try:
-        first = start_worker(kafka_bootstrap, topic_prefix, tmp_path, "worker1.log")
-        await produce(kafka_bootstrap, source, ["north", "south"] * 5)
+        first = start_worker(kafka, topic_prefix, tmp_path, "worker1.log")
+        await produce(kafka, source, ["north", "south"] * 5)
         assert await wait_for_counts(counts, {"north": 5, "south": 5}, timeout_s=90) == {"north": 5, "south": 5}
-        assert await wait_for_committed(kafka_bootstrap, group, source, 10, timeout_s=30) == 10
+        assert await wait_for_committed(kafka, group, source, 10, timeout_s=30) == 10
         stop(first, signal.SIGKILL)
-        second = start_worker(kafka_bootstrap, topic_prefix, tmp_path, "worker2.log")
+        second = start_worker(kafka, topic_prefix, tmp_path, "worker2.log")
         try:
             for _ in range(PAIRS_DURING_JOIN):
-                await produce(kafka_bootstrap, source, ["north", "south"])
+                await produce(kafka, source, ["north", "south"])
                 await asyncio.sleep(0.5)
             expected = {"north": 5 + PAIRS_DURING_JOIN, "south": 5 + PAIRS_DURING_JOIN}
             seen = await wait_for_counts(counts, expected, timeout_s=40)
             await asyncio.sleep(5)  # Faust commits every few seconds
-            committed, end = await _committed_and_end(kafka_bootstrap, group, source)
+            committed, end = await _committed_and_end(kafka, group, source)
             assert seen == expected, f"records lost during the join; committed {committed}, end offsets {end}"
             assert committed == end, "the group's commit stopped short of the end: a gap Faust never commits past"
         finally:

@@ -12,16 +12,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
-from services.common.kafka import make_consumer, make_producer
+from services.common.kafka import make_admin, make_consumer, make_producer
+from services.common.settings import KafkaAccess
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def start_worker(bootstrap: str, prefix: str, tmp_path: Path, log_name: str) -> subprocess.Popen:
-    env = os.environ | {
-        "SMOKE_BOOTSTRAP": bootstrap,
+def start_worker(kafka: KafkaAccess, prefix: str, tmp_path: Path, log_name: str) -> subprocess.Popen:
+    env = os.environ | kafka.environment() | {
+        "SMOKE_BOOTSTRAP": kafka.bootstrap,
         "SMOKE_APP_ID": f"{prefix}smoke-app",
         "SMOKE_PREFIX": prefix,
         "SMOKE_DATADIR": str(tmp_path / "faust-data"),
@@ -59,7 +60,7 @@ async def wait_for_counts(consumer, expected: dict[str, int], timeout_s: float) 
 
 async def wait_for_committed(bootstrap: str, group_id: str, topic: str, expected_total: int, timeout_s: float) -> int:
     """Sum of the group's committed offsets on `topic`, once it reaches `expected_total` (or the timeout)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = make_admin(bootstrap)
     await admin.start()
     total = 0
     try:
@@ -87,35 +88,35 @@ def stop(worker: subprocess.Popen, sig: int) -> None:
     worker.wait(timeout=30)
 
 
-async def test_faust_table_recovers_from_changelog_after_worker_is_killed(kafka_bootstrap, topic_prefix, tmp_path):
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+async def test_faust_table_recovers_from_changelog_after_worker_is_killed(kafka, topic_prefix, tmp_path):
+    admin = make_admin(kafka)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(f"{topic_prefix}smoke.in", 2, 1), NewTopic(f"{topic_prefix}smoke.counts", 1, 1)])
     finally:
         await admin.close()
-    consumer = make_consumer(kafka_bootstrap, None, f"{topic_prefix}smoke.counts")
+    consumer = make_consumer(kafka, None, f"{topic_prefix}smoke.counts")
     await consumer.start()
-    first = start_worker(kafka_bootstrap, topic_prefix, tmp_path, "worker1.log")
+    first = start_worker(kafka, topic_prefix, tmp_path, "worker1.log")
     try:
-        await produce(kafka_bootstrap, f"{topic_prefix}smoke.in", ["north", "south"] * 5)
+        await produce(kafka, f"{topic_prefix}smoke.in", ["north", "south"] * 5)
         counts = await wait_for_counts(consumer, {"north": 5, "south": 5}, timeout_s=90)
         assert counts == {"north": 5, "south": 5}, (tmp_path / "worker1.log").read_text()[-3000:]
         # Faust commits source offsets every few seconds; a kill before that would replay the records on top of
         # the recovered table (at-least-once). Wait for the commit so the test isolates changelog recovery.
         committed = await wait_for_committed(
-            kafka_bootstrap, f"{topic_prefix}smoke-app", f"{topic_prefix}smoke.in", 10, timeout_s=30
+            kafka, f"{topic_prefix}smoke-app", f"{topic_prefix}smoke.in", 10, timeout_s=30
         )
         assert committed == 10
         # kill -9: no clean shutdown; the table must come back from its changelog topic alone.
         stop(first, signal.SIGKILL)
-        second = start_worker(kafka_bootstrap, topic_prefix, tmp_path, "worker2.log")
+        second = start_worker(kafka, topic_prefix, tmp_path, "worker2.log")
         try:
             # Produce once the new worker has recovered and is ready, as the anomaly worker's tests do: records
             # produced while it was still joining were seen skipped on one partition in two full-suite runs (a
             # Faust start-up race, noted for investigation), which is not what this test is about.
             await wait_for_log(tmp_path / "worker2.log", "[^Worker]: Ready", timeout_s=120)
-            await produce(kafka_bootstrap, f"{topic_prefix}smoke.in", ["north", "south"])
+            await produce(kafka, f"{topic_prefix}smoke.in", ["north", "south"])
             counts = await wait_for_counts(consumer, {"north": 6, "south": 6}, timeout_s=120)
             assert counts == {"north": 6, "south": 6}, (tmp_path / "worker2.log").read_text()[-3000:]
         finally:

@@ -7,19 +7,18 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from schemas import headers
 from schemas.topics import CATALOGUE, readings_topic
 from services.common import jsonwire
 from services.common.errors import ConfigurationError
-from services.common.kafka import create_topics, make_consumer, make_producer
+from services.common.kafka import create_topics, make_admin, make_consumer, make_producer
 
 
-async def test_produce_and_consume_through_the_real_broker(kafka_bootstrap, kafka_topics):
+async def test_produce_and_consume_through_the_real_broker(kafka, kafka_topics):
     topic = kafka_topics + readings_topic("traffic")
-    producer = make_producer(kafka_bootstrap, "test-producer")
+    producer = make_producer(kafka, "test-producer")
     await producer.start()
     try:
         sent = {f"sensor-{n:03d}": {"seq": n} for n in range(20)}
@@ -29,7 +28,7 @@ async def test_produce_and_consume_through_the_real_broker(kafka_bootstrap, kafk
             )
     finally:
         await producer.stop()
-    consumer = make_consumer(kafka_bootstrap, None, topic)
+    consumer = make_consumer(kafka, None, topic)
     await consumer.start()
     try:
         received = {}
@@ -72,11 +71,11 @@ async def test_hypertable_write_and_time_bucket(database_url):
     assert {"readings", "rejections", "alert_events", "rollups_1m"} <= {row["hypertable_name"] for row in hypertables}
 
 
-async def test_topics_are_created_as_the_catalogue_says_and_refusals_are_reported(kafka_bootstrap, topic_prefix):
-    created = await create_topics(kafka_bootstrap, prefix=topic_prefix)
+async def test_topics_are_created_as_the_catalogue_says_and_refusals_are_reported(kafka, topic_prefix):
+    created = await create_topics(kafka, prefix=topic_prefix)
     assert sorted(created) == sorted(topic_prefix + spec.name for spec in CATALOGUE)
-    assert await create_topics(kafka_bootstrap, prefix=topic_prefix) == []  # idempotent
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    assert await create_topics(kafka, prefix=topic_prefix) == []  # idempotent
+    admin = make_admin(kafka)
     await admin.start()
     try:
         described = {t["topic"]: t for t in await admin.describe_topics([topic_prefix + s.name for s in CATALOGUE])}
@@ -97,22 +96,22 @@ async def test_topics_are_created_as_the_catalogue_says_and_refusals_are_reporte
 
     broken = dataclasses.replace(CATALOGUE[0], name="broken.v1", cleanup_policy="sometimes")
     with pytest.raises(ConfigurationError, match=r"broken\.v1.*cleanup\.policy"):
-        await create_topics(kafka_bootstrap, [broken], prefix=topic_prefix)
+        await create_topics(kafka, [broken], prefix=topic_prefix)
 
 
-async def test_a_misspelt_topic_is_refused_not_created(kafka_bootstrap, topic_prefix):
+async def test_a_misspelt_topic_is_refused_not_created(kafka, topic_prefix):
     """The broker runs without auto-creation: only the catalogue's topics (and Faust's own) exist."""
     from aiokafka.errors import KafkaError
 
     misspelt = f"{topic_prefix}citystream.readings.trafic.v1"
-    producer = make_producer(kafka_bootstrap, "test-misspelt", request_timeout_ms=3000)
+    producer = make_producer(kafka, "test-misspelt", request_timeout_ms=3000)
     await producer.start()
     try:
         with pytest.raises(KafkaError):
             await producer.send_and_wait(misspelt, b"{}", key=b"sensor-1")
     finally:
         await producer.stop()
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = make_admin(kafka)
     await admin.start()
     try:
         assert misspelt not in await admin.list_topics()

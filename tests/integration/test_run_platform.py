@@ -35,6 +35,7 @@ class RunCommand:
             "CITYSTREAM_DEV_STATE_DIR": str(settings.state_dir),
             "CITYSTREAM_DEV_KAFKA_PORT": str(settings.kafka_port),
             "CITYSTREAM_DEV_KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port),
+            "CITYSTREAM_DEV_KAFKA_ANONYMOUS_PORT": str(settings.kafka_anonymous_port),
             "CITYSTREAM_DEV_POSTGRES_PORT": str(settings.postgres_port),
             "CITYSTREAM_DEV_KAFKA_HEAP_MB": str(settings.kafka_heap_mb),
             "CITYSTREAM_DEV_PROMETHEUS_PORT": str(prometheus_port),

@@ -107,6 +107,7 @@ def dev_env(settings) -> dict[str, str]:
         "CITYSTREAM_DEV_CACHE_DIR": str(settings.cache_dir), "CITYSTREAM_DEV_STATE_DIR": str(settings.state_dir),
         "CITYSTREAM_DEV_KAFKA_PORT": str(settings.kafka_port),
         "CITYSTREAM_DEV_KAFKA_CONTROLLER_PORT": str(settings.kafka_controller_port),
+        "CITYSTREAM_DEV_KAFKA_ANONYMOUS_PORT": str(settings.kafka_anonymous_port),
         "CITYSTREAM_DEV_POSTGRES_PORT": str(settings.postgres_port),
         "CITYSTREAM_DEV_KAFKA_HEAP_MB": str(settings.kafka_heap_mb),
     }

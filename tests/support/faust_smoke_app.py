@@ -1,7 +1,7 @@
 """A minimal Faust app for the smoke test: counts records per key in a changelog-backed table.
 
 Configured by env (the test runs it as a subprocess worker):
-SMOKE_BOOTSTRAP, SMOKE_APP_ID, SMOKE_PREFIX, SMOKE_DATADIR; SMOKE_TABLE_MANAGER (default: the anomaly worker's
+SMOKE_BOOTSTRAP (credentials: CITYSTREAM_KAFKA_*), SMOKE_APP_ID, SMOKE_PREFIX, SMOKE_DATADIR; SMOKE_TABLE_MANAGER (default: the anomaly worker's
 seek-first one; `faust.tables:TableManager` runs Faust's stock recovery, to compare).
 """
 
@@ -12,10 +12,13 @@ import os
 import faust
 
 from services.anomaly.recovery import SEEK_FIRST_TABLE_MANAGER
+from services.common.kafka import faust_credentials
+from services.common.settings import CommonSettings
 
 app = faust.App(
     os.environ.get("SMOKE_APP_ID", "citystream-smoke"),
     broker=f"kafka://{os.environ.get('SMOKE_BOOTSTRAP', '127.0.0.1:19092')}",
+    broker_credentials=faust_credentials(CommonSettings().kafka),
     store="memory://",
     topic_partitions=2,
     datadir=os.environ.get("SMOKE_DATADIR", "/tmp/citystream-smoke"),

@@ -7,14 +7,24 @@ import os
 import socket
 from dataclasses import dataclass
 
+from pydantic import SecretStr
+
+from services.common.settings import KafkaAccess
+
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Infrastructure:
-    kafka_bootstrap: str
+    kafka: KafkaAccess  # as the broker's admin (super user): tests create topics, principals and ACLs
     admin_database_url: str
     origin: str
+    # A listener without authentication on the same broker, when it has one (the local runtime's).
+    anonymous_bootstrap: str | None = None
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.kafka.bootstrap
 
 
 def _docker_engine_answers() -> bool:
@@ -44,20 +54,35 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+# The container's broker and admin passwords (development secrets: the container lives for one test session).
+CONTAINER_BROKER_PASSWORD = "citystream-dev-broker"
+CONTAINER_ADMIN_PASSWORD = "citystream-dev-admin"
+
+
+def _container_variable(name: str) -> str:
+    """The `apache/kafka` image's environment name of a broker property ("-" -> "___", "_" -> "__", "." -> "_")."""
+    return "KAFKA_" + name.replace("_", "__").replace("-", "___").replace(".", "_").upper()
+
+
 def kafka_container_environment(host_port: int) -> dict[str, str]:
-    """Single-node KRaft settings for the official `apache/kafka` image, advertised on a fixed host port.
+    """Single-node KRaft settings for the official `apache/kafka` image, advertised on a fixed host port, with
+    the local runtime's security: SASL (PLAIN for the broker and the admin, SCRAM for everyone else), the
+    StandardAuthorizer, deny when no ACL matches.
 
     testcontainers' own KafkaContainer drives Confluent's image (its start script and version checks refuse
     `apache/kafka`), so the container is configured here the way docker-compose.yml configures it."""
+    from citystream.devenv.principals import security_properties
+
+    security = security_properties(CONTAINER_BROKER_PASSWORD, CONTAINER_ADMIN_PASSWORD)
     return {
         "KAFKA_NODE_ID": "1",
         "KAFKA_PROCESS_ROLES": "broker,controller",
-        "KAFKA_LISTENERS": "PLAINTEXT://:9092,CONTROLLER://:9093",
-        "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://127.0.0.1:{host_port}",
-        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "KAFKA_LISTENERS": "SASL_PLAINTEXT://:9092,CONTROLLER://:9093",
+        "KAFKA_ADVERTISED_LISTENERS": f"SASL_PLAINTEXT://127.0.0.1:{host_port}",
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
         "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
         "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
-        "KAFKA_INTER_BROKER_LISTENER_NAME": "PLAINTEXT",
+        **{_container_variable(key): value for key, value in security.items()},
         "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
         "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
         "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
@@ -86,18 +111,21 @@ def _from_testcontainers() -> tuple[Infrastructure, list]:
     except Exception:
         kafka.stop()
         raise
-    return Infrastructure(f"127.0.0.1:{host_port}", postgres.get_connection_url(), "testcontainers"), [kafka, postgres]
+    admin = KafkaAccess(f"127.0.0.1:{host_port}", "SASL_PLAINTEXT", "PLAIN", "citystream-admin",
+                        SecretStr(CONTAINER_ADMIN_PASSWORD))
+    return Infrastructure(admin, postgres.get_connection_url(), "testcontainers"), [kafka, postgres]
 
 
 def _from_local_runtime() -> Infrastructure:
-    from citystream.devenv import kafka, postgres
+    from citystream.devenv import kafka, postgres, principals
     from citystream.devenv.config import DevSettings
 
     settings = DevSettings()
     # Starting is idempotent and quick when already up (`make test` starts it before pytest).
     kafka.start(settings)
     postgres.start(settings)
-    return Infrastructure(settings.kafka_bootstrap, settings.database_url, "local runtime")
+    anonymous = settings.kafka_anonymous_bootstrap if settings.kafka_auth else None
+    return Infrastructure(principals.admin_access(settings), settings.database_url, "local runtime", anonymous)
 
 
 def resolve() -> tuple[Infrastructure, list]:
@@ -105,7 +133,14 @@ def resolve() -> tuple[Infrastructure, list]:
     kafka_env = os.environ.get("CITYSTREAM_TEST_KAFKA_BOOTSTRAP")
     database_env = os.environ.get("CITYSTREAM_TEST_DATABASE_URL")
     if kafka_env and database_env:
-        return Infrastructure(kafka_env, database_env, "environment"), []
+        # A broker with authentication needs its admin's credentials too (CITYSTREAM_TEST_KAFKA_USERNAME, ...).
+        admin = KafkaAccess(
+            kafka_env, os.environ.get("CITYSTREAM_TEST_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
+            os.environ.get("CITYSTREAM_TEST_KAFKA_SASL_MECHANISM", "PLAIN"),
+            os.environ.get("CITYSTREAM_TEST_KAFKA_USERNAME", ""),
+            SecretStr(os.environ.get("CITYSTREAM_TEST_KAFKA_PASSWORD", "")))
+        anonymous = os.environ.get("CITYSTREAM_TEST_KAFKA_ANONYMOUS_BOOTSTRAP")
+        return Infrastructure(admin, database_env, "environment", anonymous), []
     if _docker_engine_answers():
         return _from_testcontainers()
     return _from_local_runtime(), []

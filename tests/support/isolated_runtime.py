@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from citystream.devenv import kafka, postgres
+from citystream.devenv import kafka, postgres, principals
 from citystream.devenv.config import DevSettings
 from tests.support.infra import Infrastructure
 from tests.support.processes import free_port
@@ -21,6 +21,14 @@ from tests.support.processes import free_port
 def require_local_runtime(infrastructure: Infrastructure) -> None:
     if infrastructure.origin != "local runtime":
         pytest.skip(f"infrastructure comes from {infrastructure.origin}, not the local runtime")
+
+
+def kafka_settings(settings: DevSettings) -> dict:
+    """CommonSettings fields that reach this runtime's Kafka as its admin (it has passwords of its own)."""
+    admin = principals.admin_access(settings)
+    return {"kafka_bootstrap": admin.bootstrap, "kafka_security_protocol": admin.security_protocol,
+            "kafka_sasl_mechanism": admin.sasl_mechanism, "kafka_username": admin.username,
+            "kafka_password": admin.password}
 
 
 @contextmanager
@@ -36,6 +44,7 @@ def isolated_runtime(prefix: str) -> Iterator[DevSettings]:
         state_dir=state_dir,
         kafka_port=free_port(),
         kafka_controller_port=free_port(),
+        kafka_anonymous_port=free_port(),
         postgres_port=free_port(),
         kafka_heap_mb=384,
     )

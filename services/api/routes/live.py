@@ -80,7 +80,7 @@ async def _stream(state, live_filter, origin, subscription, replay, gaps):
         yield format_vector(tuple(sent)), None  # the client's starting point, even before any alert
         if gaps:
             settings = state.settings
-            for _, _, event, vector in await fetch_gap(settings.kafka_bootstrap, settings.topic(ALERTS), gaps,
+            for _, _, event, vector in await fetch_gap(settings.kafka, settings.topic(ALERTS), gaps,
                                                        tuple(sent), f"citystream-api-{settings.instance_id}-gap"):
                 event_id = advance(vector)
                 if live_filter.matches(event):

@@ -55,15 +55,15 @@ async def produce_backlog(bootstrap: str, topic: str) -> int:
     return len(sends)
 
 
-async def test_lag_shows_a_backlog_per_partition_and_returns_to_zero(kafka_bootstrap, kafka_topics, tmp_path,
+async def test_lag_shows_a_backlog_per_partition_and_returns_to_zero(kafka, kafka_topics, tmp_path,
                                                                     anomaly_app_id):
     topic = kafka_topics + readings_topic("traffic")
     partitions = {(topic, str(p)) for p in range(4)}  # the catalogue's readings topics have four
-    worker = Worker(kafka_bootstrap, kafka_topics, anomaly_app_id,
+    worker = Worker(kafka, kafka_topics, anomaly_app_id,
                     tmp_path / "worker.log", CITYSTREAM_ANOMALY_LAG_INTERVAL_S="0.5")
     try:
         worker.start()
-        await produce(kafka_bootstrap, topic, [(s, traffic(s, 0)) for s in SENSORS[:8]])
+        await produce(kafka, topic, [(s, traffic(s, 0)) for s in SENSORS[:8]])
         deadline = time.monotonic() + 60
         while not ((seen := scrape(worker)) and seen[1] >= 8 and partitions <= set(seen[0])
                    and not any(seen[0].values())):
@@ -71,7 +71,7 @@ async def test_lag_shows_a_backlog_per_partition_and_returns_to_zero(kafka_boots
             await asyncio.sleep(0.2)
 
         worker.stop()  # stopped: the backlog waits in Kafka
-        backlog = await produce_backlog(kafka_bootstrap, topic)
+        backlog = await produce_backlog(kafka, topic)
         starting = asyncio.create_task(asyncio.to_thread(worker.start))
         peak, caught_up, deadline = 0.0, None, time.monotonic() + 120
         while caught_up is None:

@@ -34,10 +34,10 @@ async def _write_changelog(bootstrap: str, topic: str) -> None:
 
 
 @pytest.mark.parametrize("store", ["rocksdb://", "memory://"])
-async def test_the_worker_recovers_past_damaged_changelog_records(kafka_bootstrap, kafka_topics, tmp_path,
+async def test_the_worker_recovers_past_damaged_changelog_records(kafka, kafka_topics, tmp_path,
                                                                  anomaly_app_id, store):
-    await _write_changelog(kafka_bootstrap, f"{anomaly_app_id}-sensor_to_state-changelog")
-    worker = Worker(kafka_bootstrap, kafka_topics, anomaly_app_id, tmp_path / "worker.log",
+    await _write_changelog(kafka, f"{anomaly_app_id}-sensor_to_state-changelog")
+    worker = Worker(kafka, kafka_topics, anomaly_app_id, tmp_path / "worker.log",
                     CITYSTREAM_ANOMALY_STORE=store)
     try:
         worker.start(timeout_s=90)  # ready: recovery ended

@@ -35,11 +35,11 @@ async def fill_changelog(bootstrap: str, topic: str) -> None:
         await producer.stop()
 
 
-async def test_readyz_is_503_while_tables_recover_and_200_after(kafka_bootstrap, kafka_topics, tmp_path,
+async def test_readyz_is_503_while_tables_recover_and_200_after(kafka, kafka_topics, tmp_path,
                                                               anomaly_app_id):
     app_id = anomaly_app_id
-    await fill_changelog(kafka_bootstrap, f"{app_id}-sensor_to_state-changelog")
-    worker = Worker(kafka_bootstrap, kafka_topics, app_id, tmp_path / "worker.log")
+    await fill_changelog(kafka, f"{app_id}-sensor_to_state-changelog")
+    worker = Worker(kafka, kafka_topics, app_id, tmp_path / "worker.log")
     with open(worker.log_path, "ab") as log:
         worker.process = subprocess.Popen([sys.executable, "-m", "services.anomaly", "worker"], cwd=ROOT,
                                           env=worker.env, stdout=log, stderr=subprocess.STDOUT)

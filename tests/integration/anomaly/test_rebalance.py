@@ -21,31 +21,31 @@ def opened(events: list[dict]) -> list[dict]:
     return [e for e in events if e["event_type"] == "opened" and e["sensor_id"] in SENSORS]
 
 
-async def test_a_rebalance_keeps_every_sensors_state_and_alerts(kafka_bootstrap, kafka_topics, tmp_path,
+async def test_a_rebalance_keeps_every_sensors_state_and_alerts(kafka, kafka_topics, tmp_path,
                                                                anomaly_app_id):
     app_id = anomaly_app_id
-    workers = [Worker(kafka_bootstrap, kafka_topics, app_id, tmp_path / f"worker{n}.log") for n in range(2)]
+    workers = [Worker(kafka, kafka_topics, app_id, tmp_path / f"worker{n}.log") for n in range(2)]
     energy, alerts = kafka_topics + readings_topic("energy"), kafka_topics + ALERTS
     try:
         workers[0].start()
         normal = [(s, reading(s, i, T0 + i * 300, "energy", activePower=power(i))) for i in range(40) for s in SENSORS]
         spikes = [(s, reading(s, 40, T0 + 40 * 300, "energy", activePower=95.0)) for s in SPIKED]
-        await produce(kafka_bootstrap, energy, normal + spikes)
-        before = await consume_until(kafka_bootstrap, alerts, lambda ev: len(opened(ev)) >= len(SPIKED))
+        await produce(kafka, energy, normal + spikes)
+        before = await consume_until(kafka, alerts, lambda ev: len(opened(ev)) >= len(SPIKED))
         assert sorted(e["sensor_id"] for e in opened(before)) == sorted(SPIKED)
 
         # The second worker joins while readings keep flowing: partitions move, state must follow them.
         joining = asyncio.create_task(asyncio.to_thread(workers[1].start))
         for i in range(41, 56):
-            await produce(kafka_bootstrap, energy,
+            await produce(kafka, energy,
                           [(s, reading(s, i, T0 + i * 300, "energy", activePower=power(i))) for s in SENSORS])
             await asyncio.sleep(0.3)
         await joining
         # Redelivered spikes must change nothing; a drop to zero is an outage only against a learned baseline,
         # so it fires at once only where the baseline came along with the partition.
         outage = [(s, reading(s, 56, T0 + 56 * 300, "energy", activePower=0.0)) for s in SENSORS]
-        await produce(kafka_bootstrap, energy, spikes + outage)
-        after = await consume_until(kafka_bootstrap, alerts,
+        await produce(kafka, energy, spikes + outage)
+        after = await consume_until(kafka, alerts,
                                     lambda ev: sum(e["kind"] == "energy_outage" for e in opened(ev)) >= len(SENSORS),
                                     timeout_s=60)
     finally:

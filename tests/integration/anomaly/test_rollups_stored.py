@@ -47,14 +47,14 @@ async def test_worker_rollups_are_stored_by_the_sink(settings, tmp_path, anomaly
     want = sorted((e.metric, e.window_start, e.count, e.min, e.max, e.mean, e.last) for e in expected)
     assert len(want) == 6  # 3 minutes x 2 metrics
 
-    worker = Worker(settings.kafka_bootstrap, settings.topic_prefix, anomaly_app_id,
+    worker = Worker(settings.kafka, settings.topic_prefix, anomaly_app_id,
                     tmp_path / "worker.log").start()
     sink = SinkWorker(IngestSettings(kafka_bootstrap=settings.kafka_bootstrap, database_url=settings.database_url,
                                      topic_prefix=settings.topic_prefix, instance_id=settings.instance_id))
     sink_task = asyncio.create_task(sink.run())
     try:
         poison = b'{"sensor_id": "%s", "seq": 99, "metrics": "nope"}' % sensor.encode()
-        await produce(settings.kafka_bootstrap, settings.topic(readings_topic("energy")),
+        await produce(settings.kafka, settings.topic(readings_topic("energy")),
                       [(sensor, poison)] + [(sensor, r) for r in readings])
         rows = await wait_rows(settings.database_url, "SELECT metric, window_start, count, min, max, mean, last,"
                                " domain FROM rollups_1m WHERE sensor_id = $1", sensor, len(want))

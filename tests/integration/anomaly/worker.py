@@ -12,18 +12,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
 from schemas.headers import make_headers
 from services.common import jsonwire
-from services.common.kafka import make_consumer, make_producer
+from services.common.kafka import make_admin, make_consumer, make_producer
+from services.common.settings import KafkaAccess
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 async def create_changelog_topic(bootstrap: str, topic: str) -> None:
     """A worker table's changelog topic as Faust makes it (4 partitions, compacted), for a test to fill first."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = make_admin(bootstrap, request_timeout_ms=10_000)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1,
@@ -39,10 +40,10 @@ def free_port() -> int:
 
 
 class Worker:
-    def __init__(self, bootstrap: str, prefix: str, app_id: str, log_path: Path, **env: str) -> None:
+    def __init__(self, kafka: KafkaAccess, prefix: str, app_id: str, log_path: Path, **env: str) -> None:
         self.port = free_port()
         # Each worker gets its own data directory (RocksDB tables when rocksdict imports), next to its log.
-        self.env = {**os.environ, "CITYSTREAM_KAFKA_BOOTSTRAP": bootstrap, "CITYSTREAM_TOPIC_PREFIX": prefix,
+        self.env = {**os.environ, **kafka.environment(), "CITYSTREAM_TOPIC_PREFIX": prefix,
                     "CITYSTREAM_ANOMALY_APP_ID": app_id, "CITYSTREAM_ANOMALY_WEB_PORT": str(self.port),
                     "CITYSTREAM_ANOMALY_DATA_DIR": str(log_path.with_suffix(".data")),
                     "CITYSTREAM_ANOMALY_TICK_INTERVAL_S": "1", **env}
@@ -104,9 +105,8 @@ async def produce(bootstrap: str, topic: str, records: list[tuple[str, object]])
 
 async def committed_offsets(bootstrap: str, group_id: str, topic: str) -> int:
     """Sum over `topic`'s partitions of the offsets the consumer group has committed (what a restart resumes at)."""
-    from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = make_admin(bootstrap, request_timeout_ms=10_000)
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group_id)

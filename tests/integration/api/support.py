@@ -117,7 +117,7 @@ async def insert_readings(database_url: str, sensor_id: str, domain: str, rows: 
 
 
 async def produce(settings, topic: str, records: list[tuple[str, bytes | None]], schema: str) -> None:
-    producer = make_producer(settings.kafka_bootstrap, "test-producer", linger_ms=0)
+    producer = make_producer(settings.kafka, "test-producer", linger_ms=0)
     await producer.start()
     try:
         for key, value in records:

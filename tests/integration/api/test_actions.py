@@ -28,7 +28,7 @@ async def test_assign_comment_and_resolve_send_commands_and_a_resolved_alert_is_
     resolved = evolve(finished, event_id=finished.event_id + "-res", event_type="resolved", status="resolved",
                       occurred_at=datetime.now(UTC), resolved_at=datetime.now(UTC))
     await insert_alert_events(settings.database_url, [opened, finished, resolved])
-    consumer = make_consumer(settings.kafka_bootstrap, None, settings.topic(ALERT_ACTIONS))
+    consumer = make_consumer(settings.kafka, None, settings.topic(ALERT_ACTIONS))
     await consumer.start()
     try:
         async with running_api(settings) as (base, _), httpx.AsyncClient(base_url=base, headers=OPERATOR) as client:

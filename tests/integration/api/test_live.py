@@ -145,7 +145,7 @@ async def test_sse_with_a_ticket_streams_once(settings):
 async def test_acknowledge_sends_a_command_keyed_by_sensor(settings):
     sensor = unique_sensor()
     opened = alert_event(sensor)
-    consumer = make_consumer(settings.kafka_bootstrap, None, settings.topic(ALERT_ACTIONS))
+    consumer = make_consumer(settings.kafka, None, settings.topic(ALERT_ACTIONS))
     await consumer.start()
     try:
         async with running_api(settings) as (base, app), httpx.AsyncClient(base_url=base, headers=OPERATOR) as client:

@@ -108,9 +108,9 @@ async def feed_order(page) -> list[str]:
 async def test_alert_appears_live_and_is_acted_on_from_the_page(settings, tmp_path, anomaly_app_id):
     roles = await seed_city(settings)
     # The alert owner: the real anomaly worker, applying the page's commands (about 10 s to start).
-    worker = Worker(settings.kafka_bootstrap, settings.topic_prefix, anomaly_app_id, tmp_path / "anomaly.log")
+    worker = Worker(settings.kafka, settings.topic_prefix, anomaly_app_id, tmp_path / "anomaly.log")
     await asyncio.to_thread(worker.start)
-    consumer = make_consumer(settings.kafka_bootstrap, None, settings.topic(ALERT_ACTIONS))
+    consumer = make_consumer(settings.kafka, None, settings.topic(ALERT_ACTIONS))
     await consumer.start()
     requested: list[str] = []
     try:
@@ -141,7 +141,7 @@ async def test_alert_appears_live_and_is_acted_on_from_the_page(settings, tmp_pa
 
             # A reading over the overflow threshold: the worker opens the alert, the page shows it, newest first.
             bin_sensor = roles["bin"]
-            await produce(settings.kafka_bootstrap, settings.topic(readings_topic("waste")), [(bin_sensor, reading(
+            await produce(settings.kafka, settings.topic(readings_topic("waste")), [(bin_sensor, reading(
                 bin_sensor, 100, datetime.now(UTC).timestamp(), "waste", fillingLevel=0.99))])
             overflow = page.locator(f"#feed li[data-sensor-id='{bin_sensor}'][data-status=open]")
             await overflow.wait_for(timeout=30_000)

@@ -11,10 +11,11 @@ import subprocess
 import sys
 
 import asyncpg
-from aiokafka.admin import AIOKafkaAdminClient
 
 from citystream.bench.usage import runtime_processes
 from citystream.devenv.config import DevSettings
+from services.common.kafka import make_admin
+from services.common.settings import KafkaAccess
 
 HEADLINE = ("e2e_readings_per_s", "kafka_path_readings_per_s", "raw_ceiling_readings_per_s", "ingest_ack_p99_ms",
             "alert_latency_p99_ms", "alert_latency_p50_ms", "lost", "duplicates", "e2e_detected_readings_per_s",
@@ -23,13 +24,13 @@ PHASES = {"admission_probe", "http", "kafka", "http_half_load", "detected", "ale
           "detected_scale_out", "batch_1", "batch_100"}
 
 
-async def _leftovers(admin_url: str, bootstrap: str, run_id: str) -> tuple[list[str], list[str]]:
+async def _leftovers(admin_url: str, bootstrap: KafkaAccess, run_id: str) -> tuple[list[str], list[str]]:
     connection = await asyncpg.connect(admin_url)
     try:
         databases = [r["datname"] for r in await connection.fetch("SELECT datname FROM pg_database")]
     finally:
         await connection.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = make_admin(bootstrap)
     await admin.start()
     try:
         topics = [t for t in await admin.list_topics() if t.startswith(f"bench.{run_id}.")]
@@ -40,9 +41,10 @@ async def _leftovers(admin_url: str, bootstrap: str, run_id: str) -> tuple[list[
 
 def test_quick_bench_prints_and_saves_the_summary_with_nothing_lost(infrastructure, tmp_path):
     results_dir = tmp_path / "results"
-    env = os.environ | {"CITYSTREAM_KAFKA_BOOTSTRAP": infrastructure.kafka_bootstrap,
-                        "CITYSTREAM_DATABASE_URL": infrastructure.admin_database_url}
-    before = set(asyncio.run(_leftovers(infrastructure.admin_database_url, infrastructure.kafka_bootstrap, "-"))[0])
+    env = os.environ | infrastructure.kafka.environment() | {
+        "CITYSTREAM_DATABASE_URL": infrastructure.admin_database_url,
+        "CITYSTREAM_KAFKA_ANONYMOUS_BOOTSTRAP": infrastructure.anonymous_bootstrap or ""}
+    before = set(asyncio.run(_leftovers(infrastructure.admin_database_url, infrastructure.kafka, "-"))[0])
     completed = subprocess.run([sys.executable, "-m", "citystream.cli", "bench", "--quick", "--results-dir",
                                 str(results_dir), "--logs-dir", str(tmp_path / "logs")],
                                check=False, capture_output=True, text=True, timeout=300, env=env)
@@ -83,7 +85,7 @@ def test_quick_bench_prints_and_saves_the_summary_with_nothing_lost(infrastructu
     saved = list(results_dir.glob("*.json"))
     assert len(saved) == 1 and json.loads(saved[0].read_text()) == result
 
-    databases, topics = asyncio.run(_leftovers(infrastructure.admin_database_url, infrastructure.kafka_bootstrap,
+    databases, topics = asyncio.run(_leftovers(infrastructure.admin_database_url, infrastructure.kafka,
                                                result["run_id"]))
     assert not [d for d in set(databases) - before if d.startswith("cs_bench_")], "the run's database stays"
     assert topics == [], "the run's topics stay"

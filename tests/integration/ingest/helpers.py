@@ -15,9 +15,9 @@ from schemas.common import Domain
 from schemas.register import SensorRegistration
 from schemas.topics import REGISTER_SENSORS, readings_topic
 from services.common import jsonwire
+from services.common.compacted import topic_partitions
 from services.common.kafka import make_consumer, make_producer
 from services.ingest.http_app import create_app
-from services.common.compacted import topic_partitions
 from services.ingest.runtime import GateRuntime
 from services.ingest.settings import IngestSettings
 
@@ -30,7 +30,7 @@ def ingest_settings(settings, **overrides) -> IngestSettings:
 
 
 async def publish_register(settings, *records: SensorRegistration, tombstones: tuple[str, ...] = ()) -> None:
-    producer = make_producer(settings.kafka_bootstrap, "test-register")
+    producer = make_producer(settings.kafka, "test-register")
     await producer.start()
     try:
         topic = settings.topic(REGISTER_SENSORS)
@@ -66,12 +66,12 @@ async def drain(settings, *names: str, timeout_s: float = 30) -> list:
     Fails unless it really reached those offsets (a topic that is missing, or a read cut short by the deadline,
     would otherwise make `drain(...) == []` pass without having looked)."""
     topics = [settings.topic(name) for name in names]
-    consumer = make_consumer(settings.kafka_bootstrap, None)
+    consumer = make_consumer(settings.kafka, None)
     await consumer.start()
     try:
         partitions = []
         for topic in topics:
-            found = await topic_partitions(settings.kafka_bootstrap, topic)
+            found = await topic_partitions(settings.kafka, topic)
             assert found, f"topic {topic} does not exist: nothing to drain"
             partitions += found
         consumer.assign(partitions)
@@ -104,7 +104,7 @@ READINGS_TOPICS = tuple(readings_topic(domain) for domain in Domain)
 def start_sink(settings, database_url: str, port: int, log_path: Path, **env: str) -> subprocess.Popen:
     """`python -m services.ingest sink` as a process of its own session (killable with its children)."""
     env = os.environ | {
-        "CITYSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "CITYSTREAM_TOPIC_PREFIX": settings.topic_prefix,
+        **settings.kafka.environment(), "CITYSTREAM_TOPIC_PREFIX": settings.topic_prefix,
         "CITYSTREAM_DATABASE_URL": database_url, "CITYSTREAM_INGEST_SINK_PORT": str(port),
         "CITYSTREAM_INGEST_SINK_BATCH_MAX": "200", "CITYSTREAM_INGEST_SINK_BACKOFF_MAX_S": "1",
     } | env

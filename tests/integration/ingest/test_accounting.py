@@ -67,7 +67,7 @@ async def test_every_acknowledged_reading_is_stored_exactly_once(settings):
                             if outcome["status"] == "accepted":
                                 acknowledged.add((outcome["sensor_id"], outcome["seq"]))
                     assert response.status_code == (207 if batch_number == 2 else 200)
-        producer = make_producer(settings.kafka_bootstrap, "test-poison")
+        producer = make_producer(settings.kafka, "test-poison")
         await producer.start()
         try:  # a poison record on a readings topic must not stop the sink
             await producer.send_and_wait(settings.topic(readings_topic(Domain.TRAFFIC)), b"{garbage",

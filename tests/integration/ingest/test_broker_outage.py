@@ -28,6 +28,7 @@ from tests.integration.ingest.helpers import REPO, bearer, kill, publish_registe
 from tests.integration.ingest.test_accounting import wait_for_rows
 from tests.integration.ingest.test_kafka_gate import free_port
 from tests.support.ingest_factories import new_credential, registration
+from tests.support.isolated_runtime import kafka_settings
 
 SENSORS = 4
 BATCHES_PER_SENSOR = 60
@@ -85,9 +86,9 @@ async def wait_ready(url: str, process: subprocess.Popen, log_path: Path) -> Non
 async def test_broker_stopped_mid_load_and_restarted_loses_nothing(isolated_kafka, database_url, topic_prefix,
                                                                     tmp_path):
     broker = isolated_kafka
-    settings = IngestSettings(kafka_bootstrap=broker.kafka_bootstrap, database_url=database_url,
+    settings = IngestSettings(**kafka_settings(broker), database_url=database_url,
                               topic_prefix=topic_prefix)
-    await create_topics(settings.kafka_bootstrap, prefix=topic_prefix)
+    await create_topics(settings.kafka, prefix=topic_prefix)
     uid = uuid.uuid4().hex[:8]
     sensors = [(f"traffic-{uid}-{n}", *new_credential()) for n in range(SENSORS)]
     await publish_register(settings, *(registration(sensor, stored) for sensor, _, stored in sensors))
@@ -95,7 +96,7 @@ async def test_broker_stopped_mid_load_and_restarted_loses_nothing(isolated_kafk
     http_port, sink_port = free_port(), free_port()
     http_log, sink_log = tmp_path / "http.log", tmp_path / "sink.log"
     env = os.environ | {
-        "CITYSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap, "CITYSTREAM_TOPIC_PREFIX": topic_prefix,
+        **settings.kafka.environment(), "CITYSTREAM_TOPIC_PREFIX": topic_prefix,
         "CITYSTREAM_DATABASE_URL": database_url, "CITYSTREAM_INGEST_HTTP_PORT": str(http_port),
         "CITYSTREAM_INGEST_RETRY_AFTER_S": "1",
     }

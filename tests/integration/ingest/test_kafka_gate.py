@@ -45,7 +45,7 @@ async def test_raw_records_pass_the_same_gate_and_bad_ones_are_rejected(settings
         worker = subprocess.Popen([sys.executable, "-m", "services.ingest", "gate"], cwd=REPO, env=env,
                                   stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        producer = make_producer(settings.kafka_bootstrap, "test-raw")
+        producer = make_producer(settings.kafka, "test-raw")
         await producer.start()
         raw_topic = settings.topic(RAW_READINGS)
         credential = [("credential", key.encode())]

@@ -14,13 +14,14 @@ from services.ingest.settings import IngestSettings
 from tests.integration.ingest.conftest import ANSWER_BOUND_S
 from tests.integration.ingest.helpers import bearer, http_ingest, publish_register
 from tests.support.ingest_factories import new_credential, reading, registration
+from tests.support.isolated_runtime import kafka_settings
 
 
 async def test_503_with_retry_after_within_bound_and_readyz_reports_kafka_down(isolated_kafka, database_url,
                                                                                 topic_prefix):
-    settings = IngestSettings(kafka_bootstrap=isolated_kafka.kafka_bootstrap, database_url=database_url,
+    settings = IngestSettings(**kafka_settings(isolated_kafka), database_url=database_url,
                               topic_prefix=topic_prefix, retry_after_s=3)
-    await create_topics(settings.kafka_bootstrap, prefix=topic_prefix)
+    await create_topics(settings.kafka, prefix=topic_prefix)
     key, stored = new_credential()
     await publish_register(settings, registration(f"traffic-{uuid.uuid4().hex[:8]}-down", stored))
     async with http_ingest(settings) as (client, _):

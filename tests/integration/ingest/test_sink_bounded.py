@@ -38,7 +38,7 @@ async def test_database_down_pauses_fetching_holds_one_batch_reports_growing_lag
     sink_settings = sink_settings.model_copy(update={"database_url": proxied_url})
     worker = SinkWorker(sink_settings)
     topic = settings.topic(readings_topic(Domain.TRAFFIC))
-    partitions = await topic_partitions(settings.kafka_bootstrap, topic)
+    partitions = await topic_partitions(settings.kafka, topic)
     task = asyncio.create_task(worker.run())
     try:
         for _ in range(100):

@@ -31,7 +31,7 @@ BASE = datetime.now(UTC) - timedelta(hours=2)  # one clock for every test's read
 
 async def produce_readings(settings, uid: str, seqs) -> set[tuple[str, int]]:
     """Readings as the gate writes them; producing the same seqs again re-sends identical records (a redelivery)."""
-    producer = make_producer(settings.kafka_bootstrap, "test-sink-load")
+    producer = make_producer(settings.kafka, "test-sink-load")
     await producer.start()
     sent, pending = set(), []
     base = BASE

@@ -31,7 +31,7 @@ def traffic_reading(sensor: str, seq: int, **metrics) -> dict:
 
 
 async def produce(settings, readings: list[dict]) -> None:
-    producer = make_producer(settings.kafka_bootstrap, "test-sink-refused", linger_ms=50)
+    producer = make_producer(settings.kafka, "test-sink-refused", linger_ms=50)
     await producer.start()
     try:
         pending = [await producer.send(settings.topic(readings_topic(Domain.TRAFFIC)), jsonwire.dumps(value),

@@ -42,7 +42,7 @@ async def test_suspension_bites_within_one_second_on_the_http_ingest_and_the_kaf
     http_runtime.start()
     gate_runtime.start()
     gate_loop = asyncio.create_task(run_gate_loop(gate_runtime))
-    producer = make_producer(settings.kafka_bootstrap, "test-raw-susp", linger_ms=0)
+    producer = make_producer(settings.kafka, "test-raw-susp", linger_ms=0)
     await producer.start()
     changed: dict[str, datetime] = {}
     try:

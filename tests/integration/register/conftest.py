@@ -102,7 +102,7 @@ async def wait_for_record(settings: CommonSettings, sensor_id: str,
     topic = settings.topic(REGISTER_SENSORS)
     end = time.monotonic() + deadline_s
     while True:
-        register = await read_register(settings.kafka_bootstrap, topic)
+        register = await read_register(settings.kafka, topic)
         if until(register.get(sensor_id)) or time.monotonic() > end:
             return register
         await asyncio.sleep(0.2)
@@ -112,7 +112,7 @@ async def consume_records(settings: CommonSettings, sensor_id: str,
                           until: Callable[[list[dict | None]], bool], deadline_s: float = 20.0) -> list[dict | None]:
     """Consume the register topic from the beginning and return the values (None = tombstone) keyed `sensor_id`,
     in topic order, as soon as `until(values)` holds. Fails when it does not hold within the deadline."""
-    consumer = make_consumer(settings.kafka_bootstrap, None, settings.topic(REGISTER_SENSORS))
+    consumer = make_consumer(settings.kafka, None, settings.topic(REGISTER_SENSORS))
     await consumer.start()
     values: list[dict | None] = []
     try:

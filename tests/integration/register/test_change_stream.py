@@ -7,14 +7,13 @@ import hashlib
 
 import asyncpg
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from schemas.register import SensorStatus
 from schemas.topics import REGISTER_SENSORS
 from services.common import jsonwire
 from services.common.db import create_pool
-from services.common.kafka import make_consumer, make_producer
+from services.common.kafka import make_admin, make_consumer, make_producer
 from services.common.roles import APP_ROLE, with_role
 from services.register.app import create_app
 from services.register.rebuild import read_register, restore_database
@@ -55,7 +54,7 @@ async def test_declare_activate_puts_the_record_on_the_topic(client, settings, o
 
 async def test_suspend_reaches_a_consumer_as_a_new_version(client, settings, organisation):
     sensor_id = await _declare_and_activate(client, organisation)
-    consumer = make_consumer(settings.kafka_bootstrap, None, settings.topic(REGISTER_SENSORS))
+    consumer = make_consumer(settings.kafka, None, settings.topic(REGISTER_SENSORS))
     await consumer.start()
     try:
         response = await client.post(f"/v1/sensors/{sensor_id}/status", json={"status": "suspended"}, headers=ADMIN)
@@ -88,10 +87,10 @@ async def test_a_crash_between_commit_and_publish_still_ends_on_the_topic(settin
         pending = await pool.fetchval("SELECT count(*) FROM register_outbox WHERE sensor_id = $1"
                                       " AND published_at IS NULL", sensor_id)
         assert pending == 2
-        assert sensor_id not in await read_register(settings.kafka_bootstrap, settings.topic(REGISTER_SENSORS))
+        assert sensor_id not in await read_register(settings.kafka, settings.topic(REGISTER_SENSORS))
 
         # The restarted process: a new relay drains what the dead one left behind.
-        producer = make_producer(settings.kafka_bootstrap, "register-restarted", linger_ms=0)
+        producer = make_producer(settings.kafka, "register-restarted", linger_ms=0)
         await producer.start()
         try:
             relay = OutboxRelay(pool, producer, settings.topic(REGISTER_SENSORS), "register/restarted")
@@ -119,7 +118,7 @@ async def test_reconciliation_re_enqueues_a_change_whose_outbox_row_was_lost(set
     pool = await create_pool(settings.database_url)
     try:
         await pool.execute("DELETE FROM register_outbox WHERE sensor_id = $1", sensor_id)
-        producer = make_producer(settings.kafka_bootstrap, "register-reconcile", linger_ms=0)
+        producer = make_producer(settings.kafka, "register-reconcile", linger_ms=0)
         await producer.start()
         try:
             relay = OutboxRelay(pool, producer, settings.topic(REGISTER_SENSORS), "register/reconcile")
@@ -182,7 +181,7 @@ async def test_a_delete_puts_a_tombstone_on_the_compacted_topic_and_a_rebuild_dr
     values = await consume_records(settings, deleted, lambda seen: None in seen)
     assert [v and (v["version"], v["status"]) for v in values] == [(1, "draft"), (2, "active"), None]
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = make_admin(settings.kafka)
     await admin.start()
     try:
         [described] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC,
@@ -192,7 +191,7 @@ async def test_a_delete_puts_a_tombstone_on_the_compacted_topic_and_a_rebuild_dr
         await admin.close()
     assert configs["cleanup.policy"] == "compact"  # so the tombstone eventually removes the key for good
 
-    register = await read_register(settings.kafka_bootstrap, settings.topic(REGISTER_SENSORS))
+    register = await read_register(settings.kafka, settings.topic(REGISTER_SENSORS))
     assert deleted not in register
     assert (register[kept].version, register[kept].status) == (2, SensorStatus.ACTIVE)
 

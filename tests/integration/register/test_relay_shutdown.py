@@ -50,7 +50,7 @@ async def relay_mid_pass(settings, organisation):
     broker send. Yields (relay, its task, the held producer, the pool, the sensor id)."""
     sensor_id = await _declared_with_relay_off(settings, organisation)
     pool = await create_pool(settings.database_url)
-    producer = make_producer(settings.kafka_bootstrap, f"register-shutdown-{sensor_id}", linger_ms=0)
+    producer = make_producer(settings.kafka, f"register-shutdown-{sensor_id}", linger_ms=0)
     await producer.start()
     try:
         held = HeldProducer(producer)

@@ -8,7 +8,7 @@ from tests.support.platform import running_services
 
 
 @pytest.fixture
-def live_services(kafka_bootstrap, fresh_database_url, kafka_topics, tmp_path):
+def live_services(kafka, fresh_database_url, kafka_topics, tmp_path):
     """Every platform service on an empty database of its own."""
-    with running_services(kafka_bootstrap, fresh_database_url, kafka_topics, tmp_path / "logs") as services:
+    with running_services(kafka, fresh_database_url, kafka_topics, tmp_path / "logs") as services:
         yield services

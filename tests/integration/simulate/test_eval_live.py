@@ -36,8 +36,8 @@ FAST_KINDS = {AlertKind.OVERFLOW, AlertKind.FIRE_RISK, AlertKind.ENERGY_OUTAGE, 
 
 
 @pytest.fixture
-def pipeline(kafka_bootstrap, database_url, kafka_topics, tmp_path):
-    with running_services(kafka_bootstrap, database_url, kafka_topics, tmp_path / "logs",
+def pipeline(kafka, database_url, kafka_topics, tmp_path):
+    with running_services(kafka, database_url, kafka_topics, tmp_path / "logs",
                           roles=("register", "ingest-http", "ingest-sink", "anomaly"),
                           env={"anomaly": {"CITYSTREAM_ANOMALY_TICK_INTERVAL_S": "1"}}) as services:  # silence timer
         yield services

@@ -35,6 +35,7 @@ def private_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "CITYSTREAM_DEV_STATE_DIR": str(tmp_path / "state"),
         "CITYSTREAM_DEV_KAFKA_PORT": str(free_port()),
         "CITYSTREAM_DEV_KAFKA_CONTROLLER_PORT": str(free_port()),
+        "CITYSTREAM_DEV_KAFKA_ANONYMOUS_PORT": str(free_port()),
         "CITYSTREAM_DEV_POSTGRES_PORT": str(free_port()),
     }
     return env | extra

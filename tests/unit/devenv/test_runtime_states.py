@@ -20,7 +20,8 @@ def isolated(tmp_path, **overrides) -> DevSettings:
     from tests.unit.devenv.test_cli_bad_input import free_port
 
     return DevSettings(cache_dir=tmp_path / "cache", state_dir=tmp_path / "state", kafka_port=free_port(),
-                       kafka_controller_port=free_port(), postgres_port=free_port(), **overrides)
+                       kafka_controller_port=free_port(), kafka_anonymous_port=free_port(), postgres_port=free_port(),
+                       **overrides)
 
 
 @pytest.fixture
