@@ -1,11 +1,12 @@
 """Admitted readings off `citystream.readings.<domain>.v1` → the fields the engine needs, with orjson and a plain
 check instead of a pydantic model per reading.
 
-The check accepts only what the domain's pydantic model (schemas/readings.py) accepts too: the keys the engine
-reads, their JSON types, the sensor-id pattern, timezone-aware ISO timestamps, and metric names of the domain. A
-record it cannot vouch for (strings where numbers belong, an unusual timestamp, a bad record) goes to the model,
-which either accepts it (the same fields result) or says which field is wrong for the rejection. So the worker
-judges and rejects exactly what it did with the model alone, at a fraction of the cost.
+The check covers what the engine reads, as the domain's pydantic model (schemas/readings.py) checks it: sensor id
+(pattern), seq (int range), observed_at (timezone-aware ISO timestamp), metric names of the domain with numeric
+values, and the domain; of `received_at` and `register_version`, which the engine does not read, only their JSON
+types (the gate that wrote the record validated them against the same contract). A record it cannot vouch for
+(strings where numbers belong, an unusual timestamp, a bad record) goes to the model, which either accepts it (the
+same fields result) or says which field is wrong for the rejection. It costs a few µs instead of ~15.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ METRIC_NAMES = {domain.value: frozenset(model.model_fields["metrics"].annotation
                 for domain, model in READING_MODEL_BY_DOMAIN.items()}
 _MODELS = {domain.value: model for domain, model in READING_MODEL_BY_DOMAIN.items()}
 _fromisoformat = datetime.fromisoformat
+_valid_ids: set[str] = set()  # sensor ids that matched the pattern (a city's worth; beyond that, start over)
+VALID_IDS_MAX = 1_000_000
 
 
 def _aware(text) -> datetime | None:
@@ -52,10 +55,16 @@ def fast(raw: bytes, domain: str) -> Fields | None:
     version = doc.get("register_version")
     if (type(sensor_id) is not str or type(seq) is not int or not 0 <= seq <= SEQ_MAX or type(metrics) is not dict
             or type(version) is not int or version < 1 or doc.get("domain", domain) != domain
-            or _sensor_id(sensor_id) is None):
+            or type(doc.get("received_at")) is not str):
         return None
+    if sensor_id not in _valid_ids:
+        if _sensor_id(sensor_id) is None:
+            return None
+        if len(_valid_ids) >= VALID_IDS_MAX:
+            _valid_ids.clear()
+        _valid_ids.add(sensor_id)
     observed = _aware(doc.get("observed_at"))
-    if observed is None or _aware(doc.get("received_at")) is None:
+    if observed is None:
         return None
     names = METRIC_NAMES[domain]
     values = {}

@@ -130,7 +130,7 @@ VARIANTS = [
     {"sensor_id": "Loop-1"}, {"sensor_id": "ab"}, {"sensor_id": None}, {"sensor_id": "loop-1\n"},
     {"observed_at": "2026-01-05T08:00:00"}, {"observed_at": "2026-01-05T08:00:00Z"},
     {"observed_at": "2026-01-05 08:00:00+01:00"}, {"observed_at": "2026-01-05"}, {"observed_at": 1767600000},
-    {"observed_at": "2026-01-05T08:00:00.123456789+02:00"}, {"received_at": "yesterday"},
+    {"observed_at": "2026-01-05T08:00:00.123456789+02:00"}, {"received_at": 5}, {"received_at": None},
     {"register_version": 0}, {"register_version": "1"}, {"domain": "energy"}, {"domain": None}, {"extra": [1]},
 ]
 
@@ -147,6 +147,15 @@ def test_the_plain_decode_accepts_exactly_what_the_model_accepts(changes):
     assert decode.fields(raw, "traffic") == by_model if by_model is not None else fast is None
     if not changes:
         assert fast is not None, "a plain admitted reading takes the fast path"
+
+
+def test_the_plain_decode_does_not_parse_what_the_engine_does_not_read():
+    """received_at is the gate's clock, validated by the gate against the same contract; the worker never reads
+    it, so only its JSON type is checked on the fast path."""
+    raw = orjson.dumps(reading(received_at="yesterday"))
+    with pytest.raises(ValidationError):
+        decode.checked(raw, "traffic")
+    assert decode.fast(raw, "traffic") == decode.checked(orjson.dumps(reading()), "traffic")
 
 
 def test_the_silence_scan_survives_a_state_it_cannot_use(memory_worker, monkeypatch):
