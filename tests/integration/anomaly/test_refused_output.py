@@ -32,9 +32,10 @@ async def test_a_refused_alert_stops_commits_and_turns_the_worker_not_ready(kafk
         await produce(kafka_bootstrap, waste, [("bin-ro-0001", reading("bin-ro-0001", 1, T0, "waste",
                                                                        fillingLevel=0.99))])
         deadline = time.monotonic() + 30
-        while (answer := httpx.get(f"http://127.0.0.1:{worker.port}/readyz", timeout=5)).status_code == 200:
-            assert time.monotonic() < deadline, "still ready after the alert was refused"
-            await asyncio.sleep(0.2)
+        async with httpx.AsyncClient(timeout=5) as client:
+            while (answer := await client.get(f"http://127.0.0.1:{worker.port}/readyz")).status_code == 200:
+                assert time.monotonic() < deadline, "still ready after the alert was refused"
+                await asyncio.sleep(0.2)
         assert answer.status_code == 503 and answer.json()["committing"] is False, answer.text
         await produce(kafka_bootstrap, waste, [("bin-ro-0002", reading("bin-ro-0002", 1, T0, "waste",
                                                                        fillingLevel=0.3))])
