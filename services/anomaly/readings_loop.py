@@ -75,16 +75,25 @@ class Checkpoint:
         self.lock = asyncio.Lock()
         self.offsets: dict[Partition, int] = {}  # readings judged, outputs acked → next offset, to commit
         self.held: list[Any] = []  # Faust events (ticks, actions) judged, outputs acked, to ack
+        self.in_flight: asyncio.Task | None = None  # the last readings batch's outputs, being acknowledged
         self.last = time.monotonic()
 
     def pending(self) -> bool:
-        return bool(self.offsets or self.held or self.states.dirty)
+        return bool(self.offsets or self.held or self.states.dirty or self.in_flight)
+
+    async def settle(self) -> None:
+        """Wait until the readings batch in flight is acknowledged (its offsets then wait for the flush); raises
+        SendFailed if its outputs were refused."""
+        task, self.in_flight = self.in_flight, None
+        if task is not None:
+            await task
 
     def due(self) -> bool:
         return self.pending() and time.monotonic() - self.last >= self.interval_s
 
     async def flush(self) -> None:
         """Write every changed state once and await the changelog's acks; then ack and commit. Hold `lock`."""
+        await self.settle()  # every state about to be written is one whose outputs are acknowledged
         if self.health.refused:
             return  # an output was refused for good: nothing may be committed past it
         drained, offsets, held = self.states.drain(), self.offsets, self.held
@@ -167,8 +176,12 @@ class ReadingsLoop:
         log.error("readings loop stopped: %s", self.health.refused)
 
     async def judge_batch(self, batch: dict) -> None:
-        """Judge every partition's records, send the outputs and await their acks; the batch then waits for the
-        next flush to be committed. Hold `checkpoint.lock`."""
+        """Judge every partition's records while the previous batch's outputs are being acknowledged (the broker's
+        time, not this process's CPU), then hand this batch's outputs over; once acknowledged, the batch waits for
+        the next flush to be committed. Hold `checkpoint.lock`.
+
+        Batches are handed over in order, and a flush first waits for the batch in flight: a state is never written
+        before the outputs of the readings that changed it are acknowledged."""
         producer = await self.producer()  # before judging: a judged batch must reach the broker or stop commits
         outbox, tally, now = Outbox(), Tally(), time.time()
         offsets: dict[Partition, int] = {}
@@ -179,6 +192,10 @@ class ReadingsLoop:
             last = records[-1].offset
             offsets[(tp.topic, tp.partition)] = last + 1
             self.progress.judged((tp.topic, tp.partition), last)  # judged, rejected or failed alike: done
+        await self.checkpoint.settle()
+        self.checkpoint.in_flight = asyncio.create_task(self._send(producer, outbox, offsets, tally))
+
+    async def _send(self, producer, outbox: Outbox, offsets: dict[Partition, int], tally: Tally) -> None:
         try:
             await outbox.send(producer)
         except SendFailed as problem:

@@ -125,6 +125,7 @@ async def test_a_kill_anywhere_and_a_restart_judge_every_reading_once_into_alert
         await first.step(flush=True)
     if kill_in == "judge":
         await first.step(flush=False)
+        await first.checkpoint.settle()  # its outputs are acknowledged; then the process is gone
     elif kill_in == "changelog":
         send_batch = producer.send_batch
 
@@ -162,10 +163,14 @@ async def test_records_fetched_before_a_rebalance_are_not_judged_and_what_was_ju
     log, events = stream(6), []
     producer, group = FakeProducer(log=events), FakeGroup(partitions(log), events)
     worker = MemoryWorker(log, group, producer, take=2)
-    await worker.step(flush=False)  # judged, outputs acked, not yet committed
+    await worker.step(flush=False)  # judged, outputs handed over, not yet committed
+    assert worker.checkpoint.in_flight is not None and not group.committed
+    await worker.checkpoint.settle()
     judged = dict(worker.checkpoint.offsets)
+    await worker.step(flush=False)  # the next batch is in flight when the rebalance begins
+    judged = {**judged, **{tp: len(records[:4]) for tp, records in log.partitions.items()}}
     await worker.loop.revoked()  # Faust's revoke callback
-    assert group.committed == judged, "the revoke wrote the states and committed what was judged"
+    assert group.committed == judged, "the revoke waited for the batch in flight, wrote the states, committed"
     batch = await worker.reader.getmany(timeout_ms=1, max_records=1000)
     assert batch and worker.loop.stale, "fetched after the revoke began: the loop drops it (run checks `stale`)"
     worker.loop.stale = False
