@@ -35,7 +35,7 @@ class AnomalySettings(CommonSettings):
                     "them this long). Faust's 60 s default is slow failover; below ~6 s a GC pause evicts workers.")
     resolve_after_s: float = Field(default=600.0, ge=0, validation_alias="CITYSTREAM_ANOMALY_RESOLVE_AFTER_S",
                                    description="Auto-resolve after the signal is back to normal this long.")
-    batch_max: int = Field(default=2000, ge=1, le=20_000, validation_alias="CITYSTREAM_ANOMALY_BATCH_MAX",
+    batch_max: int = Field(default=5000, ge=1, le=20_000, validation_alias="CITYSTREAM_ANOMALY_BATCH_MAX",
                            description="Most readings the readings loop fetches and judges per batch (and most "
                                        "ticks or actions an agent takes per batch).")
     batch_within_s: float = Field(
