@@ -177,8 +177,8 @@ producer = WorkerProducer()
 class ChangelogTables:
     """Sensor states straight to the tables' changelog topics through the worker's producer (partition = the
     readings partition of the sensor), and into the local table stores once acknowledged. The stores' persisted
-    changelog offsets are not advanced, so a restarted worker replays the (compacted) changelogs from their start:
-    a local RocksDB record is never newer than the changelog."""
+    changelog offsets stay where Faust's last recovery left them, so a restarted worker replays every record
+    written since; a local RocksDB record is never newer than the changelog."""
 
     def records(self, drained, outbox: Outbox) -> None:
         hot_topic = sensor_to_state.changelog_topic.get_topic_name()
