@@ -102,6 +102,6 @@ def score_command(
     database_url: Annotated[str | None, typer.Option(help="Default: CITYSTREAM_DATABASE_URL.")] = None,
 ) -> None:
     """Alias of `citystream eval --labels`: stored alerts and rejections against the labels of a run."""
-    from citystream.simulate.evalcli import score_labels
+    from services.anomaly.label_eval import score_labels
 
     raise typer.Exit(code=score_labels(labels, database_url, grace_s))

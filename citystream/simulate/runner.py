@@ -19,9 +19,9 @@ import httpx
 
 from citystream.simulate.badtraffic import EXPECTED_REASON, BadKind
 from citystream.simulate.clients import IngestClient, RegisterClient, wait_until_ready
-from citystream.simulate.labels import LabelWriter
 from citystream.simulate.model import CityModel, Reading, SimConfig
 from citystream.simulate.settings import SimulateSettings
+from services.anomaly.labels import LabelWriter
 
 log = logging.getLogger(__name__)
 TICK_S = 0.25

@@ -2,9 +2,15 @@
 operator commands from `citystream.alerts.actions.v1`. Per-sensor state lives in two changelog-backed tables,
 `sensor_to_state` (hot) and `sensor_to_baseline` (seasonal, when due; see state.py), cached by sensors.py and
 written once per sensor per flush; the register topic gives declared ranges and intervals. Web: /healthz, /readyz,
-/metrics. Agents judge batches (`take_events`); a batch's outputs are acknowledged before the next batch, and its
-readings are acked for commit only once their states are written (`flush_states`). A timer exports the consumer lag
-of the readings partitions (`citystream_anomaly_consumer_lag_records`, see lag.py).
+/metrics.
+
+The readings topics are judged in batches by `readings_loop` (a plain aiokafka fetch inside this app; Faust's
+per-message stream cost ~45 % of the worker's CPU): they stay in Faust's consumer group, so assignment and table
+recovery are Faust's, but Faust's fetcher leaves them to that loop (`ReadingsAsideConsumer`). Silence ticks and
+operator actions stay Faust agents. Every output goes through the worker's idempotent producer; a state reaches the
+changelog before the offsets of the readings (and the acks of the ticks and actions) that changed it
+(readings_loop.Checkpoint). A timer exports the consumer lag of the readings partitions
+(`citystream_anomaly_consumer_lag_records`, see lag.py).
 """
 
 from __future__ import annotations
@@ -15,25 +21,29 @@ import time
 import weakref
 
 import faust
+from faust.serializers import codecs
 from faust.streams import _current_event as current_event_var
-from pydantic import ValidationError
+from faust.transport.drivers.aiokafka import Consumer as FaustKafkaConsumer
+from faust.types import TP
 
 from schemas.alerts import AlertAction
 from schemas.common import Domain
-from schemas.readings import READING_MODEL_BY_DOMAIN
 from schemas.topics import ALERT_ACTIONS, ALERTS, REGISTER_SENSORS, REJECTED_READINGS, ROLLUPS_1M, readings_topic
-from services.anomaly import metrics, wire
-from services.anomaly.detectors import DEFAULT_PROFILE, Obs
+from services.anomaly import metrics
+from services.anomaly.detectors import DEFAULT_PROFILE
 from services.anomaly.engine import Engine, Outcome
+from services.anomaly.health import Health
+from services.anomaly.judge import BatchJudge, Outputs, Tally
 from services.anomaly.lag import BrokerOffsets, ConsumerProgress
 from services.anomaly.lifecycle import LifecycleConfig
-from services.anomaly.outbox import Outbox
+from services.anomaly.outbox import Outbox, SendFailed
+from services.anomaly.readings_loop import Checkpoint, ReadingsLoop, readings_partitions
 from services.anomaly.recovery import SEEK_FIRST_TABLE_MANAGER
 from services.anomaly.register_view import RegisterView
 from services.anomaly.sensors import SensorStates
 from services.anomaly.settings import AnomalySettings
-from services.anomaly.table_keys import tolerant_keys
-from services.common.kafka import faust_credentials
+from services.anomaly.table_keys import SENSOR_ID_KEYS, tolerant_keys
+from services.common.kafka import faust_credentials, make_consumer, make_producer
 from services.common.metrics import metrics_payload
 from services.common.production import refuse_development_secrets
 
@@ -41,17 +51,36 @@ log = logging.getLogger(__name__)
 settings = AnomalySettings()
 refuse_development_secrets(settings, unused={"database_url"})  # the worker has no database
 settings.datadir.mkdir(parents=True, exist_ok=True)  # Faust wants its data directory's parent to exist
+readings_topic_names = frozenset(settings.topic(readings_topic(d.value)) for d in Domain)
 
-app = faust.App(
+
+class ReadingsAsideConsumer(FaustKafkaConsumer):
+    """Faust's Kafka consumer, except that its fetcher never asks for the readings partitions: they stay assigned
+    to this member (so tables and recovery follow them) and `readings_loop` fetches them in batches."""
+
+    async def _getmany(self, active_partitions, timeout: float):
+        if active_partitions is not None:
+            active_partitions = {tp for tp in active_partitions if tp.topic not in readings_topic_names}
+            if not active_partitions:  # an empty set would fetch every partition
+                await asyncio.sleep(timeout)
+                return {}
+        return await super()._getmany(active_partitions, timeout)
+
+
+class WorkerApp(faust.App):
+    def _new_consumer(self):
+        self.transport.Consumer = ReadingsAsideConsumer
+        return super()._new_consumer()
+
+
+app = WorkerApp(
     settings.app_id, broker=f"kafka://{settings.kafka_bootstrap}", broker_credentials=faust_credentials(settings.kafka),
     store=settings.table_store(),
     datadir=str(settings.datadir.resolve()), web_port=settings.web_port, web_host=settings.web_host,
     topic_partitions=4, table_standby_replicas=0, consumer_auto_offset_reset="earliest", producer_acks=-1,
     web_in_thread=False, broker_session_timeout=settings.session_timeout_s,
     broker_heartbeat_interval=settings.session_timeout_s / 5,
-    # Throughput: the agents take batches (settings.batch_max), so fetch and produce in batches too.
-    broker_max_poll_records=settings.batch_max, producer_linger=settings.producer_linger_s,
-    producer_max_batch_size=512 * 1024,
+    broker_max_poll_records=settings.batch_max,
     # Stream partitions resume only after the seek to their committed offsets (faust-streaming/faust#596).
     TableManager=SEEK_FIRST_TABLE_MANAGER,
 )
@@ -64,12 +93,39 @@ sensor_to_baseline = tolerant_keys(app.Table("sensor_to_baseline", default=None,
 register = RegisterView()
 lifecycle_config = LifecycleConfig(resolve_after_s=settings.resolve_after_s)
 engines = {d.value: Engine(d.value, silence_k=settings.silence_k, lifecycle_config=lifecycle_config) for d in Domain}
+health = Health()
 
 
-def bind_event(event: faust.EventT) -> None:
-    """Faust tables take a write's partition (changelog and RocksDB) from the current event. A batch writes after
-    iterating its events, so each sensor is written in the context of the last event that changed it."""
-    current_event_var.set(weakref.ref(event))
+def bind_event(event) -> None:
+    """Faust tables take a write's partition (RocksDB) and a cache miss's partition from the current event: a
+    Faust event of the ticks or actions topic, or a `PartitionSource` of a readings partition (None: unbound)."""
+    current_event_var.set(None if event is None else weakref.ref(event))
+
+
+class PartitionSource:
+    """Stands in for a Faust event of a readings partition: what the tables read of it is `message.partition`."""
+
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.message = _PartitionMessage(topic, partition)
+
+
+class _PartitionMessage:
+    __slots__ = ("partition", "topic")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic, self.partition = topic, partition
+
+
+_sources: dict[tuple[str, int], PartitionSource] = {}
+
+
+def source_for(topic: str, partition: int) -> PartitionSource:
+    found = _sources.get((topic, partition))
+    if found is None:
+        found = _sources[topic, partition] = PartitionSource(topic, partition)
+    return found
 
 
 states = SensorStates(sensor_to_state, sensor_to_baseline, lambda domain: engines[domain].new_state(), bind_event)
@@ -83,49 +139,101 @@ alerts_topic, rollups_topic, rejected_topic = _topic(ALERTS), _topic(ROLLUPS_1M)
 actions_topic = _topic(ALERT_ACTIONS)
 ticks_topic = app.topic(f"{settings.app_id}-ticks", internal=True, partitions=4, key_serializer="raw",
                         value_serializer="raw")
-# Outputs go straight to the producer (services/anomaly/outbox.py): Topic.send's per-record overhead was most of
-# the worker's time. These topics exist already (the catalogue's, and the ticks topic Faust declares at start).
+# The readings topics are subscribed by the group (so Faust assigns them with the tables) but no agent reads them.
+for _domain in Domain:
+    app.topics.add(_topic(readings_topic(_domain.value)))
+# Outputs go straight to the worker's producer (services/anomaly/outbox.py). These topics exist already (the
+# catalogue's, and the ticks topic Faust declares at start).
 alerts_topic_name, rollups_topic_name = alerts_topic.get_topic_name(), rollups_topic.get_topic_name()
 rejected_topic_name, ticks_topic_name = rejected_topic.get_topic_name(), ticks_topic.get_topic_name()
+outputs = Outputs(alerts=alerts_topic_name, rollups=rollups_topic_name, rejected=rejected_topic_name,
+                  settings=settings)
+judge = BatchJudge(engines, states, register.profiles, outputs, source_for)
 
 
-def publish(outbox: Outbox, sensor_id: str, outcome: Outcome) -> None:
-    key = sensor_id.encode()
-    for event in outcome.events:
-        metrics.ALERT_EVENTS.labels(event.kind.value, event.event_type.value).inc()
-        outbox.add(alerts_topic_name, key, wire.dumps(event), wire.headers(ALERTS, event.event_id, settings, event))
-    for rollup in outcome.rollups:
-        metrics.ROLLUPS.inc()
-        outbox.add(rollups_topic_name, key, wire.dumps(rollup), wire.headers(ROLLUPS_1M, None, settings))
+class WorkerProducer:
+    """The worker's idempotent producer (acks=all), started on first use: aiokafka wants the running loop."""
+
+    def __init__(self) -> None:
+        self.producer = None
+        self.lock = asyncio.Lock()
+
+    async def __call__(self):
+        if self.producer is None:
+            async with self.lock:
+                if self.producer is None:
+                    producer = make_producer(settings.kafka, f"{settings.app_id}-worker",
+                                             linger_ms=int(settings.producer_linger_s * 1000))
+                    await producer.start()
+                    self.producer = producer
+        return self.producer
+
+    async def stop(self) -> None:
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            await producer.stop()
 
 
-def judge_reading(domain: str, event: faust.EventT, outbox: Outbox) -> None:
-    message = event.message
-    # Judged, rejected or failed alike, nothing is left to do for this offset (Faust's TP is this tuple).
-    progress.judged((message.topic, message.partition), message.offset)
-    try:
-        reading = READING_MODEL_BY_DOMAIN[Domain(domain)].model_validate_json(message.value)
-    except (ValueError, ValidationError) as problem:
-        metrics.REJECTED.labels(domain).inc()
-        rejection = wire.rejection(message.value, problem, domain, message.topic, message.partition, message.offset,
-                                   message.timestamp)
-        outbox.add(rejected_topic_name, message.key, wire.dumps(rejection),
-                   wire.headers(REJECTED_READINGS, rejection.event_id, settings))
-        log.warning("rejected %s[%s]@%s: %s", message.topic, message.partition, message.offset, rejection.detail)
-        return
-    sensor_id = reading.sensor_id
-    engine = engines[domain]
-    state = states.get(sensor_id, message.partition, domain)
-    values = {name: value for name, value in reading.metrics.model_dump().items() if value is not None}
-    obs = Obs(sensor_id, reading.seq, reading.observed_at.timestamp(), values)
-    outcome = engine.observe(state, obs, register.profiles.get(sensor_id, DEFAULT_PROFILE), arrival=time.time())
-    metrics.READINGS.labels(domain).inc()
-    if not outcome.duplicate:
-        states.touch(sensor_id, state, obs.t, event)
-        publish(outbox, sensor_id, outcome)
+producer = WorkerProducer()
 
 
-def apply_action(event: faust.EventT, outbox: Outbox) -> None:
+class ChangelogTables:
+    """Sensor states straight to the tables' changelog topics through the worker's producer (partition = the
+    readings partition of the sensor), and into the local table stores once acknowledged. The stores' persisted
+    changelog offsets stay where Faust's last recovery left them, so a restarted worker replays every record
+    written since; a local RocksDB record is never newer than the changelog."""
+
+    def records(self, drained, outbox: Outbox) -> None:
+        hot_topic = sensor_to_state.changelog_topic.get_topic_name()
+        seasonal_topic = sensor_to_baseline.changelog_topic.get_topic_name()
+        for sensor_id, hot, seasonal, source in drained:
+            key, partition = _changelog_key(sensor_id), source.message.partition
+            outbox.add(hot_topic, key, hot, partition=partition)
+            if seasonal is not None:
+                outbox.add(seasonal_topic, key, seasonal, partition=partition)
+
+    def apply(self, drained) -> None:
+        hot_store, seasonal_store = sensor_to_state.data, sensor_to_baseline.data
+        try:
+            for sensor_id, hot, seasonal, source in drained:
+                bind_event(source)  # RocksDB stores a key in its partition's database
+                hot_store[sensor_id] = hot
+                if seasonal is not None:
+                    seasonal_store[sensor_id] = seasonal
+        finally:
+            bind_event(None)
+
+
+def _changelog_key(sensor_id: str) -> bytes:
+    return codecs.dumps(SENSOR_ID_KEYS, sensor_id)  # as the tables' changelogs key it (table_keys.py)
+
+
+class FaustGroup:
+    """The loop's view of Faust's consumer group."""
+
+    def ready_assignment(self):
+        if not app.tables.recovery.completed.is_set() or app.rebalancing:
+            return None
+        return readings_partitions(app.consumer.assignment(), readings_topic_names)
+
+    async def commit(self, offsets) -> None:
+        # Through the group's member: the broker refuses a commit of a generation that is over.
+        if not await app.consumer._commit({TP(topic, partition): offset
+                                           for (topic, partition), offset in offsets.items()}):
+            log.warning("readings offsets not committed (rebalanced meanwhile); their next owner judges them "
+                        "against the states written before: %s", offsets)
+
+    async def resume_offsets(self, partitions):
+        return await broker_offsets.resume_offsets(partitions)
+
+
+progress = ConsumerProgress()
+broker_offsets = BrokerOffsets(settings.kafka, settings.app_id, settings.lag_interval_s)
+checkpoint = Checkpoint(states, ChangelogTables(), FaustGroup(), health, producer, settings.flush_interval_s)
+TAKE_WAIT_MS = max(1, int(settings.batch_within_s * 1000))
+
+
+def apply_action(event: faust.EventT, outbox: Outbox, tally: Tally) -> None:
     message = event.message
     action = AlertAction.model_validate_json(message.value)
     state = states.get(action.sensor_id, message.partition)
@@ -135,10 +243,10 @@ def apply_action(event: faust.EventT, outbox: Outbox) -> None:
     outcome = Outcome(events=engines[state["dom"]].apply_action(state, action))
     if outcome.events:
         states.touch(action.sensor_id, state, None, event)
-        publish(outbox, action.sensor_id, outcome)
+        judge.publish(outbox, action.sensor_id, outcome, tally)
 
 
-def tick(event: faust.EventT, outbox: Outbox) -> None:
+def tick(event: faust.EventT, outbox: Outbox, tally: Tally) -> None:
     message = event.message
     sensor_id, now = message.key.decode(), float(message.value)
     state = states.get(sensor_id, message.partition)
@@ -147,102 +255,50 @@ def tick(event: faust.EventT, outbox: Outbox) -> None:
     outcome = engines[state["dom"]].tick(state, sensor_id, now, register.profiles.get(sensor_id, DEFAULT_PROFILE))
     if outcome.events or outcome.rollups:
         states.touch(sensor_id, state, None, event)
-        publish(outbox, sensor_id, outcome)
+        judge.publish(outbox, sensor_id, outcome, tally)
 
 
-held: list[faust.EventT] = []  # judged events whose acks wait for their sensors' states to be written
-last_flush = time.monotonic()
-
-
-def flush_states() -> None:
-    """Write every changed sensor once, then ack the events judged since the last flush.
-
-    The acks are held until then because Faust commits only acked offsets: a committed reading always has its
-    state in the changelog, so a restart after `kill -9` never skips a reading whose state was lost."""
-    global last_flush
-    token = current_event_var.set(None)
-    try:
-        states.flush()
-    finally:
-        current_event_var.reset(token)
-    events = held[:]
-    held.clear()
-    for event in events:
-        event.ack()
-    last_flush = time.monotonic()
-
-
-async def judge_batch(stage: str, events: list[faust.EventT], handle) -> None:
-    """Judge a batch message by message, send the outputs and await their acks; states are written by
-    `flush_states` (at most every `flush_interval_s`). One message's failure is logged and the batch carries on."""
-    outbox = Outbox()
-    token = current_event_var.set(None)
-    try:
-        for event in events:
-            event.message.incref()  # the take loop's ack must not be the last one: flush_states acks
-            held.append(event)
-            bind_event(event)  # table reads on a cache miss look in this event's partition
-            try:
-                handle(event, outbox)
-            except Exception:  # one sensor's failure must never stall the partition
-                m = event.message
-                metrics.ERRORS.labels(stage).inc()
-                log.exception("%s failed on %s[%s]@%s key %r", stage, m.topic, m.partition, m.offset, m.key)
-    finally:
-        current_event_var.reset(token)
-    await outbox.send(app.producer)
-    if time.monotonic() - last_flush >= settings.flush_interval_s:
-        flush_states()
-
-
-async def flush_quiet_states() -> None:
-    """Flushes when no batch comes: a quiet stream, or a rebalance or shutdown waiting for every held ack. A plain
-    asyncio task, not a Faust timer: Faust stops its timers before the shutdown waits for the acks."""
-    while True:
-        await asyncio.sleep(settings.flush_interval_s / 4)
+async def judge_events(stage: str, events: list[faust.EventT], handle) -> None:
+    """Judge a batch of ticks or actions and await its outputs' acks; the events are acked by the next flush
+    (after their states are written). One message's failure is logged and the batch carries on."""
+    outbox, tally = Outbox(), Tally()
+    async with checkpoint.lock:
+        if health.refused:
+            return  # never acked: not committed, read again after a restart
+        the_producer = await producer()
         try:
-            if held and time.monotonic() - last_flush >= settings.flush_interval_s:
-                flush_states()
-        except Exception:
-            metrics.ERRORS.labels("flush").inc()
-            log.exception("flushing sensor states failed; retrying")
-
-
-background_tasks: set[asyncio.Task] = set()
-
-
-@app.task
-async def start_flushing() -> None:
-    task = asyncio.get_running_loop().create_task(flush_quiet_states())
-    background_tasks.add(task)  # the loop keeps only a weak reference
-
-
-def _detect(domain: str):
-    def handle(event: faust.EventT, outbox: Outbox) -> None:
-        judge_reading(domain, event, outbox)
-
-    async def detect_anomalies(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
-            await judge_batch("reading", events, handle)
-
-    detect_anomalies.__name__ = f"detect_anomalies_{domain}"
-    return app.agent(_topic(readings_topic(domain)), name=f"detect_anomalies_{domain}")(detect_anomalies)
-
-
-detect_agents = {d.value: _detect(d.value) for d in Domain}
+            for event in events:
+                event.message.incref()  # the take loop's ack must not be the last one: the flush acks
+                bind_event(event)  # table reads on a cache miss look in this event's partition
+                try:
+                    handle(event, outbox, tally)
+                except Exception:  # one sensor's failure must never stall the partition
+                    m = event.message
+                    tally.errors[stage] += 1
+                    log.exception("%s failed on %s[%s]@%s key %r", stage, m.topic, m.partition, m.offset, m.key)
+        finally:
+            bind_event(None)
+        try:
+            await outbox.send(the_producer)
+        except SendFailed as problem:
+            health.refuse(f"{stage} outputs refused: {problem}")
+            return
+        finally:
+            tally.export()
+        checkpoint.held.extend(events)
 
 
 @app.agent(actions_topic)
 async def apply_operator_actions(stream: faust.StreamT) -> None:
     async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
-        await judge_batch("action", events, apply_action)
+        await judge_events("action", events, apply_action)
 
 
 @app.agent(ticks_topic)
 async def check_silence(stream: faust.StreamT) -> None:
     """Timer work runs here, on the partition that owns the sensor, so table writes land in its changelog."""
     async for events in stream.take_events(settings.batch_max, within=settings.batch_within_s):
-        await judge_batch("tick", events, tick)
+        await judge_events("tick", events, tick)
 
 
 @app.timer(settings.tick_interval_s)
@@ -250,7 +306,10 @@ async def find_due_sensors() -> None:
     """Tables cannot be written from a timer, so due sensors get a tick record keyed like their readings."""
     outbox = Outbox()
     queue_due_ticks(time.time(), outbox)
-    await outbox.send(app.producer)
+    try:
+        await outbox.send(await producer())
+    except SendFailed as problem:  # a lost tick is found due again by the next scan: nothing to stop for
+        log.warning("silence ticks not sent: %s", problem)
 
 
 def queue_due_ticks(now: float, outbox: Outbox) -> None:
@@ -266,7 +325,36 @@ def queue_due_ticks(now: float, outbox: Outbox) -> None:
             log.exception("silence scan failed on sensor %r; the others are still scanned", sensor_id)
 
 
-readings_topic_names = frozenset(settings.topic(readings_topic(d.value)) for d in Domain)
+background_tasks: set[asyncio.Task] = set()
+loop_holder: dict[str, ReadingsLoop] = {}
+
+
+@app.task
+async def judge_readings() -> None:
+    """The readings hot path (readings_loop), with the flusher that writes states when no batch comes (a plain
+    asyncio task, not a Faust timer: Faust stops its timers before a shutdown waits for the held acks)."""
+    flusher = asyncio.get_running_loop().create_task(checkpoint.flush_when_quiet())
+    background_tasks.add(flusher)  # the loop keeps only a weak reference
+    reader = make_consumer(settings.kafka, None, client_id=f"{settings.app_id}-readings",
+                           max_poll_records=settings.batch_max)
+    await reader.start()
+    loop = loop_holder["loop"] = ReadingsLoop(
+        reader, FaustGroup(), judge, checkpoint, health, producer, progress,
+        {settings.topic(readings_topic(d.value)): d.value for d in Domain},
+        take_max=settings.batch_max, take_wait_ms=TAKE_WAIT_MS)
+    try:
+        await loop.run()
+    finally:
+        await reader.stop()
+
+
+@app.on_partitions_revoked.connect
+async def finish_revoked_readings(app: faust.App, revoked: set, **kwargs) -> None:
+    loop = loop_holder.get("loop")
+    if loop is not None:
+        await loop.revoked()
+
+
 progress = ConsumerProgress()
 broker_offsets = BrokerOffsets(settings.kafka, settings.app_id, settings.lag_interval_s)
 lag_series: set[tuple[str, str]] = set()  # (topic, partition) label values currently exported
@@ -312,6 +400,13 @@ async def export_consumer_lag() -> None:
 
 @app.on_before_shutdown.connect
 async def close_offset_clients(app: faust.App, **kwargs) -> None:
+    try:  # what is judged is written and committed: a restart reads less again
+        async with checkpoint.lock:
+            await checkpoint.flush()
+    except Exception:
+        log.warning("last flush at shutdown failed; the uncommitted readings are judged again after a restart",
+                    exc_info=True)
+    await producer.stop()
     await broker_offsets.stop()
 
 
@@ -331,13 +426,15 @@ async def healthz(web, request):
 @app.page("/readyz")
 async def readyz(web, request):
     """The readiness contract (services/common/readiness.py): tables recovered from their changelogs, no
-    rebalance in progress, the register view caught up."""
+    rebalance in progress, the register view caught up, and every output the broker refused so far none (a refused
+    output stops the commits: services/anomaly/health.py)."""
     from services.common.readiness import check, readiness
 
     body, status = readiness({
         "tables": check(app.tables.recovery.completed.is_set(), "recovered", "recovering"),
         "rebalance": check(not app.rebalancing, "settled", "rebalancing"),
-        "register": check(register_follower.caught_up.is_set(), "caught_up", "catching_up")})
+        "register": check(register_follower.caught_up.is_set(), "caught_up", "catching_up"),
+        "committing": check(health.refused is None, "committing", "output_refused")})
     return web.json(body, status=status)
 
 

@@ -30,7 +30,7 @@ def evaluate_command(
 
     With --labels: precision, recall and delay of the platform's stored alerts against a simulator run's labels."""
     if labels is not None:
-        from citystream.simulate.evalcli import score_labels
+        from services.anomaly.label_eval import score_labels
 
         raise typer.Exit(code=score_labels(labels, database_url, grace_s))
     from services.anomaly import evaluate, report

@@ -1,9 +1,10 @@
 """`python -m services.anomaly.loadprobe`: throughput and probe→alert latency of the anomaly worker on the real broker.
 
-A benchmark, not a test. On a fresh topic prefix it (1) produces a backlog of N traffic readings for M sensors to
-`citystream.readings.traffic.v1`, (2) reads that backlog with a plain aiokafka consumer (the raw ceiling), (3) runs
+A benchmark, not a test. On a fresh topic prefix it (1) produces a backlog of N readings of M sensors, split evenly
+over the three readings topics (traffic loops, energy meters, waste bins; `--domains` picks fewer), (2) reads that
+backlog with a plain aiokafka consumer (the raw ceiling), (3) runs
 `python -m services.anomaly worker` as a subprocess and times how fast its `citystream_anomaly_readings_total`
-counter drains the backlog, and (4) paces traffic readings at a fixed rate while waste probe bins overflow
+counter drains the backlog (and its CPU per reading, from /proc), and (4) paces traffic readings at a fixed rate while waste probe bins overflow
 (fillingLevel 0.97 after a 0.3 reading) and times each probe's produce → `opened` overflow alert on
 `citystream.alerts.v1`. Prints one table and, last, one JSON line.
 """
@@ -50,15 +51,31 @@ def _traffic(sensor: int, seq: int, t: float) -> tuple[bytes, bytes]:
         "intensity": intensity + seq % 7, "occupancy": occupancy, "averageVehicleSpeed": speed - seq % 5})
 
 
+def _energy(sensor: int, seq: int, t: float) -> tuple[bytes, bytes]:
+    sensor_id = f"meter-lp-{sensor:05d}"
+    return sensor_id.encode(), _reading(sensor_id, seq, t, "energy", {
+        "activePower": 20.0 + (sensor + seq) % 5 * 0.3, "voltage": 230.0 + seq % 3, "current": 8.5 + seq % 4 * 0.1,
+        "powerFactor": 0.95})
+
+
+def _waste(sensor: int, seq: int, t: float) -> tuple[bytes, bytes]:
+    sensor_id = f"bin-lp-{sensor:05d}"
+    return sensor_id.encode(), _reading(sensor_id, seq, t, "waste", {
+        "fillingLevel": 0.3 + (sensor + seq) % 7 * 0.01, "temperature": 12.0 + seq % 3 * 0.5})
+
+
+GENERATORS = {"traffic": _traffic, "energy": _energy, "waste": _waste}
+
+
 async def _produce(producer, topic: str, records: list[tuple[bytes, bytes]]) -> None:
     headers = make_headers(topic, "loadprobe")
     futures = [await producer.send(topic, value, key=key, headers=headers) for key, value in records]
     await asyncio.gather(*futures)
 
 
-async def raw_ceiling(bootstrap: KafkaAccess, topic: str, expected: int) -> float:
+async def raw_ceiling(bootstrap: KafkaAccess, topics: list[str], expected: int) -> float:
     """Readings/s of a plain aiokafka consumer reading the backlog (records fetched and JSON-decoded, nothing else)."""
-    consumer = AIOKafkaConsumer(topic, **bootstrap.client_options(), group_id=None, auto_offset_reset="earliest",
+    consumer = AIOKafkaConsumer(*topics, **bootstrap.client_options(), group_id=None, auto_offset_reset="earliest",
                                 enable_auto_commit=False, max_poll_records=5000)
     await consumer.start()
     try:
@@ -240,19 +257,21 @@ def percentile(values: list[float], q: float) -> float | None:
 async def run(args: argparse.Namespace) -> dict:
     prefix = f"loadprobe-{uuid.uuid4().hex[:8]}."
     await create_topics(args.bootstrap, prefix=prefix)
-    traffic = prefix + readings_topic("traffic")
+    domains = args.domains.split(",")
     t0 = time.time() - 86_400
     producer = make_producer(args.bootstrap, "loadprobe", linger_ms=20)
     await producer.start()
+    sensors = max(1, args.sensors // len(domains))  # per domain
+    per_sensor = args.readings // (sensors * len(domains))
     try:
-        per_sensor = args.readings // args.sensors
         for seq in range(1, per_sensor + 1):
-            await _produce(producer, traffic, [_traffic(s, seq, t0 + seq * args.interval_s)
-                                              for s in range(args.sensors)])
+            for domain in domains:
+                await _produce(producer, prefix + readings_topic(domain),
+                               [GENERATORS[domain](s, seq, t0 + seq * args.interval_s) for s in range(sensors)])
     finally:
         await producer.stop()
-    backlog = per_sensor * args.sensors
-    ceiling = await raw_ceiling(args.bootstrap, traffic, backlog)
+    backlog = per_sensor * sensors * len(domains)
+    ceiling = await raw_ceiling(args.bootstrap, [prefix + readings_topic(d) for d in domains], backlog)
     with tempfile.TemporaryDirectory(prefix="cs-loadprobe-") as workdir:
         worker = WorkerProcess(args.bootstrap, prefix, Path(workdir), args.profile, Path(args.worker_root))
         try:
@@ -267,7 +286,8 @@ async def run(args: argparse.Namespace) -> dict:
             kept_log.write_bytes(worker.log_path.read_bytes())
             await delete_topics(args.bootstrap, prefix, worker.env["CITYSTREAM_ANOMALY_APP_ID"] + "-")
     lat = paced.pop("latencies_ms")
-    return {"topic_prefix": prefix, "worker_log": str(kept_log), "worker_root": args.worker_root, "sensors": args.sensors,
+    return {"topic_prefix": prefix, "worker_log": str(kept_log), "worker_root": args.worker_root,
+            "domains": args.domains, "sensors": sensors * len(domains),
             "interval_s": args.interval_s, "backlog_readings": backlog,
             "raw_ceiling_readings_per_s": round(ceiling), "worker_readings_per_s": round(rate, 1),
             "worker_ratio_to_ceiling": round(rate / ceiling, 3),
@@ -280,7 +300,8 @@ async def run(args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", default=os.environ.get("CITYSTREAM_KAFKA_BOOTSTRAP", "127.0.0.1:19092"))
-    parser.add_argument("--sensors", type=int, default=500)
+    parser.add_argument("--sensors", type=int, default=500, help="in all, split evenly over the domains")
+    parser.add_argument("--domains", default="traffic,energy,waste", help="readings topics of the backlog")
     parser.add_argument("--readings", type=int, default=100_000)
     parser.add_argument("--rate", type=float, default=7000.0, help="paced traffic readings/s during the probes")
     parser.add_argument("--probes", type=int, default=20)

@@ -10,6 +10,9 @@ stall at a gap (faust-streaming/faust#596; tests/integration/test_faust_restart_
 double-counted records in 5 of 6 runs with the stock recovery on 2026-12-01, none in 6 with this one). With the
 partitions paused until the end, the first record any agent sees is the committed one.
 
+Readings no longer go through a Faust stream (services/anomaly/readings_loop.py fetches them itself, from the
+committed offsets, once recovery is complete); the silence ticks and operator actions still do, so this stays.
+
 The two methods below are Faust's own, step for step, except for that order. The app opts in with
 `TableManager=SEEK_FIRST_TABLE_MANAGER`. tests/unit/anomaly/test_seek_first_recovery.py checks the order, and
 fails if a Faust upgrade changes the methods this copies.

@@ -117,15 +117,23 @@ class SensorStates:
         else:
             entry[1], entry[2] = entry[1] or due, source
 
-    def flush(self) -> int:
-        """Write every touched sensor once (hot part; seasonal part when due). Returns how many were written."""
+    def drain(self) -> list[tuple[str, bytes, bytes | None, Any]]:
+        """Encode every touched sensor once and clear the marks: (sensor, hot part, seasonal part when due, source).
+
+        Encoded at once, so what is written is the state as of this call, whatever is judged while it is sent."""
         dirty, self.dirty = self.dirty, {}
-        for sensor_id, (state, due, source) in dirty.items():
+        return [(sensor_id, codec.encode_hot(state), codec.encode_seasonal(state["b"]) if due else None, source)
+                for sensor_id, (state, due, source) in dirty.items()]
+
+    def flush(self) -> int:
+        """Write every touched sensor to the tables once (hot part; seasonal part when due). Returns how many."""
+        drained = self.drain()
+        for sensor_id, hot, seasonal, source in drained:
             self.bind(source)
-            self.hot_table[sensor_id] = codec.encode_hot(state)
-            if due:
-                self.baseline_table[sensor_id] = codec.encode_seasonal(state["b"])
-        return len(dirty)
+            self.hot_table[sensor_id] = hot
+            if seasonal is not None:
+                self.baseline_table[sensor_id] = seasonal
+        return len(drained)
 
     def save(self, sensor_id: str, state: dict, t: float | None) -> None:
         """Persist at once: the hot part; the seasonal part too if a reading at `t` makes it due."""

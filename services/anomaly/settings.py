@@ -36,12 +36,12 @@ class AnomalySettings(CommonSettings):
                     "them this long). Faust's 60 s default is slow failover; below ~6 s a GC pause evicts workers.")
     resolve_after_s: float = Field(default=600.0, ge=0, validation_alias="CITYSTREAM_ANOMALY_RESOLVE_AFTER_S",
                                    description="Auto-resolve after the signal is back to normal this long.")
-    batch_max: int = Field(default=2000, ge=1, le=20_000, validation_alias="CITYSTREAM_ANOMALY_BATCH_MAX",
-                           description="Most readings an agent judges per batch (each changed sensor is written "
-                                       "once per batch).")
+    batch_max: int = Field(default=5000, ge=1, le=20_000, validation_alias="CITYSTREAM_ANOMALY_BATCH_MAX",
+                           description="Most readings the readings loop fetches and judges per batch (and most "
+                                       "ticks or actions an agent takes per batch).")
     batch_within_s: float = Field(
         default=0.05, gt=0, le=5, validation_alias="CITYSTREAM_ANOMALY_BATCH_WITHIN_S",
-        description="Longest a reading waits for its batch to fill: the latency a quiet stream pays per reading.")
+        description="Longest a fetch waits for its batch to fill: the latency a quiet stream pays per reading.")
     flush_interval_s: float = Field(
         default=1.0, gt=0, le=10, validation_alias="CITYSTREAM_ANOMALY_FLUSH_INTERVAL_S",
         description="How often changed sensor states are written to the changelog tables (once per sensor), after "
@@ -50,7 +50,8 @@ class AnomalySettings(CommonSettings):
         default=2.0, gt=0, le=60, validation_alias="CITYSTREAM_ANOMALY_LAG_INTERVAL_S",
         description="How often citystream_anomaly_consumer_lag_records is updated (one ListOffsets request).")
     producer_linger_s: float = Field(default=0.005, ge=0, le=1, validation_alias="CITYSTREAM_ANOMALY_PRODUCER_LINGER_S",
-                                     description="Producer linger: records of a batch share requests.")
+                                     description="Linger of the worker's producer (outputs and changelog records "
+                                                 "are appended to per-partition batches already).")
 
     event_loop: str = Field(
         default="", pattern="^(|uvloop|asyncio)$", validation_alias="CITYSTREAM_ANOMALY_EVENT_LOOP",

@@ -1,39 +1,16 @@
-"""Gate records → one aiokafka record batch per topic partition (`create_batch` / `send_batch`), partitioned exactly
-as aiokafka's DefaultPartitioner and the Java client do (murmur2 of the key), with the key's hash remembered.
-
-Why: `producer.send()` per record costs ~20 µs of Python (pure-Python murmur2, a future, a coroutine and metadata
-look-ups per record); appending to a batch we hold costs a few µs, and one future per partition is awaited.
+"""Gate records → one aiokafka record batch per topic partition (`create_batch` / `send_batch`), partitioned as
+DefaultPartitioner does (services/common/kafka_batches.py, shared with the anomaly worker).
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Callable, Sequence
 
-from aiokafka.partitioner import murmur2
-
+from services.common.kafka_batches import key_hash, partition_of
 from services.ingest.records import OutRecord
 
-_KEY_HASHES: dict[bytes, int] = {}
-KEY_HASHES_MAX = 1_000_000  # sensor ids are the keys: a city's worth fits; beyond that, start over
-
-
-def key_hash(key: bytes) -> int:
-    """murmur2(key) & 0x7fffffff, as DefaultPartitioner computes it, memoised per key."""
-    found = _KEY_HASHES.get(key)
-    if found is None:
-        if len(_KEY_HASHES) >= KEY_HASHES_MAX:
-            _KEY_HASHES.clear()
-        found = _KEY_HASHES[key] = murmur2(key) & 0x7FFFFFFF
-    return found
-
-
-def partition_of(key: bytes | None, partitions: Sequence[int]) -> int:
-    """The partition DefaultPartitioner picks: by key hash; a record without key goes to a random one."""
-    if key is None:
-        return random.choice(partitions)
-    return partitions[key_hash(key) % len(partitions)]
+__all__ = ["GroupSender", "key_hash", "partition_of", "send_batched"]
 
 
 async def send_batched(producer, records: Sequence[OutRecord], topic_of: Callable[[str], str],

@@ -9,13 +9,13 @@ import time
 from collections import defaultdict
 
 import httpx
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.headers import make_headers
 from schemas.topics import ALERTS, readings_topic
 from services.common import jsonwire
-from services.common.kafka import make_producer
+from services.common.kafka import make_admin, make_producer
+from services.common.settings import KafkaAccess
 from tests.integration.anomaly.worker import (
     Worker,
     consume_until,
@@ -83,9 +83,9 @@ async def wait_held(workers: list[Worker], topic: str, timeout_s: float = 60) ->
         await asyncio.sleep(0.5)
 
 
-async def committed_by_partition(bootstrap: str, group_id: str, topic: str) -> dict[int, int]:
+async def committed_by_partition(kafka: KafkaAccess, group_id: str, topic: str) -> dict[int, int]:
     """The group's committed offset per partition of `topic` (a record's offset + 1: records done there)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = make_admin(kafka, request_timeout_ms=10_000)
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group_id)
@@ -98,11 +98,11 @@ def opened(events: list[dict], sensors: list[str]) -> list[dict]:
     return [e for e in events if e["event_type"] == "opened" and e["sensor_id"] in sensors]
 
 
-async def test_killing_one_of_two_workers_loses_no_probe_baseline_or_alert(kafka_bootstrap, kafka_topics, tmp_path,
+async def test_killing_one_of_two_workers_loses_no_probe_baseline_or_alert(kafka, kafka_topics, tmp_path,
                                                                          anomaly_app_id):
     energy, waste, alerts = (kafka_topics + readings_topic("energy"), kafka_topics + readings_topic("waste"),
                              kafka_topics + ALERTS)
-    workers = [Worker(kafka_bootstrap, kafka_topics, anomaly_app_id, tmp_path / f"worker{n}.log", **ENV)
+    workers = [Worker(kafka, kafka_topics, anomaly_app_id, tmp_path / f"worker{n}.log", **ENV)
                for n in range(2)]
     try:
         for worker in workers:
@@ -112,10 +112,10 @@ async def test_killing_one_of_two_workers_loses_no_probe_baseline_or_alert(kafka
         # Learn: 40 normal readings per meter, a first (normal) level per bin, all committed, so what the
         # survivor knows of the moved sensors can only come from the changelogs.
         history = [(m, reading(m, i, T0 + i * 300, "energy", activePower=power(i))) for i in range(40) for m in METERS]
-        await produce(kafka_bootstrap, energy, history)
-        await produce(kafka_bootstrap, waste, [(b, reading(b, 1, T0, "waste", fillingLevel=0.3)) for b in BINS])
-        await wait_committed(kafka_bootstrap, anomaly_app_id, energy, len(history))
-        await wait_committed(kafka_bootstrap, anomaly_app_id, waste, len(BINS))
+        await produce(kafka, energy, history)
+        await produce(kafka, waste, [(b, reading(b, 1, T0, "waste", fillingLevel=0.3)) for b in BINS])
+        await wait_committed(kafka, anomaly_app_id, energy, len(history))
+        await wait_committed(kafka, anomaly_app_id, waste, len(BINS))
         assert await wait_held(workers, energy, timeout_s=30) == held, "no rebalance while learning"
 
         victim, survivor = workers[1], workers[0]
@@ -125,7 +125,7 @@ async def test_killing_one_of_two_workers_loses_no_probe_baseline_or_alert(kafka
         assert moved_meters and moved_bins  # by construction: sensors on every partition
 
         # The probes: every bin overflows; the victim dies as soon as the broker has them.
-        producer = make_producer(kafka_bootstrap, "kill-test")
+        producer = make_producer(kafka, "kill-test")
         await producer.start()
         try:
             sends = [await producer.send(waste, jsonwire.dumps(reading(b, 2, T0 + 300, "waste", fillingLevel=0.97)),
@@ -134,7 +134,7 @@ async def test_killing_one_of_two_workers_loses_no_probe_baseline_or_alert(kafka
         finally:
             await producer.stop()
         victim.kill9()
-        committed_at_kill = await committed_by_partition(kafka_bootstrap, anomaly_app_id, waste)
+        committed_at_kill = await committed_by_partition(kafka, anomaly_app_id, waste)
         # Each moved bin has two readings on its partition: the first level (committed) and the probe.
         assert sum(committed_at_kill.get(p, 0) for p in moved) < 2 * len(moved_bins), \
             f"probes on the killed worker's partitions were still pending at the kill: {committed_at_kill}"
@@ -143,16 +143,16 @@ async def test_killing_one_of_two_workers_loses_no_probe_baseline_or_alert(kafka
         # against a learned baseline.
         after = [(m, reading(m, i, T0 + i * 300, "energy", activePower=power(i))) for i in range(40, 45) for m in METERS]
         drop = [(m, reading(m, 45, T0 + 45 * 300, "energy", activePower=0.0)) for m in METERS]
-        await produce(kafka_bootstrap, energy, after + drop)
+        await produce(kafka, energy, after + drop)
         events = await consume_until(
-            kafka_bootstrap, alerts,
+            kafka, alerts,
             lambda ev: {e["sensor_id"] for e in opened(ev, BINS)} == set(BINS)
             and {e["sensor_id"] for e in opened(ev, METERS) if e["kind"] == "energy_outage"} == set(METERS),
             timeout_s=90)
         assert await wait_held([survivor], energy, timeout_s=30) == [set(range(PARTITIONS))], "survivor holds all"
-        await wait_committed(kafka_bootstrap, anomaly_app_id, energy, len(history) + len(after) + len(drop))
+        await wait_committed(kafka, anomaly_app_id, energy, len(history) + len(after) + len(drop))
         await asyncio.sleep(1.0)  # a second copy of an alert would come with the commit it belongs to
-        events = await consume_until(kafka_bootstrap, alerts, lambda ev: False, timeout_s=3)
+        events = await consume_until(kafka, alerts, lambda ev: False, timeout_s=3)
         assert survivor.process.poll() is None and victim.process.returncode == -9
     finally:
         for worker in workers:

@@ -14,9 +14,9 @@ import uuid
 import pytest
 
 from citystream.simulate.badtraffic import EXPECTED_REASON
-from citystream.simulate.labels import read_labels
+from services.anomaly.labels import read_labels
 from citystream.simulate.runner import RunOptions, Simulation
-from citystream.simulate.scoring import evaluate
+from services.anomaly.label_scoring import evaluate
 from citystream.simulate.settings import SimulateSettings
 from schemas.alerts import AlertKind
 from tests.support.platform import running_services

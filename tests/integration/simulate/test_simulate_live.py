@@ -9,7 +9,7 @@ from collections import Counter
 import asyncpg
 
 from citystream.simulate.badtraffic import EXPECTED_REASON, BadKind
-from citystream.simulate.labels import read_labels
+from services.anomaly.labels import read_labels
 from citystream.simulate.runner import RunOptions, Simulation
 from citystream.simulate.settings import SimulateSettings
 

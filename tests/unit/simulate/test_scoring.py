@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from citystream.simulate.labels import score
+from services.anomaly.labels import score
 
 RUN = {"category": "run", "sensor_ids": ["s-1", "s-2", "s-3"], "start": 1000.0}
 

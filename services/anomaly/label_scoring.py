@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 from rich.table import Table
 
-from citystream.simulate.labels import Score, read_labels, score
+from services.anomaly.labels import Score, read_labels, score
 
 
 @dataclass(frozen=True)

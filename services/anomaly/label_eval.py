@@ -1,5 +1,5 @@
 """`citystream eval --labels FILE` (and its alias `citystream simulate score`): prints the tables of
-citystream.simulate.scoring and, as the last line, the figures as one JSON object."""
+services.anomaly.label_scoring and, as the last line, the figures as one JSON object."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import asyncio
 import json
 from pathlib import Path
 
+import typer
 from rich.console import Console
 
-from citystream.simulate.scoring import evaluate, render
+from services.anomaly.label_scoring import evaluate, render
 from services.common.settings import CommonSettings
 
 console = Console(stderr=True)
@@ -32,5 +33,5 @@ def score_labels(labels: Path, database_url: str | None, grace_s: float) -> int:
     console.print(f"precision {d.precision:.2f} ({d.true_alerts}/{d.alerts} opened alerts inside an episode)  "
                   f"recall {d.recall:.2f} ({d.detected}/{d.labels} episodes)  median delay "
                   f"{'-' if d.median_delay_s is None else f'{d.median_delay_s:.0f} s'}")
-    print(json.dumps(result.as_dict(), sort_keys=True), flush=True)
+    typer.echo(json.dumps(result.as_dict(), sort_keys=True))
     return 0
