@@ -37,7 +37,10 @@ class AbnormalFillRate(Detector):
     """Fill rate (fraction per hour) far above the bin's usual positive rate: robust z of the rate."""
 
     id = "waste.abnormal_fill_rate"
-    version = "1.1.0"  # 1.1.0: cites both readings the rate is computed from
+    # 1.1.0: cites both readings the rate is computed from. 1.2.0: the usual deviation shrinks ten times slower
+    # than it grows, so a noise-free spell (a clamped or stuck level) does not make the next noisy step abnormal;
+    # a sustained rate is judged too, on a fast EWMA of the rate (steady fast filling hides in one step's noise).
+    version = "1.2.0"
     kind = AlertKind.ABNORMAL_FILL_RATE
     severity = Severity.LOW
     default_threshold = 6.0
@@ -45,6 +48,9 @@ class AbnormalFillRate(Detector):
     metrics = (LEVEL,)
     WARMUP = 12
     MIN_RATE = 0.05  # fraction per hour; slower filling is never alarming
+    RECENT_ALPHA = 0.25
+    SUSTAINED_FACTOR = 4.0
+    SLOW_ALPHA = 0.005
 
     def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
         v = views.get(LEVEL)
@@ -60,10 +66,22 @@ class AbnormalFillRate(Detector):
         mean, dev, n = st.get("m", 0.0), st.get("d", 0.0), st.get("n", 0)
         scale = 1.2533 * dev + 0.002
         z = (rate - mean) / scale if n else 0.0
+        recent = st.get("r")
+        recent = st["r"] = rate if recent is None else recent + self.RECENT_ALPHA * (rate - recent)
+        # Filling at SUSTAINED_FACTOR times the usual rate, steadily, scores the threshold. The usual rate here is
+        # a slow mean (the fast one follows an abnormal fill within a few readings).
+        slow = st.get("s", mean)
+        if n:
+            sustained = self.threshold * recent / (self.SUSTAINED_FACTOR * (slow if slow > self.MIN_RATE else
+                                                                            self.MIN_RATE))
+            if sustained > z:
+                z = sustained
         capped = min(rate, mean + 4 * scale) if n >= self.WARMUP else rate
         alpha = 1.0 / (n + 1) if n < 19 else 0.05  # max(1 / (n + 1), 0.05): 1/20 == 0.05 exactly
-        st["d"] = dev + alpha * (abs(capped - mean) - dev) if n else 0.0
+        spread = abs(capped - mean) - dev
+        st["d"] = (dev + (alpha if spread > 0 or n < self.WARMUP else 0.1 * alpha) * spread) if n else 0.0
         st["m"], st["n"] = mean + alpha * (capped - mean), n + 1
+        st["s"] = slow + (1.0 / (n + 1) if n < 199 else self.SLOW_ALPHA) * (capped - slow)  # 1/200 == 0.005
         if n < self.WARMUP:
             return None
         return (z if rate >= self.MIN_RATE else min(z, 0.0)), (v, rate, mean, prev_seq)
