@@ -25,6 +25,8 @@ MEAN_FLOOR = 0.03  # Numenta's lower bounds on the raw scores' mean and variance
 VARIANCE_FLOOR = 0.0003  # turn the slightest blip into a certain anomaly
 SPATIAL_TOLERANCE = 0.05
 LOG_NORM = math.log(1.0e-10)  # NAB's log scale: score = log(1 - likelihood) / log(1e-10), in [0, 1]
+FALLBACK_Z = 5.0
+BAND_SIGMAS = 3.0  # the expected band an explanation shows: expected ± 3 robust sigmas
 RAW_SCALE = 16.0  # raw = 1 - exp(-z / RAW_SCALE): close to linear in z up to ~RAW_SCALE sigmas, then saturating
 
 
@@ -101,24 +103,39 @@ class AnomalyScore(Detector):
             st["a"], st["g"] = [0, 0.0, 0.0, 0.0, 0], [0, 0.0, 0.0, 0.0, 0]
         p1 = _likelihood(st["a"], raw)
         p2 = _likelihood(st["g"], raw_level)
+        z = abs(x - v.expected) / v.sigma
         hi, lo = v.hi, v.lo
         spatial = False
-        if hi is not None and hi > lo:
+        # Outside the range seen so far, and outside the usual band too: on a noisy series a new extreme a hair
+        # beyond the old one is no anomaly (Numenta's range check alone fires on every such first sight).
+        if hi is not None and hi > lo and z >= BAND_SIGMAS:
             margin = SPATIAL_TOLERANCE * (hi - lo)
             spatial = x > hi + margin or x < lo - margin
         if p1 is None:
-            return None
+            # Still learning the score's distribution: not blind meanwhile, the plain robust z judges the reading
+            # (the threshold is reached at FALLBACK_Z sigmas, the robust z detector's own default).
+            # No range check yet either: while a series is young almost every new extreme is just a first sight.
+            score = min(1.0, self.threshold * z / FALLBACK_Z)
+            return score, (v, raw, None, False, z)
         likelihood = p1 if p1 > p2 else p2
         score = 1.0 if spatial else calibrated(likelihood)
-        return score, (v, raw, likelihood, spatial)
+        return score, (v, raw, likelihood, spatial, z)
 
     def explain(self, obs: Obs, score: float, context: Any) -> Verdict:
-        v, raw, likelihood, spatial = context
+        v, raw, likelihood, spatial, z = context
         metric = self.metric
-        why = ("outside the range seen so far" if spatial else
-               f"unusual for this series (likelihood {likelihood:.6f})")
-        return self.verdict(
+        if spatial:
+            why = f"outside the range seen so far [{v.lo:.4g}, {v.hi:.4g}]"
+        elif likelihood is None:
+            why = f"{z:.1f} robust sigmas off (the score's calibration is still learning)"
+        else:
+            why = f"{z:.1f} robust sigmas off, as unusual for this series as a tail of {1.0 - likelihood:.1e}"
+        band = (v.expected - BAND_SIGMAS * v.sigma, v.expected + BAND_SIGMAS * v.sigma)
+        verdict = self.verdict(
             metric, v.value, v.expected, score,
-            f"{metric} {v.value:.4g} against an expected {v.expected:.4g}: anomaly score {score:.2f}, {why}",
+            f"{metric} {v.value:.4g} against an expected {v.expected:.4g} (usual band {band[0]:.4g} to "
+            f"{band[1]:.4g}): anomaly score {score:.2f}, {why}",
             ((obs.seq, obs.t, metric, v.value),),
         )
+        verdict.likelihood, verdict.band, verdict.raw = likelihood, band, raw
+        return verdict
