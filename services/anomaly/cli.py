@@ -13,13 +13,18 @@ import typer
 
 app = typer.Typer(help="Anomaly detection: evaluate detectors, replay history.", no_args_is_help=True)
 REPO = Path(__file__).resolve().parents[2]
+# nab-dev sits in `shared/datasets` beside the checkout (or beside the folder of several checkouts).
+NAB_DEV = next((base / "shared/datasets/nab-dev" for base in (REPO.parent, REPO.parent.parent)
+                if (base / "shared/datasets/nab-dev").is_dir()), REPO.parent / "shared/datasets/nab-dev")
 
 
 @app.command("eval")
 def evaluate_command(
-    nab_dir: Annotated[Path, typer.Option(help="nab-dev directory")] = REPO.parent / "shared/datasets/nab-dev",
+    nab_dir: Annotated[Path, typer.Option(help="A NAB-layout folder (windows.json + data/): nab-dev by default")]
+    = NAB_DEV,
     output: Annotated[Path, typer.Option(help="Markdown file to write")] = REPO / "docs/detection.md",
-    seed: int = 0,
+    seed: Annotated[int, typer.Option(help="First scenario seed")] = 0,
+    seeds: Annotated[int, typer.Option(min=1, help="Scenario seeds run, from --seed")] = 3,
     labels: Annotated[Path | None, typer.Option(help="Instead: score this `citystream simulate` labels file against "
                                                      "the alerts and rejections stored in TimescaleDB")] = None,
     database_url: Annotated[str | None, typer.Option(help="With --labels (default: CITYSTREAM_DATABASE_URL)")] = None,
@@ -38,10 +43,11 @@ def evaluate_command(
     if not (nab_dir / "windows.json").exists():
         typer.echo(f"error: {nab_dir}/windows.json not found (use --nab-dir)", err=True)
         raise typer.Exit(code=2)
-    nab_rows, scenario_rows = evaluate.nab_table(nab_dir), evaluate.scenario_table(seed)
-    text = report.render(nab_rows, scenario_rows, nab_dir=str(nab_dir.relative_to(REPO.parent))
-                         if nab_dir.is_relative_to(REPO.parent) else str(nab_dir),
-                         scales=evaluate.SCALES, zs=evaluate.Z_THRESHOLDS, seed=seed)
+    nab_rows, scenario_rows = evaluate.nab_table(nab_dir), evaluate.scenario_table(seed, seeds)
+    shown = next((str(nab_dir.relative_to(base)) for base in (REPO.parent, REPO.parent.parent)
+                  if nab_dir.is_relative_to(base)), str(nab_dir))
+    text = report.render(nab_rows, scenario_rows, nab_dir=shown,
+                         scales=evaluate.SCALES, zs=evaluate.Z_THRESHOLDS, seeds=range(seed, seed + seeds))
     output.parent.mkdir(parents=True, exist_ok=True)
     # The hand-written sections from "## Throughput" on (loadprobe figures) are kept across regenerations.
     kept = output.read_text().partition(report.KEPT_FROM)[1:] if output.exists() else ("", "")
