@@ -36,15 +36,15 @@ GENERIC_KINDS = ("anomalous_value", "rapid_change", "stuck_sensor")
 
 
 def _let_the_specific_rule_speak(worst: dict[str, Judged], obs: Obs) -> None:
-    """One anomaly, one alert: a generic verdict on a metric that a domain rule (spike, outage, incident, fire
-    risk, ...) is firing on for this same reading says the same thing less precisely, so it is dropped before the
-    lifecycle sees it. An energy spike is also a rapid change of activePower; the operator gets the spike."""
-    firing = [kind for kind in GENERIC_KINDS if (j := worst.get(kind)) is not None and j[0] >= j[1]]
-    specific = {detector.explain(obs, score, context).metric for kind, (score, threshold, detector, context)
-                in worst.items() if kind not in GENERIC_KINDS and score >= threshold}
-    for kind in firing:
-        score, _, detector, context = worst[kind]
-        if detector.explain(obs, score, context).metric in specific:
+    """One anomaly, one alert: when a domain rule (spike, outage, incident, fire risk, ...) fires on a reading, a
+    generic verdict on the same reading says the same thing less precisely, so it is dropped before the lifecycle
+    sees it. An energy spike is also a rapid change of activePower, an outage also an anomalous voltage; the
+    operator gets the spike and the outage."""
+    if not any(kind not in GENERIC_KINDS and score >= threshold
+               for kind, (score, threshold, _, _) in worst.items()):
+        return
+    for kind in GENERIC_KINDS:
+        if (j := worst.get(kind)) is not None and j[0] >= j[1]:
             del worst[kind]
 
 

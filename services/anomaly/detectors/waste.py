@@ -99,7 +99,7 @@ class FireRisk(Detector):
     """Temperature or methane spike: the worst of temperature/60 °C, methane/5000 ppm (10 % LEL), rise/+25 °C."""
 
     id = "waste.fire_risk"
-    version = "1.0.0"
+    version = "1.1.0"  # 1.1.0: a temperature jump far beyond the usual step is a fire risk too
     kind = AlertKind.FIRE_RISK
     severity = Severity.CRITICAL
     default_threshold = 1.0
@@ -108,6 +108,9 @@ class FireRisk(Detector):
     MAX_TEMPERATURE_C = 60.0
     MAX_METHANE_PPM = 5000.0
     MAX_RISE_C = 25.0
+    STEP_SIGMAS = 8.0  # a rise between two readings of 8 usual steps (the rate-of-change default) scores 1
+    STEP_FLOOR_C = 0.1
+    STEP_WARMUP = 12
 
     def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
         temperature, methane = obs.metrics.get(TEMPERATURE), obs.metrics.get(METHANE)
@@ -124,6 +127,19 @@ class FireRisk(Detector):
                 candidate = (temperature - v.expected) / self.MAX_RISE_C
                 if candidate > score:
                     score, observed, expected, what = candidate, temperature, v.expected, _RISE
+            if v is not None and v.prev is not None:
+                # A sudden rise, far beyond the bin's usual step, is the first sign of a fire (it would otherwise
+                # surface first as a generic rapid change of temperature).
+                step, usual, n = temperature - v.prev, st.get("u", 0.0), st.get("n", 0)
+                if n >= self.STEP_WARMUP:
+                    candidate = step / (self.STEP_SIGMAS * (1.2533 * usual + self.STEP_FLOOR_C))
+                    if candidate > score:
+                        score, observed, expected, what = candidate, temperature, v.prev, _JUMP
+                size = abs(step)
+                counted = size if n < self.STEP_WARMUP or size < 4 * usual + self.STEP_FLOOR_C else \
+                    4 * usual + self.STEP_FLOOR_C
+                st["u"] = usual + (1.0 / (n + 1) if n < 19 else 0.05) * (counted - usual)
+                st["n"] = n + 1
         if methane is not None:
             candidate = methane / self.MAX_METHANE_PPM
             if candidate > score:
@@ -137,7 +153,7 @@ class FireRisk(Detector):
                             ((obs.seq, obs.t, metric, observed),))
 
 
-_NONE, _HOT, _RISE, _GAS = range(4)  # which fire-risk candidate is the worst
+_NONE, _HOT, _RISE, _GAS, _JUMP = range(5)  # which fire-risk candidate is the worst
 
 
 def _fire_cause(what: int, temperature: float | None, methane: float | None, v: View | None) -> str:
@@ -147,6 +163,8 @@ def _fire_cause(what: int, temperature: float | None, methane: float | None, v: 
         return f"temperature {temperature:.1f} °C vs usual {v.expected:.1f} °C"
     if what == _GAS:
         return f"methane {methane:.0f} ppm"
+    if what == _JUMP:
+        return f"temperature jumped from {v.prev:.1f} °C to {temperature:.1f} °C"
     return "no heat or gas"
 
 
