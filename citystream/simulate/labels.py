@@ -1,7 +1,9 @@
 """Labels file (JSON lines) and its scorer: precision, recall and detection delay of alerts against injected episodes.
 
 Line kinds (field `category`): `run` (first line: seed, sensor ids, interval), `anomaly` (sensor_id, kind, start,
-end — epoch seconds of sim time; wall_start, wall_end — when the simulator sent that span), `bad_traffic` (sensor_id, kind, expected_reason, start, end=null).
+end — epoch seconds of sim time; wall_start, wall_end — when the simulator sent that span), `bad_traffic`
+(sensor_id, kind, expected_reason, start, end=null), `end` (last line of a run that stopped cleanly: `t`, the sim
+time it stopped at).
 `score` takes AlertEvent-shaped dicts (from `citystream.alerts.v1` or the alert_events table).
 """
 
@@ -62,6 +64,7 @@ class Score:
     true_alerts: int
     delays_s: tuple[float, ...]
     kinds: dict[str, KindScore]  # by alert kind: every labelled kind and every kind that alerted
+    unfinished: int = 0  # episodes still running when the run stopped: not scored for recall (see `score`)
 
     @property
     def by_kind(self) -> dict[str, tuple[int, int]]:
@@ -107,9 +110,14 @@ def score(labels: list[dict[str, Any]], alert_events: list[dict[str, Any]], grac
     (in sim time, or in wall time when the label carries it); the delay is from the start of the matching span.
 
     Precision counts every opened alert on a simulated sensor (from the `run` line); an alert that matches no
-    episode of its kind is a false positive.
+    episode of its kind is a false positive. An episode that had not ended when the run stopped (the `end` line)
+    is not counted for recall, found or not (a two-day missed collection cannot be judged after an hour); alerts
+    inside it still count as true for precision.
     """
+    stopped = next((float(label["t"]) for label in labels if label.get("category") == "end"), None)
     episodes = [label for label in labels if label.get("category") == "anomaly"]
+    running = [label for label in episodes if stopped is not None and float(label["end"]) > stopped]
+    episodes = [label for label in episodes if stopped is None or float(label["end"]) <= stopped]
     run = next((label for label in labels if label.get("category") == "run"), {})
     fleet = set(run.get("sensor_ids", ())) or {label["sensor_id"] for label in episodes}
     opened = [(e, _epoch(e["occurred_at"])) for e in alert_events
@@ -137,10 +145,15 @@ def score(labels: list[dict[str, Any]], alert_events: list[dict[str, Any]], grac
             kind["detected"] += 1
             kind["delays"].append(first)
             delays.append(first)
+    for label in running:  # alerts inside a running episode of their kind are true alerts, not false ones
+        for window_start, window_end in _windows(label, grace_s):
+            matched_alerts.update(index for index, (e, t) in enumerate(opened)
+                                  if e["sensor_id"] == label["sensor_id"] and e["kind"] == label["kind"]
+                                  and window_start <= t <= window_end)
     for index, (event, _) in enumerate(opened):
         kind = tally(event["kind"])
         kind["alerts"] += 1
         kind["true_alerts"] += index in matched_alerts
     kinds = {name: KindScore(k["labels"], k["detected"], k["alerts"], k["true_alerts"], tuple(k["delays"]))
              for name, k in sorted(per_kind.items())}
-    return Score(len(episodes), detected, len(opened), len(matched_alerts), tuple(delays), kinds)
+    return Score(len(episodes), detected, len(opened), len(matched_alerts), tuple(delays), kinds, len(running))

@@ -74,4 +74,5 @@ def run(config: SimConfig, duration_s: float, tick_s: float = TICK_S) -> Offline
                                      profile)
             keep(outcome.events, reading.sensor_id)
             readings += 1
+    labels.append({"category": "end", "t": config.start_t + rounds * config.interval_s})
     return OfflineRun(labels, opened, readings)
