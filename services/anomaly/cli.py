@@ -44,10 +44,12 @@ def evaluate_command(
         typer.echo(f"error: {nab_dir}/windows.json not found (use --nab-dir)", err=True)
         raise typer.Exit(code=2)
     nab_rows, scenario_rows = evaluate.nab_table(nab_dir), evaluate.scenario_table(seed, seeds)
+    hour_rows = evaluate.city_hour_table()
     shown = next((str(nab_dir.relative_to(base)) for base in (REPO.parent, REPO.parent.parent)
                   if nab_dir.is_relative_to(base)), str(nab_dir))
     text = report.render(nab_rows, scenario_rows, nab_dir=shown,
-                         scales=evaluate.SCALES, zs=evaluate.Z_THRESHOLDS, seeds=range(seed, seed + seeds))
+                         scales=evaluate.SCALES, zs=evaluate.Z_THRESHOLDS, seeds=range(seed, seed + seeds),
+                         hour_rows=hour_rows)
     output.parent.mkdir(parents=True, exist_ok=True)
     # The hand-written sections from "## Throughput" on (loadprobe figures) are kept across regenerations.
     kept = output.read_text().partition(report.KEPT_FROM)[1:] if output.exists() else ("", "")

@@ -177,3 +177,26 @@ def scenario_table(seed: int = 0, seeds: int = SEEDS) -> list[dict]:
                                                  else float("nan")),
                      "us/reading": 1e6 * total["s"] / total["n"] if total["s"] else 0.0})
     return rows
+
+
+CITY_HOUR_SEEDS = (7, 1, 2)  # 7: `make run`'s seed
+
+
+def city_hour_table(seeds: tuple[int, ...] = CITY_HOUR_SEEDS, duration_s: float = 3600.0) -> list[dict]:
+    """`make run`'s first hour per seed, judged offline (citystream/simulate/offline.py) and scored as
+    `citystream eval --labels` scores a live run."""
+    from citystream.simulate import offline
+
+    rows = []
+    for seed in seeds:
+        started = time.perf_counter()
+        run = offline.run(offline.live_config(seed=seed), duration_s)
+        result = run.score()
+        missed = sorted(k for k, v in result.kinds.items() if v.labels > v.detected)
+        false = sorted(k for k, v in result.kinds.items() if v.alerts > v.true_alerts)
+        rows.append({"seed": seed, "readings": run.readings, "episodes": result.labels, "found": result.detected,
+                     "unfinished": result.unfinished, "alerts": result.alerts, "true alerts": result.true_alerts,
+                     "precision": result.precision, "recall": result.recall,
+                     "median delay (s)": result.median_delay_s, "missed": missed, "false": false,
+                     "us/reading": 1e6 * (time.perf_counter() - started) / max(run.readings, 1)})
+    return rows

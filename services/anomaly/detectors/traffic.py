@@ -28,7 +28,9 @@ class Congestion(Detector):
             return None
         drop = 1.0 - v.value / v.expected
         flow = views.get(INTENSITY)
-        if flow is not None and flow.short and obs.metrics.get(INTENSITY, 1.0) <= Incident.STOPPED_SHARE * flow.short:
+        stopped = flow is not None and flow.short and obs.metrics.get(INTENSITY, 1.0) <= Incident.STOPPED_SHARE * \
+            flow.short
+        if stopped:
             drop = min(drop, 0.0)  # no vehicles pass: a blocked road (incident), not a slow queue
         return (drop if occupancy >= self.MIN_OCCUPANCY else min(drop, 0.0)), (v, occupancy)
 

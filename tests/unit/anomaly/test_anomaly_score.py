@@ -37,7 +37,8 @@ def openings(values: list[float], domain: str = "generic") -> list[tuple[int, st
 def scores(engine: Engine, state: dict, values: list[float], first: int) -> list[float]:
     out = []
     for i, x in enumerate(values, start=first):
-        outcome = engine.observe(state, Obs("sensor-1", i, START + i * STEP_S, {"value": x}), Profile(), explain_all=True)
+        obs = Obs("sensor-1", i, START + i * STEP_S, {"value": x})
+        outcome = engine.observe(state, obs, Profile(), explain_all=True)
         out += [round(v.score, 12) for v in outcome.verdicts if v.detector == AnomalyScore.id]
     return out
 

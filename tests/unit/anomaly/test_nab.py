@@ -34,7 +34,7 @@ def test_probationary_rows_are_not_scored():
 
 
 def test_scoring_follows_nabs_sweeper():
-    # A left-edge detection earns exactly the TP weight (NAB divides by the left-edge sigmoid); perfect = TP × windows.
+    # A left-edge detection earns exactly the TP weight (NAB divides by the left-edge sigmoid).
     one = [series()]
     assert nab.raw_score(one[0], [500], "standard") == pytest.approx(1.0)
     assert nab.raw_score(one[0], [550], "standard") == pytest.approx(nab.scaled_sigmoid(-50 / 100) / nab.MAX_TP)
