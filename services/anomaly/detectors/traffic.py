@@ -61,6 +61,7 @@ class Incident(Detector):
     metrics = (INTENSITY, SPEED)
     MIN_SIGMAS = 3.0
     MIN_FLOW_VPH = 60.0  # below this the road is just quiet: a "collapse" of 3 to 0 cars means nothing
+    MIN_COUNT = 5.0  # vehicles per reading for a fall of the count alone to mean something
     STOPPED_SHARE = 0.2  # flow at most this share of the recent flow counts as stopped
 
     def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
@@ -75,8 +76,10 @@ class Incident(Detector):
             if interval is None or v.short * 3600.0 / interval < self.MIN_FLOW_VPH or v.expected is None:
                 return 0.0, (v, None)
             drop = 1.0 - v.value / v.short
-            # ...and it must also be far below what this hour usually carries, not just noise on a quiet road.
-            if drop >= self.threshold and (v.expected - v.value) < self.MIN_SIGMAS * v.sigma:
+            # ...and it must also be far below what this hour usually carries, not just noise on a quiet road; a
+            # count of a few vehicles per reading falls to zero by chance (Poisson: e^-5 < 1 % at 5 per reading).
+            if drop >= self.threshold and ((v.expected - v.value) < self.MIN_SIGMAS * v.sigma
+                                           or v.short < self.MIN_COUNT):
                 drop = min(drop, self.threshold * 0.99)
             speed = views.get(SPEED)
             if (drop < self.threshold and speed is not None and speed.expected and speed.expected > 0
