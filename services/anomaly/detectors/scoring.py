@@ -88,6 +88,7 @@ class AnomalyScore(Detector):
         if v is None or v.expected is None:
             return None
         x = v.value
+        prev_seq, st["q"] = st.get("q"), obs.seq  # the previous reading's seq: its explanation cites both
         # The reading's place in the series' own long-run distribution of values (slow running mean/variance).
         level = st.get("l")
         if level is None:
@@ -116,13 +117,13 @@ class AnomalyScore(Detector):
             # (the threshold is reached at FALLBACK_Z sigmas, the robust z detector's own default).
             # No range check yet either: while a series is young almost every new extreme is just a first sight.
             score = min(1.0, self.threshold * z / FALLBACK_Z)
-            return score, (v, raw, None, False, z)
+            return score, (v, raw, None, False, z, prev_seq)
         likelihood = p1 if p1 > p2 else p2
         score = 1.0 if spatial else calibrated(likelihood)
-        return score, (v, raw, likelihood, spatial, z)
+        return score, (v, raw, likelihood, spatial, z, prev_seq)
 
     def explain(self, obs: Obs, score: float, context: Any) -> Verdict:
-        v, raw, likelihood, spatial, z = context
+        v, raw, likelihood, spatial, z, prev_seq = context
         metric = self.metric
         if spatial:
             why = f"outside the range seen so far [{v.lo:.4g}, {v.hi:.4g}]"
@@ -135,7 +136,9 @@ class AnomalyScore(Detector):
             metric, v.value, v.expected, score,
             f"{metric} {v.value:.4g} against an expected {v.expected:.4g} (usual band {band[0]:.4g} to "
             f"{band[1]:.4g}): anomaly score {score:.2f}, {why}",
-            ((obs.seq, obs.t, metric, v.value),),
+            ((prev_seq, v.prev_t, metric, v.prev), (obs.seq, obs.t, metric, v.value))
+            if prev_seq is not None and v.prev is not None and v.prev_t is not None
+            else ((obs.seq, obs.t, metric, v.value),),
         )
         verdict.likelihood, verdict.band, verdict.raw = likelihood, band, raw
         return verdict

@@ -138,3 +138,22 @@ def test_fill_rate_is_not_fooled_by_a_noise_free_spell_and_finds_a_sustained_fas
         read(i, 0.6 + 0.52 * k / 12 + rng.gauss(0, 0.004))
         i += 1
     assert any(kind == "abnormal_fill_rate" and fast_from <= at < fast_from + 4 for at, kind in found)
+
+
+def test_an_opened_alert_explains_itself_with_score_likelihood_band_and_readings():
+    values = seasonal(6 * DAY)
+    at = 5 * DAY + 100
+    values[at] += 60
+    engine = Engine("energy", "generic", with_rollups=False)
+    state, opened = engine.new_state(), []
+    for i, x in enumerate(values):
+        outcome = engine.observe(state, Obs("sensor-1", i, START + i * STEP_S, {"value": x}), Profile())
+        opened += [e for e in outcome.events if e.event_type == AlertEventType.OPENED]
+    (event,) = opened
+    x = event.explanation
+    assert x.detector == AnomalyScore.id and x.score >= x.threshold == 0.5
+    assert x.raw_score is not None and 0 < x.raw_score < 1
+    assert x.expected_low < x.expected < x.expected_high < x.observed
+    # Far beyond the range seen so far: scored 1 by the range check; the likelihood is reported beside it.
+    assert x.score == 1.0 and "outside the range seen so far" in x.summary and 0.5 < x.likelihood <= 1.0
+    assert [(c.seq, c.value) for c in x.contributing] == [(at - 1, values[at - 1]), (at, values[at])]
