@@ -34,12 +34,16 @@ class Overflow(Detector):
 
 
 class AbnormalFillRate(Detector):
-    """Fill rate (fraction per hour) far above the bin's usual positive rate: robust z of the rate."""
+    """Fill rate (fraction per hour) far above the bin's usual rate: robust z of one step's rate, or of a fast
+    EWMA of the rate (a steady fast fill hides in one step's noise: at 15 s readings a level noise of 0.4 % is a
+    rate noise of 1.4/h). Both are judged against the usual rate and its spread, learned from every step that is
+    not an emptying, falls included (the noise is symmetric; positive steps alone bias both)."""
 
     id = "waste.abnormal_fill_rate"
-    # 1.1.0: cites both readings the rate is computed from. 1.2.0: the usual deviation shrinks ten times slower
-    # than it grows, so a noise-free spell (a clamped or stuck level) does not make the next noisy step abnormal;
-    # a sustained rate is judged too, on a fast EWMA of the rate (steady fast filling hides in one step's noise).
+    # 1.1.0: cites both readings the rate is computed from. 1.2.0: learns from falls too (not emptyings) and not
+    # from suspicious steps; the usual deviation shrinks twenty times slower than it grows (a clamped or stuck
+    # level must not make the next noisy step abnormal); a sustained rate is judged on a fast EWMA; while the
+    # bin's own rate is unknown, a sustained fill above WARMUP_MAX_RATE fires.
     version = "1.2.0"
     kind = AlertKind.ABNORMAL_FILL_RATE
     severity = Severity.LOW
@@ -49,8 +53,9 @@ class AbnormalFillRate(Detector):
     WARMUP = 12
     MIN_RATE = 0.05  # fraction per hour; slower filling is never alarming
     RECENT_ALPHA = 0.25
-    SUSTAINED_FACTOR = 4.0
-    SLOW_ALPHA = 0.005
+    RECENT_NOISE = 0.378  # sqrt(alpha / (2 - alpha)): the EWMA's noise as a share of one step's
+    WARMUP_MAX_RATE = 4.0  # fraction per hour: a bin filled in 15 minutes is abnormal for any bin
+    EMPTIED_DROP = 0.3  # as the missed-collection rule: a fall this large is an emptying
 
     def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
         v = views.get(LEVEL)
@@ -61,28 +66,31 @@ class AbnormalFillRate(Detector):
             return None
         rate = (v.value - prev) / ((t - prev_t) / HOUR_S)
         prev_seq, st["ps"] = st.get("ps"), obs.seq  # the rate comes from two readings: cite both
-        if rate < 0 or prev >= 0.98:  # emptied, or saturated at full: not a filling step to learn from
-            return None
         mean, dev, n = st.get("m", 0.0), st.get("d", 0.0), st.get("n", 0)
         scale = 1.2533 * dev + 0.002
-        z = (rate - mean) / scale if n else 0.0
-        recent = st.get("r")
-        recent = st["r"] = rate if recent is None else recent + self.RECENT_ALPHA * (rate - recent)
-        # Filling at SUSTAINED_FACTOR times the usual rate, steadily, scores the threshold. The usual rate here is
-        # a slow mean (the fast one follows an abnormal fill within a few readings).
-        slow = st.get("s", mean)
-        if n:
-            sustained = self.threshold * recent / (self.SUSTAINED_FACTOR * (slow if slow > self.MIN_RATE else
-                                                                            self.MIN_RATE))
-            if sustained > z:
+        if prev - v.value >= self.EMPTIED_DROP or prev >= 0.98 or (n >= self.WARMUP and rate < mean - 4 * scale):
+            st.pop("r", None)  # emptied (wholly or partly), or saturated at full: no filling step to judge
+            return None
+        recent = st.get("r", mean)
+        recent += self.RECENT_ALPHA * (rate - recent)
+        # Only a fill faster than usual matters: a fall (a partial emptying, a compacting) must not hide the fast
+        # fill that follows it, so the EWMA never drops below the usual rate.
+        recent = st["r"] = recent if recent > mean else mean
+        if n >= self.WARMUP:
+            z = (rate - mean) / scale
+            sustained = (recent - mean) / (self.RECENT_NOISE * scale)
+            if sustained > z and recent >= self.MIN_RATE:
                 z = sustained
-        capped = min(rate, mean + 4 * scale) if n >= self.WARMUP else rate
-        alpha = 1.0 / (n + 1) if n < 19 else 0.05  # max(1 / (n + 1), 0.05): 1/20 == 0.05 exactly
-        spread = abs(capped - mean) - dev
-        st["d"] = (dev + (alpha if spread > 0 or n < self.WARMUP else 0.1 * alpha) * spread) if n else 0.0
-        st["m"], st["n"] = mean + alpha * (capped - mean), n + 1
-        st["s"] = slow + (1.0 / (n + 1) if n < 199 else self.SLOW_ALPHA) * (capped - slow)  # 1/200 == 0.005
-        if n < self.WARMUP:
+        else:  # not blind while the bin's own rate is unknown
+            z = self.threshold * recent / self.WARMUP_MAX_RATE
+        if v.value >= Overflow.default_threshold * Overflow.clear_fraction:
+            z = min(z, self.clear_below * 0.99)  # filling into the overflow band: the overflow rule speaks
+        if n < self.WARMUP or z < self.clear_below:  # a suspicious step does not teach the usual rate
+            alpha = 1.0 / (n + 1) if n < 19 else 0.05  # max(1 / (n + 1), 0.05): 1/20 == 0.05 exactly
+            spread = abs(rate - mean) - dev
+            st["d"] = (dev + (alpha if spread > 0 or n < self.WARMUP else 0.05 * alpha) * spread) if n else 0.0
+            st["m"], st["n"] = mean + alpha * (rate - mean), n + 1
+        if n < 3:
             return None
         return (z if rate >= self.MIN_RATE else min(z, 0.0)), (v, rate, mean, prev_seq)
 
