@@ -105,10 +105,14 @@ def learn_at(hot: list, seasonal: list, w: int, d: int, t: float, x: float, v: V
     if sigma is not None:
         limit = CLIP_SIGMAS * sigma
     elif hot[2] >= WARMUP_CLIP_AFTER:
-        # Still warming up: a provisional scale from the global deviation so far (at least 10 % of the level), so
-        # an anomaly in a sensor's first readings is not learned as its normal (a spike at reading 3 would
-        # otherwise sit in every expectation of its first hour).
-        limit = CLIP_SIGMAS * (MAD_TO_SIGMA * hot[1] + 0.1 * abs(hot[0]) + 1e-6)
+        # Still warming up: a provisional scale from the global deviation so far (at least 25 % of the level). A
+        # reading beyond it is counted but not learned, so an anomaly in a sensor's first readings does not become
+        # its normal (a spike from reading 6 would otherwise sit in every expectation of its first hour).
+        if abs(x - hot[0]) > CLIP_SIGMAS * (MAD_TO_SIGMA * hot[1] + 0.25 * abs(hot[0]) + 1e-6):
+            hot[2] += 1
+            hot[3], hot[4] = x, t
+            return
+        limit = None
     else:
         limit = None
     wm, wd, wn, dm, dd, dn = seasonal

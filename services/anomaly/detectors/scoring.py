@@ -120,6 +120,10 @@ class AnomalyScore(Detector):
             return score, (v, raw, None, False, z, prev_seq)
         likelihood = p1 if p1 > p2 else p2
         score = 1.0 if spatial else calibrated(likelihood)
+        if score >= self.clear_below and raw < st["a"][1] and raw_level < st["g"][1]:
+            # The reading itself is as expected (both raw scores below their usual mean): the short window only
+            # remembers an anomaly that has passed, so it neither opens an alert nor keeps one open.
+            score = self.clear_below * 0.99
         return score, (v, raw, likelihood, spatial, z, prev_seq)
 
     def explain(self, obs: Obs, score: float, context: Any) -> Verdict:
