@@ -64,7 +64,7 @@ class Score:
     true_alerts: int
     delays_s: tuple[float, ...]
     kinds: dict[str, KindScore]  # by alert kind: every labelled kind and every kind that alerted
-    unfinished: int = 0  # episodes still running when the run stopped: not scored for recall (see `score`)
+    unfinished: int = 0  # episodes still running when the run stopped and not yet found: not scored (`score`)
 
     @property
     def by_kind(self) -> dict[str, tuple[int, int]]:
@@ -110,27 +110,23 @@ def score(labels: list[dict[str, Any]], alert_events: list[dict[str, Any]], grac
     (in sim time, or in wall time when the label carries it); the delay is from the start of the matching span.
 
     Precision counts every opened alert on a simulated sensor (from the `run` line); an alert that matches no
-    episode of its kind is a false positive. An episode that had not ended when the run stopped (the `end` line)
-    is not counted for recall, found or not (a two-day missed collection cannot be judged after an hour); alerts
-    inside it still count as true for precision.
+    episode of its kind is a false positive. An episode is scored once it is decided: found (at any time), or over
+    (it ended before the run stopped, the `end` line). One still running when the run stopped and not yet found is
+    pending and not scored (a two-day missed collection cannot be judged after an hour); `unfinished` counts them.
     """
     stopped = next((float(label["t"]) for label in labels if label.get("category") == "end"), None)
     episodes = [label for label in labels if label.get("category") == "anomaly"]
-    running = [label for label in episodes if stopped is not None and float(label["end"]) > stopped]
-    episodes = [label for label in episodes if stopped is None or float(label["end"]) <= stopped]
     run = next((label for label in labels if label.get("category") == "run"), {})
     fleet = set(run.get("sensor_ids", ())) or {label["sensor_id"] for label in episodes}
     opened = [(e, _epoch(e["occurred_at"])) for e in alert_events
               if e.get("event_type") == "opened" and e.get("sensor_id") in fleet]
-    detected, delays, matched_alerts = 0, [], set()
+    scored, detected, delays, matched_alerts, pending = 0, 0, [], set(), 0
     per_kind: dict[str, dict[str, Any]] = {}
 
     def tally(kind: str) -> dict[str, Any]:
         return per_kind.setdefault(kind, {"labels": 0, "detected": 0, "alerts": 0, "true_alerts": 0, "delays": []})
 
     for label in episodes:
-        kind = tally(label["kind"])
-        kind["labels"] += 1
         first: float | None = None
         for window_start, window_end in _windows(label, grace_s):
             hits = [(index, t) for index, (e, t) in enumerate(opened)
@@ -140,20 +136,21 @@ def score(labels: list[dict[str, Any]], alert_events: list[dict[str, Any]], grac
                 matched_alerts.update(index for index, _ in hits)
                 delay = min(t for _, t in hits) - window_start
                 first = delay if first is None else min(first, delay)
+        if first is None and stopped is not None and float(label["end"]) > stopped:
+            pending += 1
+            continue
+        scored += 1
+        kind = tally(label["kind"])
+        kind["labels"] += 1
         if first is not None:
             detected += 1
             kind["detected"] += 1
             kind["delays"].append(first)
             delays.append(first)
-    for label in running:  # alerts inside a running episode of their kind are true alerts, not false ones
-        for window_start, window_end in _windows(label, grace_s):
-            matched_alerts.update(index for index, (e, t) in enumerate(opened)
-                                  if e["sensor_id"] == label["sensor_id"] and e["kind"] == label["kind"]
-                                  and window_start <= t <= window_end)
     for index, (event, _) in enumerate(opened):
         kind = tally(event["kind"])
         kind["alerts"] += 1
         kind["true_alerts"] += index in matched_alerts
     kinds = {name: KindScore(k["labels"], k["detected"], k["alerts"], k["true_alerts"], tuple(k["delays"]))
              for name, k in sorted(per_kind.items())}
-    return Score(len(episodes), detected, len(opened), len(matched_alerts), tuple(delays), kinds, len(running))
+    return Score(scored, detected, len(opened), len(matched_alerts), tuple(delays), kinds, pending)

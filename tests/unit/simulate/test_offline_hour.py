@@ -17,12 +17,17 @@ def test_first_hour_of_make_run_is_found_with_precision_and_recall_of_at_least_0
     assert result.median_delay_s is not None and result.median_delay_s <= 60.0
 
 
-def test_an_episode_still_running_at_the_end_is_not_scored_but_its_alerts_are_true():
-    labels = [{"category": "run", "sensor_ids": ["sim-waste-0001"], "start": 0.0},
+def test_an_episode_still_running_at_the_end_is_scored_once_found_and_pending_otherwise():
+    labels = [{"category": "run", "sensor_ids": ["sim-waste-0001", "sim-waste-0002"], "start": 0.0},
               {"category": "anomaly", "sensor_id": "sim-waste-0001", "kind": "missed_collection", "start": 100.0,
+               "end": 10_000.0},
+              {"category": "anomaly", "sensor_id": "sim-waste-0002", "kind": "missed_collection", "start": 100.0,
                "end": 10_000.0},
               {"category": "end", "t": 3600.0}]
     alert = {"sensor_id": "sim-waste-0001", "kind": "missed_collection", "event_type": "opened",
              "occurred_at": 200.0}
-    score = offline.score(labels, [alert])
-    assert (score.labels, score.unfinished, score.alerts, score.true_alerts) == (0, 1, 1, 1)
+    found = offline.score(labels, [alert])
+    assert (found.labels, found.detected, found.unfinished, found.alerts, found.true_alerts) == (1, 1, 1, 1, 1)
+    # Without the `end` line (a run that did not stop cleanly) every episode is scored, as before.
+    everything = offline.score(labels[:-1], [alert])
+    assert (everything.labels, everything.detected, everything.unfinished) == (2, 1, 0)
