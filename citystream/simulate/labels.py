@@ -113,13 +113,19 @@ def score(labels: list[dict[str, Any]], alert_events: list[dict[str, Any]], grac
     episode of its kind is a false positive. An episode is scored once it is decided: found (at any time), or over
     (it ended before the run stopped, the `end` line). One still running when the run stopped and not yet found is
     pending and not scored (a two-day missed collection cannot be judged after an hour); `unfinished` counts them.
+    Alerts opened after the run stopped are left out (the silence of a stopped simulator is not an anomaly).
     """
     stopped = next((float(label["t"]) for label in labels if label.get("category") == "end"), None)
     episodes = [label for label in labels if label.get("category") == "anomaly"]
     run = next((label for label in labels if label.get("category") == "run"), {})
     fleet = set(run.get("sensor_ids", ())) or {label["sensor_id"] for label in episodes}
-    opened = [(e, _epoch(e["occurred_at"])) for e in alert_events
-              if e.get("event_type") == "opened" and e.get("sensor_id") in fleet]
+    # Alerts after the run stopped are not about it: once the simulator stops, every sensor falls silent.
+    opened: list[tuple[dict[str, Any], float]] = []
+    for event in alert_events:
+        if event.get("event_type") == "opened" and event.get("sensor_id") in fleet:
+            at = _epoch(event["occurred_at"])
+            if stopped is None or at <= stopped:
+                opened.append((event, at))
     scored, detected, delays, matched_alerts, pending = 0, 0, [], set(), 0
     per_kind: dict[str, dict[str, Any]] = {}
 

@@ -31,3 +31,10 @@ def test_an_episode_still_running_at_the_end_is_scored_once_found_and_pending_ot
     # Without the `end` line (a run that did not stop cleanly) every episode is scored, as before.
     everything = offline.score(labels[:-1], [alert])
     assert (everything.labels, everything.detected, everything.unfinished) == (2, 1, 0)
+
+
+def test_alerts_after_the_run_stopped_are_left_out():
+    labels = [{"category": "run", "sensor_ids": ["sim-energy-0001"], "start": 0.0}, {"category": "end", "t": 3600.0}]
+    silent = {"sensor_id": "sim-energy-0001", "kind": "silence", "event_type": "opened", "occurred_at": 3700.0}
+    assert offline.score(labels, [silent]).alerts == 0
+    assert offline.score(labels[:1], [silent]).alerts == 1
