@@ -26,6 +26,7 @@ VARIANCE_FLOOR = 0.0003  # turn the slightest blip into a certain anomaly
 SPATIAL_TOLERANCE = 0.05
 LOG_NORM = math.log(1.0e-10)  # NAB's log scale: score = log(1 - likelihood) / log(1e-10), in [0, 1]
 FALLBACK_Z = 5.0
+FALLBACK_RANGE_SHARE = 0.1
 BAND_SIGMAS = 3.0  # the expected band an explanation shows: expected ± 3 robust sigmas
 RAW_SCALE = 16.0  # raw = 1 - exp(-z / RAW_SCALE): close to linear in z up to ~RAW_SCALE sigmas, then saturating
 
@@ -115,8 +116,11 @@ class AnomalyScore(Detector):
         if p1 is None:
             # Still learning the score's distribution: not blind meanwhile, the plain robust z judges the reading
             # (the threshold is reached at FALLBACK_Z sigmas, the robust z detector's own default).
-            # No range check yet either: while a series is young almost every new extreme is just a first sight.
-            score = min(1.0, self.threshold * z / FALLBACK_Z)
+            # No range check yet either: while a series is young almost every new extreme is just a first sight,
+            # and a young bucket's spread is not trusted below a tenth of the range seen (a count of 1 to 5
+            # vehicles per reading learns a tiny deviation from its first eight readings).
+            young = abs(x - v.expected) / max(v.sigma, FALLBACK_RANGE_SHARE * (hi - lo)) if hi is not None else z
+            score = min(1.0, self.threshold * young / FALLBACK_Z)
             return score, (v, raw, None, False, z, prev_seq)
         likelihood = p1 if p1 > p2 else p2
         score = 1.0 if spatial else calibrated(likelihood)
