@@ -25,7 +25,7 @@ MEAN_FLOOR = 0.03  # Numenta's lower bounds on the raw scores' mean and variance
 VARIANCE_FLOOR = 0.0003  # turn the slightest blip into a certain anomaly
 SPATIAL_TOLERANCE = 0.05
 LOG_NORM = math.log(1.0e-10)  # NAB's log scale: score = log(1 - likelihood) / log(1e-10), in [0, 1]
-FALLBACK_Z = 5.0
+FALLBACK_Z = 8.0  # young statistics are uncertain: demand 8 robust sigmas (the rate-of-change default)
 FALLBACK_RANGE_SHARE = 0.1
 BAND_SIGMAS = 3.0  # the expected band an explanation shows: expected ± 3 robust sigmas
 RAW_SCALE = 16.0  # raw = 1 - exp(-z / RAW_SCALE): close to linear in z up to ~RAW_SCALE sigmas, then saturating
