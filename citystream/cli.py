@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from citystream import dev_cli, kafka_users_cli
+from citystream import dev_cli, eval_cli, kafka_users_cli
 from citystream.bench import cli as bench_cli
 from citystream.bench import loadgen as loadgen_cli
 from citystream.k8s import cli as k8s_cli
@@ -26,7 +26,8 @@ from services.register import retention_cli
 app = typer.Typer(help="CityStream: a city's sensor streams, admitted, stored and watched in real time.",
                   no_args_is_help=True)
 app.add_typer(dev_cli.app, name="dev")
-app.registered_commands += anomaly_cli.app.registered_commands  # `citystream eval`, `citystream replay`
+app.registered_commands += eval_cli.app.registered_commands  # `citystream eval`
+app.registered_commands += anomaly_cli.app.registered_commands  # `citystream replay`
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics from the catalogue in schemas/topics.py.", no_args_is_help=True)
 schemas_app = typer.Typer(help="Generated contract files (JSON Schema, AsyncAPI).", no_args_is_help=True)

@@ -60,6 +60,13 @@ class Explanation(WireModel):
     threshold: float = Field(description="Score at which the detector fires.")
     summary: str = Field(description="One sentence for the operator.")
     contributing: tuple[ContributingReading, ...] = Field(default=(), description="Readings that led to it.")
+    likelihood: float | None = Field(default=None, ge=0, le=1, description=(
+        "Calibrated detectors only: how unusual the recent scores are against this series' own history "
+        "(anomaly likelihood, 1 - tail probability); `score` is its log-scaled form."))
+    raw_score: float | None = Field(default=None, ge=0, le=1, description=(
+        "Calibrated detectors only: the uncalibrated score of the reading, 0 (as expected) to 1."))
+    expected_low: float | None = Field(default=None, description="Low edge of the usual band, if there is one.")
+    expected_high: float | None = Field(default=None, description="High edge of the usual band, if it has one.")
 
 
 class AlertEvent(WireModel):

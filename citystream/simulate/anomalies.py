@@ -100,8 +100,10 @@ class Episode:
             return {**metrics, "temperature": round(metrics["temperature"] + 60.0 * ramp, 2),
                     "methaneConcentration": round(metrics["methaneConcentration"] + 6000.0 * ramp, 1)}
         if kind is AlertKind.MISSED_COLLECTION:
-            # The round did not come: the bin stays full and keeps filling instead of being emptied.
-            level = min(1.0, 0.85 + 0.15 * ramp)
+            # The round does not come: the bin is never emptied, so it keeps the highest level it has reached (it
+            # fills as usual until its collection is due, then stays there). No jump: a missed round is no dumping.
+            level = max(metrics["fillingLevel"], (self.frozen or {}).get("fillingLevel", 0.0))
+            self.frozen = {"fillingLevel": level}
             return {**metrics, "fillingLevel": round(level, 4)}
         return metrics
 

@@ -85,7 +85,8 @@ def build_fleet(seed: int, total: int, prefix: str) -> list[SensorSpec]:
                           "meter_start_kwh": round(rng.uniform(1_000, 90_000), 1)}
             else:
                 every_h = rng.choice((24.0, 48.0, 72.0))
-                params = {"fill_per_h": rng.uniform(0.6, 0.95) / every_h, "round_every_s": every_h * 3600,
+                # Collected before it overflows: a normal bin peaks at 62-87 % (the overflow rule fires at 90 %).
+                params = {"fill_per_h": rng.uniform(0.6, 0.85) / every_h, "round_every_s": every_h * 3600,
                           "round_phase_s": rng.uniform(0, every_h) * 3600 + 6 * 3600,
                           "capacity_kg": rng.choice((120.0, 240.0, 1100.0))}
             fleet.append(SensorSpec(sensor_id, domain, _location(rng), params))

@@ -182,6 +182,8 @@ class Simulation:
             await self.setup()
             await self.wait_for_gate()
             await self._publish(stop)
+            # The sim time the run stopped at: episodes still running then are not scored for recall.
+            self.labels.write({"category": "end", "t": round(self.sim_now(time.time()), 3)})
         finally:
             self.labels.close()
             await self.register.close()

@@ -1,4 +1,4 @@
-"""`citystream eval` (detector quality → docs/detection.md) and `citystream replay` (detectors over history)."""
+"""`citystream replay`: the detectors over a sensor's stored history (the same code as the live worker)."""
 
 from __future__ import annotations
 
@@ -11,42 +11,12 @@ from typing import Annotated
 import orjson
 import typer
 
-app = typer.Typer(help="Anomaly detection: evaluate detectors, replay history.", no_args_is_help=True)
-REPO = Path(__file__).resolve().parents[2]
+app = typer.Typer(help="Anomaly detection: replay history through the detectors.", no_args_is_help=True)
 
 
-@app.command("eval")
-def evaluate_command(
-    nab_dir: Annotated[Path, typer.Option(help="nab-dev directory")] = REPO.parent / "shared/datasets/nab-dev",
-    output: Annotated[Path, typer.Option(help="Markdown file to write")] = REPO / "docs/detection.md",
-    seed: int = 0,
-    labels: Annotated[Path | None, typer.Option(help="Instead: score this `citystream simulate` labels file against "
-                                                     "the alerts and rejections stored in TimescaleDB")] = None,
-    database_url: Annotated[str | None, typer.Option(help="With --labels (default: CITYSTREAM_DATABASE_URL)")] = None,
-    grace_s: Annotated[float, typer.Option(help="With --labels: an alert this long after an episode still counts")]
-    = 600,
-) -> None:
-    """Score the detectors with the NAB rules and on the labelled city scenarios; write the tables.
-
-    With --labels: precision, recall and delay of the platform's stored alerts against a simulator run's labels."""
-    if labels is not None:
-        from services.anomaly.label_eval import score_labels
-
-        raise typer.Exit(code=score_labels(labels, database_url, grace_s))
-    from services.anomaly import evaluate, report
-
-    if not (nab_dir / "windows.json").exists():
-        typer.echo(f"error: {nab_dir}/windows.json not found (use --nab-dir)", err=True)
-        raise typer.Exit(code=2)
-    nab_rows, scenario_rows = evaluate.nab_table(nab_dir), evaluate.scenario_table(seed)
-    text = report.render(nab_rows, scenario_rows, nab_dir=str(nab_dir.relative_to(REPO.parent))
-                         if nab_dir.is_relative_to(REPO.parent) else str(nab_dir),
-                         scales=evaluate.SCALES, zs=evaluate.Z_THRESHOLDS, seed=seed)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    # The hand-written sections from "## Throughput" on (loadprobe figures) are kept across regenerations.
-    kept = output.read_text().partition(report.KEPT_FROM)[1:] if output.exists() else ("", "")
-    output.write_text(text.rstrip("\n") + ("\n\n" + "".join(kept) if kept[0] else "\n"))
-    typer.echo(text)
+@app.callback()
+def anomaly() -> None:
+    """Anomaly detection commands (a group, so `replay` keeps its name when it is the only one)."""
 
 
 def _parse_time(text: str) -> float:

@@ -35,16 +35,16 @@ Judged = tuple[float, float, Detector, Any]
 GENERIC_KINDS = ("anomalous_value", "rapid_change", "stuck_sensor")
 
 
-def _let_the_specific_rule_speak(worst: dict[str, Judged], obs: Obs) -> None:
-    """One anomaly, one alert: a generic verdict on a metric that a domain rule (spike, outage, incident, fire
-    risk, ...) is firing on for this same reading says the same thing less precisely, so it is dropped before the
-    lifecycle sees it. An energy spike is also a rapid change of activePower; the operator gets the spike."""
-    firing = [kind for kind in GENERIC_KINDS if (j := worst.get(kind)) is not None and j[0] >= j[1]]
-    specific = {detector.explain(obs, score, context).metric for kind, (score, threshold, detector, context)
-                in worst.items() if kind not in GENERIC_KINDS and score >= threshold}
-    for kind in firing:
-        score, _, detector, context = worst[kind]
-        if detector.explain(obs, score, context).metric in specific:
+def _let_the_specific_rule_speak(worst: dict[str, Judged], specific_open: bool) -> None:
+    """One anomaly, one alert: when a domain rule (spike, outage, incident, fire risk, ...) fires on a reading, or
+    its alert is still open, a generic verdict says the same thing less precisely, so it is dropped before the
+    lifecycle sees it. An energy spike is also a rapid change of activePower, an outage also an anomalous voltage
+    and its end a jump back; the operator gets the spike and the outage."""
+    if not any(kind not in GENERIC_KINDS and score >= threshold
+               for kind, (score, threshold, _, _) in worst.items()) and not specific_open:
+        return
+    for kind in GENERIC_KINDS:
+        if (j := worst.get(kind)) is not None and j[0] >= j[1]:
             del worst[kind]
 
 
@@ -122,11 +122,11 @@ class Engine:
                 worst[kind] = (score, threshold, detector, context)
         for hot, seasonal, v in learning:
             baselines.learn_at(hot, seasonal, w, d, t, v.value, v)
-        if generic_firing and len(worst) > 1:  # the usual reading: nothing generic fires, nothing to weigh
-            _let_the_specific_rule_speak(worst, obs)
         outcome = Outcome()
         lc = state["lc"]
         opened = lc["open"]
+        if generic_firing:  # the usual reading: nothing generic fires, nothing to weigh
+            _let_the_specific_rule_speak(worst, any(kind not in GENERIC_KINDS for kind in opened))
         # Judging a verdict touches only the alert of its own kind, so silence (its alert open) is judged last.
         for kind, (score, threshold, detector, context) in worst.items():
             # A normal judgement of a kind with no alert (open or muted) changes nothing: the lifecycle is skipped,

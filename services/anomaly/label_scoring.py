@@ -40,7 +40,7 @@ class Evaluation:
         return {
             "labels": str(self.labels_path), "episodes": d.labels, "detected": d.detected, "alerts": d.alerts,
             "precision": round(d.precision, 3) if d.alerts else None, "recall": round(d.recall, 3),
-            "median_delay_s": d.median_delay_s,
+            "median_delay_s": d.median_delay_s, "unfinished": d.unfinished,
             "kinds": {kind: {"episodes": k.labels, "detected": k.detected, "alerts": k.alerts,
                              "recall": round(k.recall, 3) if k.labels else None,
                              "precision": None if k.precision is None else round(k.precision, 3),
@@ -100,6 +100,8 @@ def render(evaluation: Evaluation) -> list[Table]:
     detection.add_row("all", str(d.labels), str(d.detected), _fmt(d.recall if d.labels else None, ".2f"),
                       str(d.alerts), _fmt(d.precision if d.alerts else None, ".2f"), _fmt(d.median_delay_s, ".0f"),
                       style="bold")
+    if d.unfinished:
+        detection.caption = f"{d.unfinished} episode(s) still running when the run stopped and not yet found: not scored"
     refused = Table(title="bad traffic: rejections stored per sender")
     for column in ("sender", "expected reason", "refused as expected", "stored rejections by reason"):
         refused.add_column(column)

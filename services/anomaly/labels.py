@@ -1,7 +1,9 @@
 """Labels file (JSON lines) and its scorer: precision, recall and detection delay of alerts against injected episodes.
 
 Line kinds (field `category`): `run` (first line: seed, sensor ids, interval), `anomaly` (sensor_id, kind, start,
-end — epoch seconds of sim time; wall_start, wall_end — when the simulator sent that span), `bad_traffic` (sensor_id, kind, expected_reason, start, end=null).
+end — epoch seconds of sim time; wall_start, wall_end — when the simulator sent that span), `bad_traffic`
+(sensor_id, kind, expected_reason, start, end=null), `end` (last line of a run that stopped cleanly: `t`, the sim
+time it stopped at).
 `score` takes AlertEvent-shaped dicts (from `citystream.alerts.v1` or the alert_events table).
 """
 
@@ -62,6 +64,7 @@ class Score:
     true_alerts: int
     delays_s: tuple[float, ...]
     kinds: dict[str, KindScore]  # by alert kind: every labelled kind and every kind that alerted
+    unfinished: int = 0  # episodes still running when the run stopped and not yet found: not scored (`score`)
 
     @property
     def by_kind(self) -> dict[str, tuple[int, int]]:
@@ -107,22 +110,29 @@ def score(labels: list[dict[str, Any]], alert_events: list[dict[str, Any]], grac
     (in sim time, or in wall time when the label carries it); the delay is from the start of the matching span.
 
     Precision counts every opened alert on a simulated sensor (from the `run` line); an alert that matches no
-    episode of its kind is a false positive.
+    episode of its kind is a false positive. An episode is scored once it is decided: found (at any time), or over
+    (it ended before the run stopped, the `end` line). One still running when the run stopped and not yet found is
+    pending and not scored (a two-day missed collection cannot be judged after an hour); `unfinished` counts them.
+    Alerts opened after the run stopped are left out (the silence of a stopped simulator is not an anomaly).
     """
+    stopped = next((float(label["t"]) for label in labels if label.get("category") == "end"), None)
     episodes = [label for label in labels if label.get("category") == "anomaly"]
     run = next((label for label in labels if label.get("category") == "run"), {})
     fleet = set(run.get("sensor_ids", ())) or {label["sensor_id"] for label in episodes}
-    opened = [(e, _epoch(e["occurred_at"])) for e in alert_events
-              if e.get("event_type") == "opened" and e.get("sensor_id") in fleet]
-    detected, delays, matched_alerts = 0, [], set()
+    # Alerts after the run stopped are not about it: once the simulator stops, every sensor falls silent.
+    opened: list[tuple[dict[str, Any], float]] = []
+    for event in alert_events:
+        if event.get("event_type") == "opened" and event.get("sensor_id") in fleet:
+            at = _epoch(event["occurred_at"])
+            if stopped is None or at <= stopped:
+                opened.append((event, at))
+    scored, detected, delays, matched_alerts, pending = 0, 0, [], set(), 0
     per_kind: dict[str, dict[str, Any]] = {}
 
     def tally(kind: str) -> dict[str, Any]:
         return per_kind.setdefault(kind, {"labels": 0, "detected": 0, "alerts": 0, "true_alerts": 0, "delays": []})
 
     for label in episodes:
-        kind = tally(label["kind"])
-        kind["labels"] += 1
         first: float | None = None
         for window_start, window_end in _windows(label, grace_s):
             hits = [(index, t) for index, (e, t) in enumerate(opened)
@@ -132,6 +142,12 @@ def score(labels: list[dict[str, Any]], alert_events: list[dict[str, Any]], grac
                 matched_alerts.update(index for index, _ in hits)
                 delay = min(t for _, t in hits) - window_start
                 first = delay if first is None else min(first, delay)
+        if first is None and stopped is not None and float(label["end"]) > stopped:
+            pending += 1
+            continue
+        scored += 1
+        kind = tally(label["kind"])
+        kind["labels"] += 1
         if first is not None:
             detected += 1
             kind["detected"] += 1
@@ -143,4 +159,4 @@ def score(labels: list[dict[str, Any]], alert_events: list[dict[str, Any]], grac
         kind["true_alerts"] += index in matched_alerts
     kinds = {name: KindScore(k["labels"], k["detected"], k["alerts"], k["true_alerts"], tuple(k["delays"]))
              for name, k in sorted(per_kind.items())}
-    return Score(len(episodes), detected, len(opened), len(matched_alerts), tuple(delays), kinds)
+    return Score(scored, detected, len(opened), len(matched_alerts), tuple(delays), kinds, pending)

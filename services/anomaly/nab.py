@@ -48,14 +48,23 @@ def load(root: Path) -> list[Series]:
 
 def scaled_sigmoid(position: float) -> float:
     """NAB's weight: +0.987 at a window's left edge, 0 at its right edge, towards -1 long after it."""
-    if position > 3.0:
+    if position >= 3.0:
         return -1.0
     return 2.0 / (1.0 + math.exp(5.0 * position)) - 1.0
 
 
+MAX_TP = 2.0 / (1.0 + math.exp(-5.0)) - 1.0  # scaled_sigmoid(-1.0): a detection at a window's left edge
+
+
+def scored_windows(series: Series) -> list[tuple[int, int]]:
+    """The windows NAB scores: those with at least one row after the probationary period."""
+    return [w for w in series.windows if w[1] >= series.probation]
+
+
 def raw_score(series: Series, detections: list[int], profile: str) -> float:
-    """Sum over one file: earliest detection per window (sigmoid-weighted TP), missed windows (FN), and every
-    detection outside a window (FP, discounted shortly after a window). Probationary rows are not scored."""
+    """Sum over one file, as NAB's sweeper computes it: earliest detection per window (sigmoid-weighted TP scaled
+    so a left-edge detection earns the full TP weight), missed windows (FN), and every detection outside a window
+    (FP, discounted shortly after a window). Probationary rows are not scored, nor windows that lie wholly in it."""
     tp_w, fp_w, fn_w = PROFILES[profile]
     score, hit = 0.0, set()
     for i in sorted(set(detections)):
@@ -66,7 +75,7 @@ def raw_score(series: Series, detections: list[int], profile: str) -> float:
             if window not in hit:
                 hit.add(window)
                 a, b = series.windows[window]
-                score += tp_w * scaled_sigmoid(-(b - i + 1) / (b - a + 1))
+                score += tp_w * scaled_sigmoid(-(b - i + 1) / (b - a + 1)) / MAX_TP
             continue
         before = [w for w in series.windows if w[1] < i]
         if before:
@@ -74,13 +83,14 @@ def raw_score(series: Series, detections: list[int], profile: str) -> float:
             score += fp_w * scaled_sigmoid(abs(b - i) / max(b - a, 1))
         else:
             score -= fp_w
-    return score - fn_w * (len(series.windows) - len(hit))
+    return score - fn_w * (len(scored_windows(series)) - len(hit))
 
 
 def normalised(corpus: list[Series], detections: dict[str, list[int]], profile: str) -> float:
-    """Corpus score scaled so the null detector scores 0 and a perfect one (left edges) 100."""
+    """Corpus score scaled so the null detector scores 0 and a perfect one 100 (NAB: perfect = TP weight × every
+    labelled window; null = the never-firing detector's raw score)."""
     tp_w, _, fn_w = PROFILES[profile]
-    windows = sum(len(s.windows) for s in corpus)
-    null, perfect = -fn_w * windows, tp_w * scaled_sigmoid(-1.0) * windows
+    null = -fn_w * sum(len(scored_windows(s)) for s in corpus)
+    perfect = tp_w * sum(len(s.windows) for s in corpus)
     raw = sum(raw_score(s, detections.get(s.name, []), profile) for s in corpus)
     return 100.0 * (raw - null) / (perfect - null) if perfect != null else 0.0

@@ -61,6 +61,11 @@ NORMAL: dict[str, tuple[Callable[[float, random.Random], dict[str, float]], str]
     "waste": (_waste, "temperature"),
 }
 
+def FREEZE(m: dict[str, float], t: float, t0: float) -> dict[str, float]:  # noqa: N802 - a marker, see generate
+    """Marker mutation: the sensor repeats its first reading of the episode (handled in `generate`)."""
+    return m
+
+
 # name → (domain, kind, primary metric override, start offset from day 16 00:00 in hours, duration h, mutate)
 Mutation = Callable[[dict[str, float], float, float], dict[str, float] | None]  # (metrics, t, t0) → new or None
 SPECS: dict[str, tuple[str, str | None, str | None, float, float, Mutation | None]] = {
@@ -70,7 +75,8 @@ SPECS: dict[str, tuple[str, str | None, str | None, float, float, Mutation | Non
     "traffic_incident": ("traffic", "incident", "intensity", 11.0, 0.75, lambda m, t, t0: {**m, "intensity": 2.0}),
     "traffic_surge": ("traffic", "rapid_change", "intensity", 20.0, 0.5, lambda m, t, t0: {**m, "intensity": 600.0}),
     "traffic_silence": ("traffic", "silence", None, 13.0, 2.0, lambda m, t, t0: None),
-    "traffic_stuck": ("traffic", "stuck_sensor", "intensity", 2.0, 4.0, lambda m, t, t0: {**m, "intensity": 57.0}),
+    # As the simulator's stuck loop: every metric keeps the values of the episode's first reading.
+    "traffic_stuck": ("traffic", "stuck_sensor", "averageVehicleSpeed", 2.0, 4.0, FREEZE),
     "energy_normal": ("energy", None, None, 0, 0, None),
     "energy_spike": ("energy", "energy_spike", None, 14.0, 0.5,
                      lambda m, t, t0: {**m, "activePower": m["activePower"] * 2.5}),
@@ -101,11 +107,16 @@ def generate(name: str, seed: int = 0, days: int = 21) -> Scenario:
     t0 = START_S + 16 * DAY_S + offset_h * HOUR_S
     t1 = t0 + duration_h * HOUR_S
     readings: list[Obs] = []
+    frozen: dict[str, float] | None = None
     for i in range(days * DAY_S // INTERVAL_S):
         t = START_S + i * INTERVAL_S
         metrics: dict[str, float] | None = normal(t, rng)
         if mutate is not None and t0 <= t < t1:
-            metrics = mutate(metrics, t, t0)
+            if mutate is FREEZE:
+                frozen = frozen or dict(metrics)
+                metrics = dict(frozen)
+            else:
+                metrics = mutate(metrics, t, t0)
         if metrics is not None:
             readings.append(Obs(f"sim-{name.replace('_', '-')}", i, float(t), metrics))
     windows = [(t0, t1)] if kind else []

@@ -170,7 +170,9 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
         readings = document.get("readings") if isinstance(document, dict) else None
         if not isinstance(readings, list):
             return None, None
-        claimed = {raw.get("sensor_id") if isinstance(raw, dict) else None for raw in readings}
+        # Only text can name a sensor: a list or object there (any JSON may come) is no claim, and is unhashable.
+        claimed = {sensor if isinstance(raw, dict) and isinstance(sensor := raw.get("sensor_id"), str) else None
+                   for raw in readings}
         sensor_id = claimed.pop() if len(claimed) == 1 else None
         named = isinstance(sensor_id, str) and SENSOR_ID.fullmatch(sensor_id) is not None
         return len(readings), sensor_id if named else None

@@ -65,6 +65,10 @@ class Verdict:
     summary: str
     contributing: tuple[Contribution, ...] = ()
     quiet_s: float = 0.0  # the detector's own minimum normal time before its alert auto-resolves
+    # Evidence of a calibrated score (generic.anomaly_score): the likelihood, the usual band, the raw score.
+    likelihood: float | None = None
+    band: tuple[float, float] | None = None
+    raw: float | None = None
 
     @property
     def firing(self) -> bool:
@@ -82,6 +86,10 @@ class Verdict:
             observed=round(self.observed, 6), expected=None if self.expected is None else round(self.expected, 6),
             score=round(self.score, 6), threshold=self.threshold,
             summary=self.summary,
+            likelihood=None if self.likelihood is None else round(self.likelihood, 12),
+            raw_score=None if self.raw is None else round(self.raw, 6),
+            expected_low=None if self.band is None else round(self.band[0], 6),
+            expected_high=None if self.band is None else round(self.band[1], 6),
             contributing=tuple(
                 ContributingReading(seq=seq, observed_at=datetime.fromtimestamp(t, UTC), metric=m, value=v)
                 for seq, t, m, v in self.contributing

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from services.anomaly.detectors.base import View
 
-VERSION = "1.0.0"
+VERSION = "1.1.0"  # 1.1.0: winsorised while warming up too
 WEEK_BUCKETS = 168
 DAY_BUCKETS = 24
 MIN_BUCKET_SAMPLES = 8  # a bucket is trusted after this many readings
 MIN_GLOBAL_SAMPLES = 12  # before this the metric is still warming up: no expectation at all
+WARMUP_CLIP_AFTER = 4  # from this many readings on, even a warming baseline winsorises what it learns
 BUCKET_ALPHA = 0.05  # floor of the bucket learning rate (1/n before that: a plain mean while young)
 # Bucket counts only steer the learning rate (1/(n+1) until it reaches BUCKET_ALPHA) and trust (n >= 8): a cap at
 # 255 changes nothing and lets a count travel in one byte.
@@ -101,7 +102,19 @@ def learn_at(hot: list, seasonal: list, w: int, d: int, t: float, x: float, v: V
     """`learn` with the reading's buckets already computed (`slots`): the engine's hot path, so the two bucket
     updates (hour-of-week, hour-of-day) are written out rather than a function call or a loop each."""
     sigma = v.sigma
-    limit = CLIP_SIGMAS * sigma if sigma is not None else None
+    if sigma is not None:
+        limit = CLIP_SIGMAS * sigma
+    elif hot[2] >= WARMUP_CLIP_AFTER:
+        # Still warming up: a provisional scale from the global deviation so far (at least 25 % of the level). A
+        # reading beyond it is counted but not learned, so an anomaly in a sensor's first readings does not become
+        # its normal (a spike from reading 6 would otherwise sit in every expectation of its first hour).
+        if abs(x - hot[0]) > CLIP_SIGMAS * (MAD_TO_SIGMA * hot[1] + 0.25 * abs(hot[0]) + 1e-6):
+            hot[2] += 1
+            hot[3], hot[4] = x, t
+            return
+        limit = None
+    else:
+        limit = None
     wm, wd, wn, dm, dd, dn = seasonal
     _learn_bucket(wm, wd, wn, w, x, limit)
     _learn_bucket(dm, dd, dn, d, x, limit)

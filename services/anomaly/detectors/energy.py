@@ -67,7 +67,7 @@ class Drift(Detector):
     """Sustained drift: a slow EWMA of the clipped residual against the hour-of-week baseline, in sigmas."""
 
     id = "energy.drift"
-    version = "1.0.0"
+    version = "1.1.0"  # 1.1.0: readings during an outage are neither judged nor learned
     kind = AlertKind.ENERGY_DRIFT
     severity = Severity.LOW
     default_threshold = 1.0
@@ -80,6 +80,8 @@ class Drift(Detector):
         v = views.get(POWER)
         if v is None or not v.weekly:  # drift is judged against a full week of history, never a fallback
             return None
+        if v.expected >= Outage.MIN_EXPECTED_KW and v.value <= (1.0 - Outage.default_threshold) * v.expected:
+            return None  # supply lost: the outage rule's business, and no evidence of a drift either way
         residual = max(-4.0, min(4.0, (v.value - v.expected) / v.sigma))
         level = (r := st.get("r", 0.0)) + self.ALPHA * (residual - r)
         n = st.get("n", 0) + 1

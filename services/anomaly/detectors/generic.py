@@ -94,7 +94,7 @@ class Flatline(MetricDetector):
     """A metric that normally varies repeats the exact same value for `threshold` readings: a stuck sensor."""
 
     id = "generic.flatline"
-    version = "1.0.0"
+    version = "1.1.0"  # 1.1.0: the run is counted from the first reading, before the baseline is warm
     kind = AlertKind.STUCK_SENSOR
     severity = Severity.LOW
     default_threshold = 12.0
@@ -102,11 +102,16 @@ class Flatline(MetricDetector):
 
     def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
         v = views.get(self.metric)
-        if v is None or v.sigma is None:
+        if v is None:
+            return None
+        if v.sigma is None:  # warming up: count the run already, so a sensor stuck from its first minutes is found
+            st["n"] = st.get("n", 1) + 1 if v.prev is not None and v.value == v.prev else 1
             return None
         if v.prev is not None and v.value == v.prev:
             n = st["n"] = st.get("n", 1) + 1
-            varies = st.get("varies", False)
+            varies = st.get("varies")
+            if varies is None:  # stuck since before the baseline was warm: judge by the spread learned meanwhile
+                varies = st["varies"] = v.sigma > 1e-6 + 0.011 * abs(v.expected or 0.0)
         else:
             n = st["n"] = 1
             # A signal that is constant by nature (its usual deviation is ~0) is not stuck when it stays constant.

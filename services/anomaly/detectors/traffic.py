@@ -13,7 +13,7 @@ class Congestion(Detector):
     """Speed well below its seasonal baseline while the loop is highly occupied. Score = fractional speed drop."""
 
     id = "traffic.congestion"
-    version = "1.0.0"
+    version = "1.1.0"  # 1.1.0: not while the flow has stopped (an incident)
     kind = AlertKind.CONGESTION
     severity = Severity.MEDIUM
     default_threshold = 0.5  # speed at most half of the usual speed for this hour
@@ -27,6 +27,11 @@ class Congestion(Detector):
         if v is None or v.expected is None or occupancy is None or v.expected <= 0:
             return None
         drop = 1.0 - v.value / v.expected
+        flow = views.get(INTENSITY)
+        stopped = flow is not None and flow.short and obs.metrics.get(INTENSITY, 1.0) <= Incident.STOPPED_SHARE * \
+            flow.short
+        if stopped:
+            drop = min(drop, 0.0)  # no vehicles pass: a blocked road (incident), not a slow queue
         return (drop if occupancy >= self.MIN_OCCUPANCY else min(drop, 0.0)), (v, occupancy)
 
     def explain(self, obs: Obs, score: float, context: tuple[View, float]) -> Verdict:
@@ -41,17 +46,23 @@ class Congestion(Detector):
 
 
 class Incident(Detector):
-    """A sudden collapse of intensity against the recent flow; stays open until flow recovers (score = drop)."""
+    """Traffic stops: intensity collapses against the recent flow, or the speed collapses while no traffic passes
+    (a blocked road: few or no vehicles, crawling speed; a congestion keeps its flow). Stays open until flow
+    recovers. Score = the larger of the two drops."""
 
     id = "traffic.incident"
-    version = "1.0.0"
+    # 1.1.0: the flow floor is in vehicles per hour (intensity counts vehicles per reporting interval, so 5 per
+    # reading meant 60/h at 5 minutes but 1,200/h at 15 s); a speed collapse with stopped flow is an incident too.
+    version = "1.1.0"
     kind = AlertKind.INCIDENT
     severity = Severity.HIGH
-    default_threshold = 0.7  # intensity fell by at least 70 % from the recent flow
+    default_threshold = 0.7  # intensity (or speed) fell by at least 70 %
     clear_fraction = 0.5
-    metrics = (INTENSITY,)
+    metrics = (INTENSITY, SPEED)
     MIN_SIGMAS = 3.0
-    MIN_FLOW = 5.0  # below this the road is just quiet: a "collapse" of 3 to 0 cars means nothing
+    MIN_FLOW_VPH = 60.0  # below this the road is just quiet: a "collapse" of 3 to 0 cars means nothing
+    MIN_COUNT = 5.0  # vehicles per reading for a fall of the count alone to mean something
+    STOPPED_SHARE = 0.2  # flow at most this share of the recent flow counts as stopped
 
     def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
         v = views.get(INTENSITY)
@@ -59,13 +70,23 @@ class Incident(Detector):
             return None
         ref = st.get("ref")
         if ref is None:
+            interval = profile.interval_s or (obs.t - v.prev_t if v.prev_t is not None and obs.t > v.prev_t
+                                              else None)
             # Only a sudden fall counts: compare with the fast EWMA of the flow just before.
-            if v.short < self.MIN_FLOW or v.expected is None:
+            if interval is None or v.short * 3600.0 / interval < self.MIN_FLOW_VPH or v.expected is None:
                 return 0.0, (v, None)
             drop = 1.0 - v.value / v.short
-            # ...and it must also be far below what this hour usually carries, not just noise on a quiet road.
-            if drop >= self.threshold and (v.expected - v.value) < self.MIN_SIGMAS * v.sigma:
+            # ...and it must also be far below what this hour usually carries, not just noise on a quiet road; a
+            # count of a few vehicles per reading falls to zero by chance (Poisson: e^-5 < 1 % at 5 per reading).
+            if drop >= self.threshold and ((v.expected - v.value) < self.MIN_SIGMAS * v.sigma
+                                           or v.short < self.MIN_COUNT):
                 drop = min(drop, self.threshold * 0.99)
+            speed = views.get(SPEED)
+            if (drop < self.threshold and speed is not None and speed.expected and speed.expected > 0
+                    and v.value <= self.STOPPED_SHARE * v.short):
+                stalled = 1.0 - speed.value / speed.expected  # counting few or no cars, and those crawl
+                if stalled > drop:
+                    drop = stalled
             if drop >= self.threshold:
                 st["ref"], ref = v.short, v.short
         else:
@@ -78,8 +99,12 @@ class Incident(Detector):
         v, flow = context  # the flow the drop is measured from; None: too low to judge
         if flow is None:
             return self.verdict(INTENSITY, v.value, v.short, 0.0, "flow too low to judge", ())
+        speed = obs.metrics.get(SPEED)
+        cited = ((obs.seq, obs.t, INTENSITY, v.value),) + (((obs.seq, obs.t, SPEED, speed),) if speed is not None
+                                                           else ())
         return self.verdict(
             INTENSITY, v.value, flow, drop,
-            f"intensity collapsed to {v.value:.0f} from a recent flow of {flow:.0f}",
-            ((obs.seq, obs.t, INTENSITY, v.value),), escalate(self.severity, 1) if drop >= 0.95 else None,
+            f"traffic stopped: intensity {v.value:.0f} against a recent flow of {flow:.1f}"
+            + (f", speed {speed:.0f} km/h" if speed is not None else ""),
+            cited, escalate(self.severity, 1) if drop >= 0.95 else None,
         )

@@ -34,10 +34,17 @@ class Overflow(Detector):
 
 
 class AbnormalFillRate(Detector):
-    """Fill rate (fraction per hour) far above the bin's usual positive rate: robust z of the rate."""
+    """Fill rate (fraction per hour) far above the bin's usual rate: robust z of one step's rate, or of a fast
+    EWMA of the rate (a steady fast fill hides in one step's noise: at 15 s readings a level noise of 0.4 % is a
+    rate noise of 1.4/h). Both are judged against the usual rate and its spread, learned from every step that is
+    not an emptying, falls included (the noise is symmetric; positive steps alone bias both)."""
 
     id = "waste.abnormal_fill_rate"
-    version = "1.1.0"  # 1.1.0: cites both readings the rate is computed from
+    # 1.1.0: cites both readings the rate is computed from. 1.2.0: learns from falls too (not emptyings) and not
+    # from suspicious steps; the usual deviation shrinks twenty times slower than it grows (a clamped or stuck
+    # level must not make the next noisy step abnormal); a sustained rate is judged on a fast EWMA; while the
+    # bin's own rate is unknown, a sustained fill above WARMUP_MAX_RATE fires.
+    version = "1.2.0"
     kind = AlertKind.ABNORMAL_FILL_RATE
     severity = Severity.LOW
     default_threshold = 6.0
@@ -45,6 +52,10 @@ class AbnormalFillRate(Detector):
     metrics = (LEVEL,)
     WARMUP = 12
     MIN_RATE = 0.05  # fraction per hour; slower filling is never alarming
+    RECENT_ALPHA = 0.25
+    RECENT_NOISE = 0.378  # sqrt(alpha / (2 - alpha)): the EWMA's noise as a share of one step's
+    WARMUP_MAX_RATE = 4.0  # fraction per hour: a bin filled in 15 minutes is abnormal for any bin
+    EMPTIED_DROP = 0.3  # as the missed-collection rule: a fall this large is an emptying
 
     def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
         v = views.get(LEVEL)
@@ -55,16 +66,31 @@ class AbnormalFillRate(Detector):
             return None
         rate = (v.value - prev) / ((t - prev_t) / HOUR_S)
         prev_seq, st["ps"] = st.get("ps"), obs.seq  # the rate comes from two readings: cite both
-        if rate < 0 or prev >= 0.98:  # emptied, or saturated at full: not a filling step to learn from
-            return None
         mean, dev, n = st.get("m", 0.0), st.get("d", 0.0), st.get("n", 0)
         scale = 1.2533 * dev + 0.002
-        z = (rate - mean) / scale if n else 0.0
-        capped = min(rate, mean + 4 * scale) if n >= self.WARMUP else rate
-        alpha = 1.0 / (n + 1) if n < 19 else 0.05  # max(1 / (n + 1), 0.05): 1/20 == 0.05 exactly
-        st["d"] = dev + alpha * (abs(capped - mean) - dev) if n else 0.0
-        st["m"], st["n"] = mean + alpha * (capped - mean), n + 1
-        if n < self.WARMUP:
+        if prev - v.value >= self.EMPTIED_DROP or prev >= 0.98 or (n >= self.WARMUP and rate < mean - 4 * scale):
+            st.pop("r", None)  # emptied (wholly or partly), or saturated at full: no filling step to judge
+            return None
+        recent = st.get("r", mean)
+        recent += self.RECENT_ALPHA * (rate - recent)
+        # Only a fill faster than usual matters: a fall (a partial emptying, a compacting) must not hide the fast
+        # fill that follows it, so the EWMA never drops below the usual rate.
+        recent = st["r"] = recent if recent > mean else mean
+        if n >= self.WARMUP:
+            z = (rate - mean) / scale
+            sustained = (recent - mean) / (self.RECENT_NOISE * scale)
+            if sustained > z and recent >= self.MIN_RATE:
+                z = sustained
+        else:  # not blind while the bin's own rate is unknown
+            z = self.threshold * recent / self.WARMUP_MAX_RATE
+        if v.value >= Overflow.default_threshold * Overflow.clear_fraction:
+            z = min(z, self.clear_below * 0.99)  # filling into the overflow band: the overflow rule speaks
+        if n < self.WARMUP or z < self.clear_below:  # a suspicious step does not teach the usual rate
+            alpha = 1.0 / (n + 1) if n < 19 else 0.05  # max(1 / (n + 1), 0.05): 1/20 == 0.05 exactly
+            spread = abs(rate - mean) - dev
+            st["d"] = (dev + (alpha if spread > 0 or n < self.WARMUP else 0.05 * alpha) * spread) if n else 0.0
+            st["m"], st["n"] = mean + alpha * (rate - mean), n + 1
+        if n < 3:
             return None
         return (z if rate >= self.MIN_RATE else min(z, 0.0)), (v, rate, mean, prev_seq)
 
@@ -81,7 +107,7 @@ class FireRisk(Detector):
     """Temperature or methane spike: the worst of temperature/60 °C, methane/5000 ppm (10 % LEL), rise/+25 °C."""
 
     id = "waste.fire_risk"
-    version = "1.0.0"
+    version = "1.1.0"  # 1.1.0: a temperature jump far beyond the usual step is a fire risk too
     kind = AlertKind.FIRE_RISK
     severity = Severity.CRITICAL
     default_threshold = 1.0
@@ -90,6 +116,9 @@ class FireRisk(Detector):
     MAX_TEMPERATURE_C = 60.0
     MAX_METHANE_PPM = 5000.0
     MAX_RISE_C = 25.0
+    STEP_SIGMAS = 8.0  # a rise between two readings of 8 usual steps (the rate-of-change default) scores 1
+    STEP_FLOOR_C = 0.1
+    STEP_WARMUP = 12
 
     def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
         temperature, methane = obs.metrics.get(TEMPERATURE), obs.metrics.get(METHANE)
@@ -106,6 +135,19 @@ class FireRisk(Detector):
                 candidate = (temperature - v.expected) / self.MAX_RISE_C
                 if candidate > score:
                     score, observed, expected, what = candidate, temperature, v.expected, _RISE
+            if v is not None and v.prev is not None:
+                # A sudden rise, far beyond the bin's usual step, is the first sign of a fire (it would otherwise
+                # surface first as a generic rapid change of temperature).
+                step, usual, n = temperature - v.prev, st.get("u", 0.0), st.get("n", 0)
+                if n >= self.STEP_WARMUP:
+                    candidate = step / (self.STEP_SIGMAS * (1.2533 * usual + self.STEP_FLOOR_C))
+                    if candidate > score:
+                        score, observed, expected, what = candidate, temperature, v.prev, _JUMP
+                size = abs(step)
+                counted = size if n < self.STEP_WARMUP or size < 4 * usual + self.STEP_FLOOR_C else \
+                    4 * usual + self.STEP_FLOOR_C
+                st["u"] = usual + (1.0 / (n + 1) if n < 19 else 0.05) * (counted - usual)
+                st["n"] = n + 1
         if methane is not None:
             candidate = methane / self.MAX_METHANE_PPM
             if candidate > score:
@@ -119,7 +161,7 @@ class FireRisk(Detector):
                             ((obs.seq, obs.t, metric, observed),))
 
 
-_NONE, _HOT, _RISE, _GAS = range(4)  # which fire-risk candidate is the worst
+_NONE, _HOT, _RISE, _GAS, _JUMP = range(5)  # which fire-risk candidate is the worst
 
 
 def _fire_cause(what: int, temperature: float | None, methane: float | None, v: View | None) -> str:
@@ -129,6 +171,8 @@ def _fire_cause(what: int, temperature: float | None, methane: float | None, v: 
         return f"temperature {temperature:.1f} °C vs usual {v.expected:.1f} °C"
     if what == _GAS:
         return f"methane {methane:.0f} ppm"
+    if what == _JUMP:
+        return f"temperature jumped from {v.prev:.1f} °C to {temperature:.1f} °C"
     return "no heat or gas"
 
 

@@ -29,14 +29,14 @@ async def test_a_refused_alert_stops_commits_and_turns_the_worker_not_ready(kafk
     waste = topic_prefix + readings_topic("waste")
     worker = Worker(kafka, topic_prefix, anomaly_app_id, tmp_path / "worker.log").start()
     try:
-        await produce(kafka, waste, [("bin-ro-0001", reading("bin-ro-0001", 1, T0, "waste",
-                                                                       fillingLevel=0.99))])
+        await produce(kafka, waste, [("bin-ro-0001", reading("bin-ro-0001", 1, T0, "waste", fillingLevel=0.99))])
         deadline = time.monotonic() + 30
         async with httpx.AsyncClient(timeout=5) as client:
             while (answer := await client.get(f"http://127.0.0.1:{worker.port}/readyz")).status_code == 200:
                 assert time.monotonic() < deadline, "still ready after the alert was refused"
                 await asyncio.sleep(0.2)
-        assert answer.status_code == 503 and answer.json()["committing"] is False, answer.text
+        committing = answer.json()["checks"]["committing"]
+        assert answer.status_code == 503 and committing == {"ok": False, "detail": "output_refused"}, answer.text
         await produce(kafka, waste, [("bin-ro-0002", reading("bin-ro-0002", 1, T0, "waste",
                                                                        fillingLevel=0.3))])
         await asyncio.sleep(3)  # three flush intervals

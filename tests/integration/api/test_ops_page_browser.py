@@ -253,7 +253,7 @@ def tile_png() -> bytes:
 
 async def test_the_drill_down_explains_the_alert_and_takes_a_note(settings, tmp_path):
     _, alert, silence = await seed_overflow(settings)
-    consumer = make_consumer(settings.kafka_bootstrap, None, settings.topic(ALERT_ACTIONS))
+    consumer = make_consumer(settings.kafka, None, settings.topic(ALERT_ACTIONS))
     await consumer.start()
     failed: list[str] = []
     tiles: list[str] = []
@@ -358,7 +358,7 @@ async def test_the_drill_down_explains_the_alert_and_takes_a_note(settings, tmp_
 
 async def produce_registrations(settings, records: list[SensorRegistration]) -> None:
     """Many register records at once (batched, one flush), as the register's relay would publish them."""
-    producer = make_producer(settings.kafka_bootstrap, "test-register-bulk")
+    producer = make_producer(settings.kafka, "test-register-bulk")
     await producer.start()
     try:
         topic = settings.topic(REGISTER_SENSORS)

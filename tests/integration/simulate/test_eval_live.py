@@ -24,8 +24,9 @@ from tests.support.platform import running_services
 # Kinds the detectors find within this short, fast run: a fixed threshold, a drop against the last readings or the
 # warm-up baseline, a run of equal readings, or a timer. Scored but not required, because this run cannot show
 # them (each is detected when replayed at a 5-minute cadence: tests/unit/simulate/test_anomaly_kinds.py):
-# - incident: the detector judges only roads carrying ≥ 5 vehicles per reporting interval (Incident.MIN_FLOW); at
-#   this run's 2.5 s (sim) interval a loop counts about one vehicle per reading;
+# - incident: a fall of the count alone needs ≥ 5 vehicles per reading (Incident.MIN_COUNT), a stalled road a
+#   flow of ≥ 60 vehicles/h before it; at this run's 2.5 s (sim) interval a loop counts about one vehicle per
+#   reading;
 # - missed collection: the bin must stay full for longer than its usual emptying interval (learned, 48 h until
 #   known); the run covers minutes of sim time;
 # - energy drift: judged only against a full hour-of-week baseline (8 readings per hour of the week);
