@@ -119,8 +119,11 @@ async def wait_ready(url: str, path: str, timeout_s: float = 60) -> None:
             await asyncio.sleep(0.3)
 
 
-def start(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, *argv], env=env, start_new_session=True,
+def start(argv: list[str], env: dict[str, str], source: str | None = None) -> subprocess.Popen:
+    """`source`: another checkout of the project to run the process from (a before/after comparison)."""
+    if source is not None:
+        env = env | {"PYTHONPATH": source}
+    return subprocess.Popen([sys.executable, *argv], env=env, cwd=source, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=sys.stderr)
 
 
@@ -145,19 +148,25 @@ async def main(args: argparse.Namespace) -> dict:
     ingest = start(["-m", "services.ingest", "http"], env)
     ceiling = start(["-m", "uvicorn", "services.ingest.cpuprobe:ceiling_app", "--port", str(args.port + 1),
                      "--log-level", "warning"], env)
+    servers = {"ingest": (ingest, args.port), "ceiling": (ceiling, args.port + 1)}
+    if args.baseline is not None:
+        baseline_env = env | {"CITYSTREAM_INGEST_HTTP_PORT": str(args.port + 2)}
+        servers["baseline"] = (start(["-m", "services.ingest", "http"], baseline_env, args.baseline), args.port + 2)
     results: dict = {"batch": args.batch, "requests": args.requests, "connections": args.connections,
                      "sensors": args.sensors, "rounds": []}
     try:
-        await wait_ready(f"http://127.0.0.1:{args.port}", "/readyz")
-        await wait_ready(f"http://127.0.0.1:{args.port + 1}", "/")
-        for _ in range(args.rounds):  # alternate, so drift in machine load hits both alike
+        for name, (_, port) in servers.items():
+            await wait_ready(f"http://127.0.0.1:{port}", "/" if name == "ceiling" else "/readyz")
+        for _ in range(args.rounds):  # alternate, so drift in machine load hits all alike
             results["rounds"].append({
-                "ingest": await measure(f"http://127.0.0.1:{args.port}", ingest.pid, credential, payloads,
-                                        args.connections, readings),
-                "ceiling": await measure(f"http://127.0.0.1:{args.port + 1}", ceiling.pid, credential, payloads,
-                                         args.connections, readings)})
+                name: await measure(f"http://127.0.0.1:{port}", process.pid, credential, payloads, args.connections,
+                                    readings)
+                for name, (process, port) in servers.items()})
+        for name in servers:
+            figures = [round_[name]["cpu_us_per_reading"] for round_ in results["rounds"]]
+            results[f"{name}_cpu_us_per_reading_median"] = sorted(figures)[len(figures) // 2]
     finally:
-        for process in (ingest, ceiling):
+        for process, _ in servers.values():
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=30)
         await delete_topics_with_prefixes(settings.kafka, [prefix])
@@ -172,6 +181,7 @@ def cli() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--baseline", help="another checkout: its ingest-http runs too (port + 2), alternating")
     print(json.dumps(asyncio.run(main(parser.parse_args()))))
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from schemas.common import METRICS_BY_DOMAIN
 from schemas.register import CredentialHash, SensorRegistration
 from services.common import jsonwire
 
@@ -20,13 +21,17 @@ class SensorEntry:
     record: SensorRegistration
     ranges: dict[str, tuple[float, float]]  # metric name -> (min, max), inclusive
     credentials_by_key: dict[str, tuple[CredentialHash, ...]]
+    # The metrics a reading may carry: declared for the sensor AND known to its domain (-> (min, max)).
+    admissible: dict[str, tuple[float, float]]
 
     @classmethod
     def of(cls, record: SensorRegistration) -> SensorEntry:
         by_key: dict[str, tuple[CredentialHash, ...]] = {}
         for credential in record.credentials:
             by_key[credential.key_id] = (*by_key.get(credential.key_id, ()), credential)
-        return cls(record, {metric.name: (metric.min, metric.max) for metric in record.metrics}, by_key)
+        ranges = {metric.name: (metric.min, metric.max) for metric in record.metrics}
+        domain_metrics = METRICS_BY_DOMAIN[record.domain]
+        return cls(record, ranges, by_key, {name: bounds for name, bounds in ranges.items() if name in domain_metrics})
 
     def credentials_for(self, key_id: str) -> tuple[CredentialHash, ...]:
         return self.credentials_by_key.get(key_id, ())
