@@ -115,7 +115,7 @@ def _window_reason(observed: datetime, now: datetime) -> RejectionReason | None:
 
 
 def test_the_window_in_epoch_microseconds_decides_as_datetimes_at_its_edges_in_every_offset():
-    offsets = [timezone.utc, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12)),
+    offsets = [UTC, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12)),
                timezone(timedelta(hours=5, minutes=45)), timezone(timedelta(minutes=-1))]
     edges = [NOW + LIMITS.clock_skew, NOW - LIMITS.max_age]
     readings, expected = [], []
