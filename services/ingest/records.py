@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -57,9 +57,14 @@ def _admitted_fixed(domain: Domain, produced_by: str) -> tuple[str, tuple[tuple[
     return topic, fixed
 
 
-@lru_cache(maxsize=1024)
 def _isoformat(moment: datetime) -> str:
-    # Readings of a batch share received_at and often observed_at: format each instant once.
+    # Readings of a batch share received_at and often observed_at: format each instant once. Keyed with the
+    # offset too: 12:00+00:00 and 14:00+02:00 are equal datetimes, and each reading keeps the offset it was sent in.
+    return _isoformat_in(moment, moment.utcoffset())
+
+
+@lru_cache(maxsize=1024)
+def _isoformat_in(moment: datetime, _offset: timedelta | None) -> str:
     return moment.isoformat()
 
 

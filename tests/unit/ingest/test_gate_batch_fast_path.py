@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from services.ingest.credentials import parse_credential
 from services.ingest.gate import Admitted, GateClock, GateLimits, Rejected, admit
 from services.ingest.ratelimit import RateLimiter
 from services.ingest.reading_shape import epoch_us
+from services.ingest.records import admitted_record
 from services.ingest.register_state import RegisterState
 from tests.support.ingest_factories import new_credential, registration
 from tests.unit.ingest.test_gate_properties import near_valid
@@ -166,3 +168,14 @@ def test_the_key_index_follows_every_register_change():
     assert state.sensors_for_key(GATEWAY_HASH.key_id) == ()
     state.put(registration("traffic-p-003", GATEWAY_HASH))
     assert [entry.record.sensor_id for entry in state.sensors_for_key(GATEWAY_HASH.key_id)] == ["traffic-p-003"]
+
+
+def test_an_admitted_record_keeps_the_offset_its_reading_was_sent_in():
+    # equal instants, different offsets: equal datetimes, so a memo keyed by the datetime alone mixed them up
+    sent = [(NOW - timedelta(seconds=1)).astimezone(timezone(timedelta(hours=hours))) for hours in (0, 2, -5, 0)]
+    readings = [{"sensor_id": SENSORS[index % 2], "seq": 100 + index, "observed_at": moment.isoformat(),
+                 "metrics": {"intensity": 1.0}} for index, moment in enumerate(sent)]
+    outcomes = _batched(readings, GATEWAY_KEY)
+    written = [orjson.loads(admitted_record(outcome, "ingest-test").value)["observed_at"] for outcome in outcomes]
+    assert written == [moment.isoformat() for moment in sent]
+    assert len({datetime.fromisoformat(text) for text in written}) == 1
