@@ -24,7 +24,7 @@ from typing import Any
 
 from schemas.rejections import HTTP_STATUS, RejectionReason
 from services.ingest.credentials import CredentialCheck, PresentedCredential
-from services.ingest.gate import Admitted, GateLimits, RegisterLookup, Rejected, admit
+from services.ingest.gate import Admitted, GateClock, GateLimits, RegisterLookup, Rejected, admit_at
 from services.ingest.ratelimit import RateLimiter
 
 Outcome = Admitted | Rejected
@@ -43,7 +43,8 @@ def gate_batch(readings: list[Any], credential: PresentedCredential | None, regi
     """Every reading through `admit`; the batch's one credential is checked once per distinct stored hash.
     `lenient_json`: the body was parsed by the standard library (see `admit`)."""
     check = CredentialCheck(credential, now) if credential is not None else None
-    return [admit(raw, check, register, now, limits, limiter, lenient_json=lenient_json) for raw in readings]
+    clock = GateClock.of(now, limits)
+    return [admit_at(raw, check, register, clock, limits, limiter, lenient_json=lenient_json) for raw in readings]
 
 
 def authenticates(check: CredentialCheck | None, register: RegisterLookup) -> bool:

@@ -7,6 +7,7 @@ failing gets 429 (services/common/source_limit.py) before its body is read.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -22,9 +23,9 @@ from fastapi import FastAPI, Request, Response
 
 from schemas.common import SENSOR_ID_PATTERN
 from schemas.rejections import RejectionReason as Reason
-from services.common.readiness import readiness
 from services.common.errors import DependencyUnavailable
 from services.common.metrics import metrics_payload
+from services.common.readiness import readiness
 from services.common.source_limit import SourceLimiter
 from services.ingest import metrics
 from services.ingest.batch import (
@@ -36,6 +37,7 @@ from services.ingest.batch import (
     source_limited,
     unauthenticated,
 )
+from services.ingest.collector import settle_when_ready
 from services.ingest.credentials import CredentialCheck, PresentedCredential, parse_bearer
 from services.ingest.gate import Admitted, Rejected
 from services.ingest.openapi import (
@@ -97,10 +99,14 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
         if owned:
             holder["runtime"] = GateRuntime.build(settings, "http")  # aiokafka needs the running loop
             holder["runtime"].start()
+            # A process-wide setting: only the process entrypoint (which owns its runtime) tunes the collector.
+            settling = asyncio.create_task(settle_when_ready(holder["runtime"].view.ready), name="gc-settle")
         try:
             yield
         finally:
             if owned:
+                settling.cancel()
+                await asyncio.gather(settling, return_exceptions=True)
                 await holder.pop("runtime").stop()
 
     app = FastAPI(title="CityStream ingest", lifespan=lifespan)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -22,6 +22,16 @@ class ReadingShape(NamedTuple):
     seq: int
     observed_at: datetime
     metrics: dict[str, float]
+    observed_us: int  # observed_at in whole microseconds since the epoch (what the gate's window compares)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+
+
+def epoch_us(moment: datetime) -> int:
+    """An aware datetime as whole microseconds since the epoch: exact (timedelta arithmetic, no float)."""
+    return (moment - _EPOCH) // _ONE_US
 
 
 class Malformed(ValueError):
@@ -41,15 +51,16 @@ _NOT_RFC3339, _NOT_A_DATE = "not RFC 3339", "not a date"
 
 
 @lru_cache(maxsize=4096)
-def _parse_timestamp(text: str) -> datetime | str:
-    """RFC 3339 text → aware datetime, or why not. Memoised: readings of one batch or one reporting round share
-    timestamps, and the answer depends on the text alone."""
+def _parse_timestamp(text: str) -> tuple[datetime, int] | str:
+    """RFC 3339 text → (aware datetime, its epoch_us), or why not. Memoised: readings of one batch or one
+    reporting round share timestamps, and the answer depends on the text alone."""
     if not _TIMESTAMP.match(text):
         return _NOT_RFC3339
     try:
-        return datetime.fromisoformat(text.upper().replace(" ", "T"))
+        moment = datetime.fromisoformat(text.upper().replace(" ", "T"))
     except ValueError:
         return _NOT_A_DATE
+    return moment, epoch_us(moment)
 
 
 @lru_cache(maxsize=65_536)
@@ -89,7 +100,7 @@ def check_shape(raw: Any) -> ReadingShape:
             values[name] = _to_float(value)
         else:
             raise Malformed(f"metrics.{name}", f"metric {name!r} must be a JSON number")
-    return ReadingShape(sensor_id, seq, observed, values)
+    return ReadingShape(sensor_id, seq, observed[0], values, observed[1])
 
 
 def _to_float(value: int | float) -> float:

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Response
 
 from services.common.metrics import metrics_payload
 from services.common.readiness import Readiness, check
+from services.ingest.collector import settle_when_ready
 from services.ingest.settings import IngestSettings
 from services.ingest.sink_worker import SinkWorker
 
@@ -34,9 +35,13 @@ def create_sink_app(settings: IngestSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         task = asyncio.create_task(run_forever(), name="sink")
+        # Each batch allocates several objects per record: keep the collector off what the process holds for good.
+        settling = asyncio.create_task(settle_when_ready(None), name="gc-settle")
         try:
             yield
         finally:
+            settling.cancel()
+            await asyncio.gather(settling, return_exceptions=True)
             worker.stopping.set()
             try:
                 await asyncio.wait_for(asyncio.shield(task), 5)
