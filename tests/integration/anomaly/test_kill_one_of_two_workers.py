@@ -14,10 +14,10 @@ from aiokafka.partitioner import DefaultPartitioner
 from schemas.headers import make_headers
 from schemas.topics import ALERTS, readings_topic
 from services.common import jsonwire
-from services.common.kafka import make_admin, make_producer
-from services.common.settings import KafkaAccess
+from services.common.kafka import make_producer
 from tests.integration.anomaly.worker import (
     Worker,
+    committed_by_partition,
     consume_until,
     produce,
     reading,
@@ -81,17 +81,6 @@ async def wait_held(workers: list[Worker], topic: str, timeout_s: float = 60) ->
             return held
         assert time.monotonic() < deadline, f"partitions of {topic} not split over the workers: {held}"
         await asyncio.sleep(0.5)
-
-
-async def committed_by_partition(kafka: KafkaAccess, group_id: str, topic: str) -> dict[int, int]:
-    """The group's committed offset per partition of `topic` (a record's offset + 1: records done there)."""
-    admin = make_admin(kafka, request_timeout_ms=10_000)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group_id)
-    finally:
-        await admin.close()
-    return {tp.partition: max(0, meta.offset) for tp, meta in offsets.items() if tp.topic == topic}
 
 
 def opened(events: list[dict], sensors: list[str]) -> list[dict]:

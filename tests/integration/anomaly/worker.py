@@ -103,16 +103,20 @@ async def produce(bootstrap: str, topic: str, records: list[tuple[str, object]])
         await producer.stop()
 
 
-async def committed_offsets(bootstrap: str, group_id: str, topic: str) -> int:
-    """Sum over `topic`'s partitions of the offsets the consumer group has committed (what a restart resumes at)."""
-
-    admin = make_admin(bootstrap, request_timeout_ms=10_000)
+async def committed_by_partition(kafka: KafkaAccess, group_id: str, topic: str) -> dict[int, int]:
+    """The group's committed offset per partition of `topic` (a record's offset + 1: records done there)."""
+    admin = make_admin(kafka, request_timeout_ms=10_000)
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group_id)
     finally:
         await admin.close()
-    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+    return {tp.partition: max(0, meta.offset) for tp, meta in offsets.items() if tp.topic == topic}
+
+
+async def committed_offsets(kafka: KafkaAccess, group_id: str, topic: str) -> int:
+    """Sum over `topic`'s partitions of the offsets the consumer group has committed (what a restart resumes at)."""
+    return sum((await committed_by_partition(kafka, group_id, topic)).values())
 
 
 async def wait_committed(bootstrap: str, group_id: str, topic: str, count: int, timeout_s: float = 60) -> None:
