@@ -23,9 +23,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
+from services.common.db import create_database, drop_database
 from services.common.kafka import create_topics, delete_topics_with_prefixes
 from services.common.migrate import migrate
 from services.common.settings import CommonSettings, KafkaAccess
@@ -64,44 +64,24 @@ def infrastructure() -> Iterator[Infrastructure]:
         container.stop()
 
 
-def _with_database(url: str, name: str) -> str:
-    base, _, _ = url.rpartition("/")
-    return f"{base}/{name}"
-
-
 async def _create_database(admin_url: str) -> str:
-    name = f"cs_test_{uuid.uuid4().hex[:12]}"
-    connection = await asyncpg.connect(admin_url, timeout=10)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    url = _with_database(admin_url, name)
+    url = await create_database(admin_url, "cs_test_")
     await migrate(url)
     return url
-
-
-async def _drop_database(admin_url: str, url: str) -> None:
-    name = url.rpartition("/")[2]
-    connection = await asyncpg.connect(admin_url, timeout=10)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
 
 
 @pytest.fixture(scope="session")
 def database_url(infrastructure: Infrastructure) -> Iterator[str]:
     url = asyncio.run(_create_database(infrastructure.admin_database_url))
     yield url
-    asyncio.run(_drop_database(infrastructure.admin_database_url, url))
+    asyncio.run(drop_database(infrastructure.admin_database_url, url))
 
 
 @pytest.fixture
 def fresh_database_url(infrastructure: Infrastructure) -> Iterator[str]:
     url = asyncio.run(_create_database(infrastructure.admin_database_url))
     yield url
-    asyncio.run(_drop_database(infrastructure.admin_database_url, url))
+    asyncio.run(drop_database(infrastructure.admin_database_url, url))
 
 
 @pytest.hookimpl(wrapper=True)

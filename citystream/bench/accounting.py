@@ -5,33 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import asyncpg
 
 from citystream.bench.fleet import key_of
-
-
-async def create_database(admin_url: str) -> str:
-    """A fresh database for one benchmark run (migrated by the caller); its name starts with `cs_bench_`."""
-    name = f"cs_bench_{uuid.uuid4().hex[:10]}"
-    connection = await asyncpg.connect(admin_url, timeout=10)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    return f"{admin_url.rpartition('/')[0]}/{name}"
-
-
-async def drop_database(admin_url: str, url: str) -> None:
-    name = url.rpartition("/")[2]
-    connection = await asyncpg.connect(admin_url, timeout=10)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
 
 
 async def count_range(connection: asyncpg.Connection, seq_low: int, seq_high: int) -> int:

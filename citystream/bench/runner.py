@@ -45,6 +45,7 @@ from citystream.simulate.clients import RegisterClient
 from citystream.simulate.settings import SimulateSettings
 from schemas.common import Domain
 from schemas.topics import ALERTS, RAW_READINGS, readings_topic
+from services.common.db import create_database, drop_database
 from services.common.kafka import create_topics, delete_topics_with_prefixes
 from services.common.migrate import migrate
 
@@ -235,7 +236,7 @@ class Bench:
         self.result["started_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         # The machine may be shared: its 1-minute load average before and after says how much else ran.
         self.result["load_average_1m_at_start"] = round(os.getloadavg()[0], 2)
-        self.db_url = await accounting.create_database(admin_url)
+        self.db_url = await create_database(admin_url, "cs_bench_")
         try:
             await migrate(self.db_url)
             await create_topics(self.settings.kafka, prefix=self.prefix)
@@ -257,7 +258,7 @@ class Bench:
         finally:
             for service in self.services.values():
                 await asyncio.to_thread(service.stop)
-            await accounting.drop_database(admin_url, self.db_url)
+            await drop_database(admin_url, self.db_url)
             await self._delete_topics()
             self.result["elapsed_s"] = round(time.monotonic() - began, 1)
             self.result["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 
 import asyncpg
 import orjson
@@ -45,3 +46,24 @@ async def close_pool(pool: asyncpg.Pool, timeout_s: float = POOL_CLOSE_TIMEOUT_S
     except TimeoutError:
         log.warning("database pool did not close within %.1f s; its connections were terminated", timeout_s)
         return False
+
+
+async def create_database(admin_url: str, name_prefix: str) -> str:
+    """A fresh, empty database named `<name_prefix><random>` on the server of `admin_url`; returns its URL (the caller
+    migrates it). For test sessions, benchmark runs and probes, which each drop theirs with `drop_database`."""
+    name = f"{name_prefix}{uuid.uuid4().hex[:12]}"
+    connection = await asyncpg.connect(admin_url, timeout=10)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return f"{admin_url.rpartition('/')[0]}/{name}"
+
+
+async def drop_database(admin_url: str, url: str) -> None:
+    """Drop the database `url` names, closing its sessions (FORCE); nothing if it is gone already."""
+    connection = await asyncpg.connect(admin_url, timeout=10)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{url.rpartition("/")[2]}" WITH (FORCE)')
+    finally:
+        await connection.close()

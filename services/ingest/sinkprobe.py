@@ -23,6 +23,7 @@ import orjson
 
 from schemas.common import Domain
 from schemas.topics import readings_topic
+from services.common.db import create_database, drop_database
 from services.common.kafka import create_topics, delete_topics_with_prefixes, make_consumer, make_producer
 from services.common.migrate import migrate
 from services.ingest.cpuprobe import cpu_s, start, wait_ready
@@ -33,23 +34,9 @@ from services.ingest.settings import IngestSettings
 
 
 async def new_database(admin_url: str) -> str:
-    name = f"cs_sinkprobe_{uuid.uuid4().hex[:10]}"
-    connection = await asyncpg.connect(admin_url, timeout=10)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    url = f"{admin_url.rpartition('/')[0]}/{name}"
+    url = await create_database(admin_url, "cs_sinkprobe_")
     await migrate(url)
     return url
-
-
-async def drop_database(admin_url: str, url: str) -> None:
-    connection = await asyncpg.connect(admin_url, timeout=10)
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{url.rpartition("/")[2]}" WITH (FORCE)')
-    finally:
-        await connection.close()
 
 
 async def stored(url: str, expected: int, timeout_s: float = 180) -> int:
