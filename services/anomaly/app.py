@@ -46,6 +46,7 @@ from services.anomaly.table_keys import SENSOR_ID_KEYS, tolerant_keys
 from services.common.kafka import faust_credentials, make_consumer, make_producer
 from services.common.metrics import metrics_payload
 from services.common.production import refuse_development_secrets
+from services.common.readiness import check, readiness
 
 log = logging.getLogger(__name__)
 settings = AnomalySettings()
@@ -426,10 +427,8 @@ async def healthz(web, request):
 @app.page("/readyz")
 async def readyz(web, request):
     """The readiness contract (services/common/readiness.py): tables recovered from their changelogs, no
-    rebalance in progress, the register view caught up, and every output the broker refused so far none (a refused
-    output stops the commits: services/anomaly/health.py)."""
-    from services.common.readiness import check, readiness
-
+    rebalance in progress, the register view caught up, and no output refused by the broker (a refused output stops
+    the commits: services/anomaly/health.py)."""
     body, status = readiness({
         "tables": check(app.tables.recovery.completed.is_set(), "recovered", "recovering"),
         "rebalance": check(not app.rebalancing, "settled", "rebalancing"),
