@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
-from services.common.kafka_batches import key_hash, partition_of
+from services.common.kafka_batches import partition_of
 from services.ingest.records import OutRecord
 
-__all__ = ["GroupSender", "key_hash", "partition_of", "send_batched"]
+__all__ = ["GroupSender", "send_batched"]
 
 
 async def send_batched(producer, records: Sequence[OutRecord], topic_of: Callable[[str], str],

@@ -12,10 +12,10 @@ from schemas.readings import READING_MODEL_BY_DOMAIN
 from schemas.register import CredentialKind
 from schemas.rejections import RejectedReading
 from services.common import jsonwire
+from services.common.kafka_batches import partition_of
 from services.ingest.batch import gate_batch
 from services.ingest.credentials import CredentialCheck, matches, parse_credential
 from services.ingest.gate import Admitted, GateLimits, Rejected
-from services.ingest.kafka_batches import partition_of
 from services.ingest.ratelimit import RateLimiter
 from services.ingest.records import admitted_record, rejected_record
 from services.ingest.register_state import RegisterState
