@@ -26,6 +26,36 @@ from tests.integration.test_faust_smoke import (
 )
 
 PAIRS_DURING_JOIN = 40  # one record per key every 0.5 s: 20 s, longer than the 10 s session the join waits for
+# Worker log lines that tell how a join went: generations, assignments, recovery steps.
+JOIN_LOG_MARKS = ("generation", "assigned", "Revoking", "Recovery", "Resuming", "Seek", "Ready", "ERROR", "WARNING")
+
+
+async def _emitted_counts(kafka, topic: str, keys: tuple[str, ...], wanted: int, timeout_s: float) -> dict:
+    """Every count the worker emitted per key, read from the start of the counts topic by a fresh consumer each
+    round, until each key's counts reach `wanted` or the timeout. Reading afresh (not a long-lived consumer's
+    latest value) tells a record the worker never counted from one the test's own consumer did not fetch."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        emitted: dict[str, list[int]] = {key: [] for key in keys}
+        consumer = make_consumer(kafka, None, topic)
+        await consumer.start()
+        try:
+            end = await consumer.end_offsets([TopicPartition(topic, 0)])
+            while await consumer.position(TopicPartition(topic, 0)) < end[TopicPartition(topic, 0)]:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    for record in records:
+                        emitted.setdefault(record.key.decode(), []).append(int(record.value))
+        finally:
+            await consumer.stop()
+        if all(max(emitted[key], default=0) >= wanted for key in keys) or loop.time() > deadline:
+            return emitted
+        await asyncio.sleep(1.0)
+
+
+def _join_story(log_path) -> str:
+    lines = log_path.read_text(errors="replace").splitlines() if log_path.exists() else []
+    return "\n".join(line for line in lines if any(mark in line for mark in JOIN_LOG_MARKS))[-6000:]
 
 
 async def _committed_and_end(bootstrap: str, group: str, topic: str) -> tuple[dict[int, int], dict[int, int]]:
@@ -68,12 +98,19 @@ async def test_records_produced_while_a_restarted_worker_joins_are_all_counted_a
             for _ in range(PAIRS_DURING_JOIN):
                 await produce(kafka, source, ["north", "south"])
                 await asyncio.sleep(0.5)
-            expected = {"north": 5 + PAIRS_DURING_JOIN, "south": 5 + PAIRS_DURING_JOIN}
-            seen = await wait_for_counts(counts, expected, timeout_s=40)
-            await asyncio.sleep(5)  # Faust commits every few seconds
+            total = 5 + PAIRS_DURING_JOIN
+            emitted = await _emitted_counts(kafka, counts_topic, ("north", "south"), total, timeout_s=60)
+            await wait_for_committed(kafka, group, source, 2 * total, timeout_s=15)  # Faust commits every few s
             committed, end = await _committed_and_end(kafka, group, source)
-            assert seen == expected, f"records lost during the join; committed {committed}, end offsets {end}"
-            assert committed == end, "the group's commit stopped short of the end: a gap Faust never commits past"
+            story = _join_story(tmp_path / "worker2.log")
+            # Each record counted exactly once: every key's emitted counts are 1, 2, … total, each once (a record
+            # counted twice shows as a count above `total` or a repeated one, a lost record as a missing one).
+            for key in ("north", "south"):
+                assert sorted(emitted[key]) == list(range(1, total + 1)), (
+                    f"{key}: counts emitted {emitted[key]}; committed {committed}, end offsets {end}; "
+                    f"worker log:\n{story}")
+            assert committed == end, (f"the group's commit stopped short of the end: a gap Faust never commits past; "
+                                      f"worker log:\n{story}")
         finally:
             stop(second, signal.SIGTERM)
     finally:
