@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from citystream.bench.usage import ProcessTree
+from citystream.bench.usage import ProcessTable, ProcessTree
 
 
 def free_port() -> int:
@@ -70,10 +70,10 @@ class Service:
         raise RuntimeError(f"{self.name} not ready on {self.url}{self.ready_path} after {timeout_s:.0f} s; "
                            f"see {self.log_path}:\n{self.tail()}")
 
-    def sample(self) -> None:
+    def sample(self, table: ProcessTable | None = None) -> None:
         """CPU and peak resident memory of the process and any children it starts (citystream.bench.usage)."""
         if self.usage is not None:
-            self.usage.sample()
+            self.usage.sample(table)
 
     @property
     def cpu_s(self) -> float:

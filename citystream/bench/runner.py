@@ -40,7 +40,14 @@ from citystream.bench.judged import (
 )
 from citystream.bench.load import LoadResult, http_load, kafka_load, percentile
 from citystream.bench.processes import Service, anomaly_group, platform_services
-from citystream.bench.usage import ProcessTree, cpu_by_component, own_process, runtime_processes, us_per_reading
+from citystream.bench.usage import (
+    ProcessTree,
+    cpu_by_component,
+    own_process,
+    process_table,
+    runtime_processes,
+    us_per_reading,
+)
 from citystream.simulate.clients import RegisterClient
 from citystream.simulate.settings import SimulateSettings
 from schemas.common import Domain
@@ -94,10 +101,11 @@ class Sampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> None:
+        table = process_table()
         for service in list(self.services.values()):  # the runner adds anomaly workers while this runs
-            service.sample()
+            service.sample(table)
         for tree in self.others:
-            tree.sample()
+            tree.sample(table)
 
     def _run(self) -> None:
         while not self._stop.wait(0.5):

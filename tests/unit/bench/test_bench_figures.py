@@ -17,7 +17,7 @@ from citystream.bench.accounting import Accounting, compare
 from citystream.bench.fleet import BAD_KINDS, BenchFleet, domain_fleet, key_of
 from citystream.bench.load import LoadResult, percentile
 from citystream.bench.runner import phase_books, summary
-from citystream.bench.usage import ProcessTree, runtime_processes
+from citystream.bench.usage import ProcessTree, process_table, runtime_processes
 from schemas.common import Domain
 
 HEADLINE = ("e2e_readings_per_s", "kafka_path_readings_per_s", "raw_ceiling_readings_per_s", "ingest_ack_p99_ms",
@@ -126,7 +126,8 @@ def test_the_probe_fleet_has_as_many_waste_bins_as_asked():
     assert len({s.sensor_id for s in specs}) == 40
 
 
-def test_process_tree_counts_children_also_after_they_exited(tmp_path):
+@pytest.mark.parametrize("shared_table", [False, True], ids=["own scan", "shared process table"])
+def test_process_tree_counts_children_also_after_they_exited(tmp_path, shared_table):
     burn = "x = 0\nfor i in range(4 * 10**7): x += i"
     parent = subprocess.Popen([sys.executable, "-c", (f"import subprocess, sys, time\n"
                                f"subprocess.run([sys.executable, '-c', {burn!r}])\ntime.sleep(30)")])
@@ -137,8 +138,9 @@ def test_process_tree_counts_children_also_after_they_exited(tmp_path):
         tree.begin()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            own.sample()
-            tree.sample()
+            table = process_table() if shared_table else None  # the benchmark's sampler shares one per round
+            own.sample(table)
+            tree.sample(table)
             if tree.processes_seen >= 2 and not psutil.Process(parent.pid).children():
                 break  # the child ran and exited
             time.sleep(0.05)
