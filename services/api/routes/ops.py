@@ -38,7 +38,7 @@ ASSETS = {"app.js": "text/javascript", "app.css": "text/css", "index.html": "tex
 # Built by web/build.mjs (`make assets`): the page's libraries, served from this origin (no CDN).
 VENDOR = {"map.js": "text/javascript", "map.css": "text/css", "chart.js": "text/javascript", "chart.css": "text/css"}
 VIEWER = policy(Role.VIEWER)
-# One index lookup per sensor (readings_sensor_time), newest row only: cheap for 10,000 sensors.
+# One index lookup per sensor (readings_pkey: sensor_id, observed_at, seq), newest row only: cheap for 10,000 sensors.
 LAST_SEEN_SQL = """
 SELECT ids.sensor_id, (SELECT observed_at FROM readings r WHERE r.sensor_id = ids.sensor_id AND r.observed_at >= $2
                        ORDER BY observed_at DESC LIMIT 1) AS last_observed_at
