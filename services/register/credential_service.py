@@ -69,7 +69,7 @@ class CredentialService:
             if credential is None or credential["revoked_at"] is not None:
                 raise RegisterError(404, "UNKNOWN_CREDENTIAL", "key_id", f"no active credential {key_id!r}")
             principal.require_organisation(credential["organisation"], "key_id")
-            sensor_ids = [s for s in credential["sensor_ids"] if s]
+            sensor_ids = sorted(s for s in credential["sensor_ids"] if s)  # the lock order issue_gateway uses
             locked = [await lock_sensor(conn, principal, sensor_id) for sensor_id in sensor_ids]
             now = self.clock()
             await repo.revoke_credential(conn, key_id, now)
