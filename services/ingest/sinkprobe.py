@@ -1,4 +1,5 @@
-"""`python -m services.ingest.sinkprobe`: CPU µs per reading of one `python -m services.ingest sink` process.
+"""`python -m services.ingest.sinkprobe`: CPU µs per reading of one `python -m services.ingest sink` process, and of
+the PostgreSQL backends serving its database (the server must run on this machine: their CPU is read from /proc).
 
 Creates a topic prefix and a fresh migrated database per sink, starts the sink (and, with `--baseline DIR`, the
 sink of another checkout, in its own consumer group and database), then per round produces admitted readings to
@@ -52,6 +53,24 @@ async def stored(url: str, expected: int, timeout_s: float = 180) -> int:
         await connection.close()
 
 
+async def backends_cpu_s(url: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend connected to the database `url` names, by pid (this probe's
+    own query connection excluded)."""
+    connection = await asyncpg.connect(url, timeout=10)
+    try:
+        pids = await connection.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                      "AND pid <> pg_backend_pid()")
+    finally:
+        await connection.close()
+    found = {}
+    for row in pids:
+        try:
+            found[row["pid"]] = cpu_s(row["pid"])
+        except OSError:  # gone meanwhile, or the server is on another machine
+            continue
+    return found
+
+
 def records(first_seq: int, count: int, sensors: int, produced_by: str) -> list:
     now = datetime.now(UTC)
     observed = now - timedelta(seconds=2)
@@ -102,14 +121,21 @@ async def main(args: argparse.Namespace) -> dict:
         for _ in range(args.rounds):
             made = records(1 + total, args.readings, args.sensors, "sinkprobe")
             before = {name: cpu_s(process.pid) for name, (process, _) in sinks.items()}
+            backends_before = {name: await backends_cpu_s(databases[name]) for name in sinks}
             for start_index in range(0, len(made), 5_000):
                 await publisher.publish(made[start_index:start_index + 5_000])
             total += args.readings
             figures = {}
             for name, (process, _) in sinks.items():
                 count = await stored(databases[name], total)
+                backends = await backends_cpu_s(databases[name])
+                # A backend that appeared during the round counts whole; one that ended is missed (the sink's pool
+                # keeps its connections, so neither happens in a steady round).
+                database_s = sum(now - backends_before[name].get(pid, 0.0) for pid, now in backends.items())
                 figures[name] = {"cpu_us_per_reading": round((cpu_s(process.pid) - before[name]) / args.readings
-                                                             * 1e6, 2), "stored": count}
+                                                             * 1e6, 2),
+                                 "postgresql_cpu_us_per_reading": round(database_s / args.readings * 1e6, 2),
+                                 "stored": count}
             figures["ceiling"] = {"cpu_us_per_reading": round(await ceiling_cpu_s(settings, total) / total * 1e6, 2)}
             results["rounds"].append(figures)
     finally:
