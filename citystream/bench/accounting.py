@@ -9,8 +9,39 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import asyncpg
+from aiokafka import TopicPartition
 
 from citystream.bench.fleet import key_of
+from services.common.kafka import make_admin, make_consumer
+from services.common.settings import KafkaAccess
+
+
+async def wait_group_caught_up(kafka: KafkaAccess, group_id: str, topics: list[str], *, timeout_s: float = 120.0,
+                               interval_s: float = 0.25) -> float | None:
+    """Waits until consumer group `group_id` has committed every partition of `topics` up to its log end (the sink
+    commits a record only once it is stored). Asks the broker, not the database: the benchmark reads the CPU its
+    services used once they are done, and a count(*) over the readings every quarter second would add to
+    PostgreSQL's figure what is the benchmark's own work. Returns the wall time it was seen caught up (None: the
+    timeout)."""
+    admin, consumer = make_admin(kafka), make_consumer(kafka, None)
+    await admin.start()
+    await consumer.start()
+    try:
+        cluster = await consumer._client.fetch_all_metadata()  # a group-less consumer has no metadata yet
+        partitions = [TopicPartition(topic, p) for topic in topics for p in sorted(cluster.partitions_for_topic(topic)
+                                                                                    or ())]
+        deadline = time.monotonic() + timeout_s
+        while True:
+            ends = await consumer.end_offsets(partitions)
+            committed = await admin.list_consumer_group_offsets(group_id, partitions=partitions)
+            if all(end == 0 or (tp in committed and committed[tp].offset >= end) for tp, end in ends.items()):
+                return time.time()
+            if time.monotonic() > deadline:
+                return None
+            await asyncio.sleep(interval_s)
+    finally:
+        await consumer.stop()
+        await admin.close()
 
 
 async def count_range(connection: asyncpg.Connection, seq_low: int, seq_high: int) -> int:

@@ -137,7 +137,7 @@ def platform_services(*, bootstrap: str, database_url: str, topic_prefix: str, r
                 services[name] = Service(name, ("services.ingest", "gate"), common | env, port, log_path)
             elif role == "ingest-sink":
                 env = {"CITYSTREAM_INGEST_SINK_PORT": str(port),
-                       "CITYSTREAM_INGEST_SINK_GROUP_ID": f"bench-sink-{run_id}"}
+                       "CITYSTREAM_INGEST_SINK_GROUP_ID": sink_group(run_id)}
                 # The sink reports ready only after its first database write; alive is what start-up needs.
                 services[name] = Service(name, ("services.ingest", "sink"), common | env, port, log_path,
                                          ready_path="/healthz")
@@ -158,6 +158,11 @@ def anomaly_worker(name: str, common: dict[str, str], port: int, log_path: Path,
            "CITYSTREAM_ANOMALY_STORE": "memory://", "CITYSTREAM_ANOMALY_DATA_DIR": str(data_dir),
            "CITYSTREAM_ANOMALY_LAG_INTERVAL_S": "0.5", **env}
     return Service(name, ("services.anomaly", "worker"), common | own, port, log_path, cwd=work)
+
+
+def sink_group(run_id: str) -> str:
+    """The consumer group of a benchmark run's ingest-sink processes."""
+    return f"bench-sink-{run_id}"
 
 
 def anomaly_group(count: int, *, bootstrap: str, database_url: str, topic_prefix: str, run_id: str, logs_dir: Path,

@@ -39,7 +39,7 @@ from citystream.bench.judged import (
     scale_out_rows,
 )
 from citystream.bench.load import LoadResult, http_load, kafka_load, percentile
-from citystream.bench.processes import Service, anomaly_group, platform_services
+from citystream.bench.processes import Service, anomaly_group, platform_services, sink_group
 from citystream.bench.usage import (
     ProcessTree,
     cpu_by_component,
@@ -351,10 +351,14 @@ class Bench:
         merged.ended = time.time()
         await self._account("admission_probe", merged, seq_low, fleet)
 
-    async def _account(self, name: str, load: LoadResult, seq_low: int, fleet: BenchFleet) -> dict[str, Any]:
-        """Waits for the sink, then books the phase: acknowledged set against stored set, rejections stored."""
+    async def _account(self, name: str, load: LoadResult, seq_low: int, fleet: BenchFleet,
+                       stored_at: float | None = None) -> dict[str, Any]:
+        """Waits for the sink, then books the phase: acknowledged set against stored set, rejections stored.
+        `stored_at`: when the sink was seen done (`_sink_caught_up`), if that was awaited first."""
         seq_high = seq_low + SEQ_SPAN
         stored, last_seen = await accounting.drain(self.db_url, seq_low, seq_high, len(load.accepted_keys))
+        if stored_at is not None and stored >= len(load.accepted_keys):
+            last_seen = stored_at  # the drain's first count came after the sink was done: it would be late
         books = await accounting.account(self.db_url, fleet.sensor_ids, seq_low, seq_high, load.accepted_keys)
         expected_rejections = sum(load.rejected.values()) + load.bad_sent - load.bad_accepted
         rejections_stored = await accounting.rejections(self.db_url, seq_low, seq_high, expected_rejections) \
@@ -363,14 +367,27 @@ class Bench:
         self.phases[name] = phase
         return phase
 
+    async def _sink_caught_up(self) -> float | None:
+        """Waits until the sink group has stored (committed) every reading produced so far: when it was seen so."""
+        group = self.prefix + sink_group(self.run_id)  # the sink prefixes its group id as it does its topics
+        done_at = await accounting.wait_group_caught_up(self.settings.kafka, group,
+                                                        [self.topic(readings_topic(d)) for d in Domain])
+        if done_at is None:
+            log.warning("sink group %s had not committed every readings partition to its end", group)
+        return done_at
+
     async def _load_phase(self, name: str, title: str, phase: int, start, fleet: BenchFleet) -> dict[str, Any]:
         seq_low = phase * SEQ_SPAN
         cpu_before = self._cpu()
         load = await self._run_load(title, seq_low, start, self.options.phase_s)
         self.console.print(f"{title}: {len(load.accepted_keys):,} acknowledged in {load.seconds:.1f} s; "
                            "waiting for the sink …")
-        phase_figures = await self._account(name, load, seq_low, fleet)
-        phase_figures["cpu_us_per_reading"] = us_per_reading(cpu_before, self._cpu(), phase_figures["stored"])
+        stored_at = await self._sink_caught_up()
+        # The services' CPU is read once they are done and before the benchmark's own bookkeeping (the accounting
+        # queries over the readings, and this process decoding their answers), which is not the platform's cost.
+        cpu_after = self._cpu()
+        phase_figures = await self._account(name, load, seq_low, fleet, stored_at)
+        phase_figures["cpu_us_per_reading"] = us_per_reading(cpu_before, cpu_after, phase_figures["stored"])
         return phase_figures
 
     async def _run_load(self, title: str, seq_low: int, start, duration_s: float) -> LoadResult:
@@ -456,10 +473,10 @@ class Bench:
             at_end = await judged.sample()
             self.console.print(f"{len(load.accepted_keys):,} acknowledged in {load.seconds:.1f} s, "
                                f"{at_end.lag:,} not yet judged; waiting for the sink and the workers …")
-            drained = asyncio.create_task(judged.wait_judged(o.detected_drain_s))
-            books = await self._account(name, load, seq_low, fleet)
-            done = await drained
-            books["cpu_us_per_reading"] = us_per_reading(cpu_before, self._cpu(), books["stored"])
+            done, stored_at = await asyncio.gather(judged.wait_judged(o.detected_drain_s), self._sink_caught_up())
+            cpu_after = self._cpu()  # as in _load_phase: the platform's work only, not the accounting's
+            books = await self._account(name, load, seq_low, fleet, stored_at)
+            books["cpu_us_per_reading"] = us_per_reading(cpu_before, cpu_after, books["stored"])
         finally:
             await judged.stop()
         books.update(detected_books(load, books, at_end, done, anomaly_workers=len(self.workers),
@@ -491,13 +508,15 @@ class Bench:
         load = asyncio.create_task(http_load(ingest_urls, fleet, batch=o.batch, connections=4,
                                              duration_s=duration, seq_base=3 * SEQ_SPAN, rate=half,
                                              bad_every=o.bad_every))
+        probes_began = time.time()
         probe = await alerts.alert_latency(self.settings.kafka, self.topic(ALERTS), ingest_urls[0], probes,
                                            spacing_s=0.5, settle_s=o.alert_settle_s)
+        probes_ended = time.time()
         background = await load
         # The background load's requests give the ingest ack latency at half load with the anomaly worker running.
         phase = await self._account("alert_background", background, 3 * SEQ_SPAN, fleet)
         phase["cpu_us_per_reading"] = us_per_reading(cpu_before, self._cpu(), phase["stored"])
-        probe_load = LoadResult(started=0.0, ended=1.0, sent=2 * len(probes.sensor_ids),
+        probe_load = LoadResult(started=probes_began, ended=probes_ended, sent=2 * len(probes.sensor_ids),
                                 accepted_keys=probe.accepted_keys)
         await self._account("alert_probes", probe_load, 0, probes)
         self.result.update(alert_phase_load_readings_per_s=phase["acked_per_s"], alert_phase_target_per_s=round(half),
