@@ -43,8 +43,10 @@ class Outbox:
         """Queue a record; `partition` None = the key's partition (DefaultPartitioner)."""
         self.records.append((topic, partition, key, value, headers))
 
-    async def send(self, producer) -> None:
-        """Send every record (a partition's records in order) and wait for all the acks; raises SendFailed."""
+    async def send(self, producer) -> dict[tuple[str, int], int]:
+        """Send every record (a partition's records in order) and wait for all the acks; raises SendFailed.
+        Returns the offset of the last record acknowledged per (topic, partition)."""
+        acked: dict[tuple[str, int], int] = {}
         pending, backoff_s = self.records, 0.2
         self.records = []
         while pending:
@@ -62,6 +64,11 @@ class Outbox:
             failed: list[Record] = []
             for (_, records), result in zip(futures, results, strict=True):
                 if not isinstance(result, BaseException):
+                    # A batch's metadata holds its first offset; its records took the ones after it. A batch the
+                    # broker recognised as sent before may come back without one (-1): nothing to learn from it.
+                    if result.offset >= 0:
+                        where, last = (result.topic, result.partition), result.offset + len(records) - 1
+                        acked[where] = max(last, acked.get(where, -1))
                     continue
                 metrics.ERRORS.labels("publish").inc()
                 if not retriable(result):
@@ -75,6 +82,7 @@ class Outbox:
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(MAX_BACKOFF_S, backoff_s * 2)
             pending = failed
+        return acked
 
 
 def _failed(problem: BaseException) -> asyncio.Future:

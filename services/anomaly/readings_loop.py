@@ -60,8 +60,9 @@ class ChangelogWriter(Protocol):
     def records(self, drained: list[tuple[str, bytes, bytes | None, Any]], outbox: Outbox) -> None:
         """Queue the changelog records of drained states."""
 
-    def apply(self, drained: list[tuple[str, bytes, bytes | None, Any]]) -> None:
-        """Update the local table stores once the changelog has them."""
+    def apply(self, drained: list[tuple[str, bytes, bytes | None, Any]], acked: dict[tuple[str, int], int]) -> None:
+        """Update the local table stores once the changelog has them (`acked`: the last changelog offset
+        acknowledged per (topic, partition))."""
 
 
 class Checkpoint:
@@ -102,11 +103,11 @@ class Checkpoint:
             outbox = Outbox()
             self.writer.records(drained, outbox)
             try:
-                await outbox.send(await self.producer())
+                acked = await outbox.send(await self.producer())
             except SendFailed as problem:
                 self.health.refuse(f"sensor states not written: {problem}")
                 raise
-            self.writer.apply(drained)
+            self.writer.apply(drained, acked)
         for event in held:
             event.ack()
         if offsets:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import TopicPartition
+from aiokafka.structs import RecordMetadata
 
 
 class FakeBatch:
@@ -34,6 +35,7 @@ class FakeProducer:
         self.batch_records = batch_records
         self.log = log if log is not None else []
         self.partitions = partitions
+        self.end_offsets: dict[tuple[str, int], int] = {}  # next offset per partition of acknowledged records
 
     async def partitions_for(self, topic: str) -> set[int]:
         return set(range(self.partitions))
@@ -51,7 +53,9 @@ class FakeProducer:
                 return future
         self.log += [("acked", topic, partition, key) for key, _, _ in batch.records]
         self.acked += [(topic, partition, key, value) for key, value, _ in batch.records]
-        future.set_result(len(self.sent))
+        base = self.end_offsets.get((topic, partition), 0)
+        self.end_offsets[topic, partition] = base + len(batch.records)
+        future.set_result(RecordMetadata(topic, partition, TopicPartition(topic, partition), base, -1, 0, 0))
         return future
 
 

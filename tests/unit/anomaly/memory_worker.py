@@ -31,6 +31,7 @@ class DictChangelog:
 
     def __init__(self, hot: dict, seasonal: dict) -> None:
         self.hot, self.seasonal = hot, seasonal
+        self.persisted_offsets: dict[tuple[str, int], int] = {}  # what the stores would record as held
 
     def records(self, drained, outbox: Outbox) -> None:
         for sensor_id, hot, seasonal, source in drained:
@@ -38,7 +39,8 @@ class DictChangelog:
             if seasonal is not None:
                 outbox.add(SEASONAL, sensor_id.encode(), seasonal, partition=source.message.partition)
 
-    def apply(self, drained) -> None:
+    def apply(self, drained, acked) -> None:
+        self.persisted_offsets.update(acked)
         for sensor_id, hot, seasonal, _ in drained:
             self.hot[sensor_id] = hot
             if seasonal is not None:

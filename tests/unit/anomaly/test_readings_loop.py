@@ -16,7 +16,7 @@ from services.anomaly import outbox as outbox_module
 from services.anomaly.outbox import SendFailed
 from services.common.kafka_batches import partition_of
 from tests.unit.anomaly.fakes import FakeGroup, FakeLog, FakeProducer
-from tests.unit.anomaly.memory_worker import HOT, MemoryWorker, recovered
+from tests.unit.anomaly.memory_worker import HOT, SEASONAL, MemoryWorker, recovered
 
 T0 = 1_767_600_000
 WASTE = "readings.waste"
@@ -84,6 +84,20 @@ async def test_the_commit_waits_until_the_changelog_has_the_states(monkeypatch):
     first_commit = next(i for i, entry in enumerate(events) if entry[0] == "commit")
     written = [i for i, entry in enumerate(events) if entry[:2] == ("acked", HOT) and entry[3] == BINS[0].encode()]
     assert written and written[0] < first_commit, "the sensor's state was acknowledged before any commit"
+
+
+async def test_the_stores_record_the_last_changelog_offset_they_hold(monkeypatch):
+    """What app.ChangelogTables.apply gives each store's set_persisted_offset: a restarted worker's recovery then
+    reads each changelog partition from there. A batch sent again after a retriable error counts once."""
+    monkeypatch.setattr(outbox_module, "MAX_BACKOFF_S", 0.0)
+    log = stream(12)
+    producer = FakeProducer({(HOT, BINS[1].encode()): [NotLeaderForPartitionError()]})
+    worker = MemoryWorker(log, FakeGroup(partitions(log), []), producer, take=10)
+    await drain(worker)
+    last_written = {(topic, partition): offset - 1 for (topic, partition), offset in producer.end_offsets.items()
+                    if topic in (HOT, SEASONAL)}
+    assert len(last_written) >= 2  # several changelog partitions, written over several flushes
+    assert worker.checkpoint.writer.persisted_offsets == last_written
 
 
 async def test_a_refused_output_stops_commits_and_turns_the_worker_not_ready():
