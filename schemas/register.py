@@ -59,6 +59,9 @@ class SensorDetails(WireModel):
 
     owner_contact_name: str | None = Field(default=None, description="Contact person or team at the owner (not public).")
     owner_contact_email: str | None = Field(default=None, description="Contact e-mail at the owner (not public).")
+    contact_role: str | None = Field(
+        default=None, max_length=120,
+        description="Public point of contact at the owner as a role or functional mailbox (public; never a name).")
     location: dict | None = Field(default=None, description="GeoJSON geometry (Point or Polygon), WGS 84 lon/lat.")
     location_description: str | None = Field(default=None, description="Where the sensor is, in words.")
     description: str | None = Field(default=None, description="What the sensor is.")

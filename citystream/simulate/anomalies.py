@@ -39,6 +39,12 @@ GENERIC_KINDS: frozenset[AlertKind] = frozenset({AlertKind.OUT_OF_RANGE, AlertKi
                                                  AlertKind.RAPID_CHANGE})
 MISSED_ROUNDS = 1.5
 DRIFT_FACTOR = 1.6  # a drifting feeder ends the episode drawing 60 % more than its usual load
+# When an episode still running at the end of a run is judged (the label's `decided`): a fast kind once it has
+# run DECIDED_AFTER_READINGS readings (the slowest fast rule, a flatline, needs 12), found or not; a slow kind only
+# at its end, because its rule cannot decide earlier: a drift is judged against a full week of hour-of-week
+# history, a missed collection once the bin stayed full longer than its usual emptying interval (a day or more).
+DECIDED_AFTER_READINGS = 20
+SLOW_KINDS: frozenset[AlertKind] = frozenset({AlertKind.ENERGY_DRIFT, AlertKind.MISSED_COLLECTION})
 
 
 @dataclass
@@ -50,6 +56,7 @@ class Episode:
     domain: Domain
     start_t: float
     end_t: float
+    decided_t: float  # from then on the episode is scored even when still running (DECIDED_AFTER_READINGS)
     frozen: dict[str, float] | None = field(default=None, repr=False)
 
     def active(self, t: float) -> bool:
@@ -57,7 +64,7 @@ class Episode:
 
     def label(self) -> dict:
         return {"category": "anomaly", "sensor_id": self.sensor_id, "kind": self.kind.value, "domain": self.domain.value,
-                "start": self.start_t, "end": self.end_t}
+                "start": self.start_t, "end": self.end_t, "decided": self.decided_t}
 
     def apply(self, metrics: dict[str, float], t: float) -> dict[str, float] | None:
         """The metrics the sensor reports instead of `metrics` at `t`, or None when it stays silent."""
@@ -117,7 +124,7 @@ class AnomalyPlan:
 
     def __init__(self, seed: int, sensors_by_domain: dict[Domain, list[str]], first_t: float, spacing_s: float,
                  interval_s: float, opening_spacing_s: float | None = None,
-                 collection_every_s: dict[str, float] | None = None) -> None:
+                 collection_every_s: dict[str, float] | None = None, silence_min_s: float = 0.0) -> None:
         self._rng = random.Random(f"anomalies/{seed}")
         self._sensors = {domain: sorted(ids) for domain, ids in sensors_by_domain.items() if ids}
         self._next_t = first_t
@@ -127,6 +134,7 @@ class AnomalyPlan:
         self._opening_spacing_s = opening_spacing_s or spacing_s
         self._interval_s = interval_s
         self._collection_every_s = collection_every_s or {}  # waste sensor → seconds between its collections
+        self._silence_min_s = silence_min_s  # a silence lasts at least this long (sim seconds): see SimConfig
         self._cycle: list[AlertKind] = []
         self.active: dict[str, Episode] = {}
 
@@ -161,4 +169,8 @@ class AnomalyPlan:
         duration_s = intervals * self._interval_s
         if kind is AlertKind.MISSED_COLLECTION:
             duration_s = max(duration_s, MISSED_ROUNDS * self._collection_every_s.get(sensor_id, 0.0))
-        return Episode(kind, sensor_id, domain, start_t, start_t + duration_s)
+        if kind is AlertKind.SILENCE:
+            duration_s = max(duration_s, self._silence_min_s)
+        end_t = start_t + duration_s
+        decided_t = end_t if kind in SLOW_KINDS else min(end_t, start_t + DECIDED_AFTER_READINGS * self._interval_s)
+        return Episode(kind, sensor_id, domain, start_t, end_t, decided_t)

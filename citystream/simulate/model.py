@@ -28,6 +28,9 @@ class SimConfig:
     anomaly_opening_spacing: int | None = None  # rounds between the starts of the first cycle (every kind once)
     bad_traffic: bool = True
     suspend_at_round: int = 10
+    # A silence lasts at least this many sim seconds. The platform judges silence on arrival (wall) time, so a run
+    # whose clock goes faster than the wall clock stretches its silences to stay silent long enough on the wall.
+    silence_min_s: float = 0.0
 
 
 def iso(t: float) -> str:
@@ -86,7 +89,8 @@ class CityModel:
         self.plan = AnomalyPlan(config.seed, by_domain, config.start_t + config.anomaly_first_after * interval,
                                 config.anomaly_spacing * interval, interval,
                                 config.anomaly_opening_spacing * interval if config.anomaly_opening_spacing else None,
-                                {s.sensor_id: s.params["round_every_s"] for s in self.fleet if s.domain is Domain.WASTE})
+                                {s.sensor_id: s.params["round_every_s"] for s in self.fleet if s.domain is Domain.WASTE},
+                                silence_min_s=config.silence_min_s)
         self._next_round = 0
 
     def normal_metrics(self, spec: SensorSpec, t: float) -> dict[str, float]:

@@ -26,6 +26,10 @@ from services.anomaly.labels import LabelWriter
 log = logging.getLogger(__name__)
 TICK_S = 0.25
 GATEWAY_MAX_SENSORS = 1000  # the register's limit per gateway credential
+# The worker opens a silence after k = 3 declared intervals without a reading (its default), judged by a timer on
+# arrival (wall) time; one interval more for the timer and the pipeline. A replay faster than real time keeps each
+# silence at least this many intervals long on the wall clock (SimConfig.silence_min_s).
+SILENCE_WALL_INTERVALS = 4
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,10 @@ class RunOptions:
 
     def sim_config(self, start_t: float) -> SimConfig:
         interval_s = max(0.1, self.sensors * self.speed / self.rate)
+        accelerated = self.speed > 1 and self.backfill_s > 0
+        silence_min_s = SILENCE_WALL_INTERVALS * interval_s * self.speed if accelerated else 0.0
         return SimConfig(seed=self.seed, sensors=self.sensors, interval_s=interval_s, start_t=round(start_t, 3),
+                         silence_min_s=silence_min_s,
                          prefix=self.prefix, anomalies=self.anomalies, bad_traffic=self.bad_traffic,
                          suspend_at_round=self.suspend_at_round, anomaly_first_after=self.anomaly_first_after,
                          anomaly_spacing=self.anomaly_spacing, anomaly_opening_spacing=self.anomaly_opening_spacing)
@@ -92,6 +99,7 @@ class Simulation:
         self.labels = LabelWriter(options.labels_path)
         self.expires_at: float | None = None
         self._first_round = None
+        self.sent_t: float | None = None  # sim time of the newest fleet reading posted so far
         self._to_suspend: list[str] = []
 
     def send_at(self, t: float) -> float:
@@ -182,8 +190,12 @@ class Simulation:
             await self.setup()
             await self.wait_for_gate()
             await self._publish(stop)
-            # The sim time the run stopped at: episodes still running then are not scored for recall.
-            self.labels.write({"category": "end", "t": round(self.sim_now(time.time()), 3)})
+            # The sim time the run stopped at: episodes still running then are not scored for recall. What was
+            # sent, not what was due: a pipeline slower than the schedule leaves the last rounds unsent.
+            stopped = self.sim_now(time.time())
+            if self.sent_t is not None:
+                stopped = min(stopped, self.sent_t)
+            self.labels.write({"category": "end", "t": round(stopped, 3)})
         finally:
             self.labels.close()
             await self.register.close()
@@ -214,6 +226,7 @@ class Simulation:
                 _, _, item = heapq.heappop(pending)
                 if isinstance(item, Reading):
                     due[self.credentials[item.sensor_id]].append(item.payload())
+                    self.sent_t = item.t if self.sent_t is None else max(self.sent_t, item.t)
                 else:
                     actor, payloads = item
                     await self.post(payloads, self.credentials[actor.spec.sensor_id], actor.kind.value, stop)

@@ -73,7 +73,7 @@ class Engine:
         kinds = [d.kind for d in detectors]
         # `alone`: no other detector of the set declares this kind, so its judgement is the worst of its kind.
         self._plan = tuple((d, d.state_key, kind.value, d.threshold, kinds.count(kind) == 1,
-                            kind.value in GENERIC_KINDS) for d, kind in zip(detectors, kinds))
+                            kind.value in GENERIC_KINDS, d.masks_learning) for d, kind in zip(detectors, kinds))
 
     @staticmethod
     def new_state() -> dict:
@@ -103,11 +103,11 @@ class Engine:
                 if seasonal is None:
                     seasonal = seasonals[metric] = baselines.new_seasonal()
                 v = views[metric] = baselines.view_at(hot, seasonal, w, d, x)
-                learning.append((hot, seasonal, v))
+                learning.append((metric, hot, seasonal, v, x))
         worst: dict[str, Judged] = {}  # kind → the judgement of that kind with the highest score / threshold
         dstate = state["d"]
-        generic_firing = False
-        for detector, key, kind, threshold, alone, generic in self._plan:
+        generic_firing, masked = False, ()
+        for detector, key, kind, threshold, alone, generic, masks in self._plan:
             st = dstate.get(key)
             if st is None:
                 st = dstate[key] = {}
@@ -116,12 +116,17 @@ class Engine:
                 score, context = judged
                 if generic and score >= threshold:
                     generic_firing = True
+                if masks and score >= threshold:
+                    masked = detector.metrics
                 if not alone and (other := worst.get(kind)) is not None and (
                         score / threshold <= other[0] / other[1]):
                     continue
                 worst[kind] = (score, threshold, detector, context)
-        for hot, seasonal, v in learning:
-            baselines.learn_at(hot, seasonal, w, d, t, v.value, v)
+        for metric, hot, seasonal, v, x in learning:
+            if metric in masked:
+                baselines.skip_at(hot, t, x)
+            else:
+                baselines.learn_at(hot, seasonal, w, d, t, x, v)
         outcome = Outcome()
         lc = state["lc"]
         opened = lc["open"]

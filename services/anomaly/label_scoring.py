@@ -101,7 +101,8 @@ def render(evaluation: Evaluation) -> list[Table]:
                       str(d.alerts), _fmt(d.precision if d.alerts else None, ".2f"), _fmt(d.median_delay_s, ".0f"),
                       style="bold")
     if d.unfinished:
-        detection.caption = f"{d.unfinished} episode(s) still running when the run stopped and not yet found: not scored"
+        detection.caption = (f"{d.unfinished} episode(s) still running when the run stopped and not yet decided: "
+                             "not scored")
     refused = Table(title="bad traffic: rejections stored per sender")
     for column in ("sender", "expected reason", "refused as expected", "stored rejections by reason"):
         refused.add_column(column)

@@ -1,7 +1,7 @@
 """Labels file (JSON lines) and its scorer: precision, recall and detection delay of alerts against injected episodes.
 
 Line kinds (field `category`): `run` (first line: seed, sensor ids, interval), `anomaly` (sensor_id, kind, start,
-end — epoch seconds of sim time; wall_start, wall_end — when the simulator sent that span), `bad_traffic`
+end, decided — epoch seconds of sim time; wall_start, wall_end — when the simulator sent that span), `bad_traffic`
 (sensor_id, kind, expected_reason, start, end=null), `end` (last line of a run that stopped cleanly: `t`, the sim
 time it stopped at).
 `score` takes AlertEvent-shaped dicts (from `citystream.alerts.v1` or the alert_events table).
@@ -64,7 +64,7 @@ class Score:
     true_alerts: int
     delays_s: tuple[float, ...]
     kinds: dict[str, KindScore]  # by alert kind: every labelled kind and every kind that alerted
-    unfinished: int = 0  # episodes still running when the run stopped and not yet found: not scored (`score`)
+    unfinished: int = 0  # episodes still running when the run stopped and not yet decided: not scored (`score`)
 
     @property
     def by_kind(self) -> dict[str, tuple[int, int]]:
@@ -110,9 +110,12 @@ def score(labels: list[dict[str, Any]], alert_events: list[dict[str, Any]], grac
     (in sim time, or in wall time when the label carries it); the delay is from the start of the matching span.
 
     Precision counts every opened alert on a simulated sensor (from the `run` line); an alert that matches no
-    episode of its kind is a false positive. An episode is scored once it is decided: found (at any time), or over
-    (it ended before the run stopped, the `end` line). One still running when the run stopped and not yet found is
-    pending and not scored (a two-day missed collection cannot be judged after an hour); `unfinished` counts them.
+    episode of its kind is a false positive. An episode that ended before the run stopped (the `end` line) is
+    scored. One still running then is scored, found or missed, only when its `decided` time had come: the simulator
+    sets it a fixed number of readings after the start for a kind its rule judges within a few readings, and at
+    the end for a slow kind (a drift is judged against a week of history, a missed collection after the bin's
+    usual emptying interval). Otherwise it is pending and not scored, found or not; `unfinished` counts them. A
+    label without `decided` (older labels files) is scored once found, pending otherwise.
     Alerts opened after the run stopped are left out (the silence of a stopped simulator is not an anomaly).
     """
     stopped = next((float(label["t"]) for label in labels if label.get("category") == "end"), None)
@@ -142,9 +145,11 @@ def score(labels: list[dict[str, Any]], alert_events: list[dict[str, Any]], grac
                 matched_alerts.update(index for index, _ in hits)
                 delay = min(t for _, t in hits) - window_start
                 first = delay if first is None else min(first, delay)
-        if first is None and stopped is not None and float(label["end"]) > stopped:
-            pending += 1
-            continue
+        if stopped is not None and float(label["end"]) > stopped:
+            decided = label.get("decided")
+            if (first is None) if decided is None else float(decided) > stopped:
+                pending += 1
+                continue
         scored += 1
         kind = tally(label["kind"])
         kind["labels"] += 1

@@ -96,9 +96,10 @@ def render(nab_rows: list[dict], scenario_rows: list[dict], *, nab_dir: str, sca
                   "every 15 s, 8 normal rounds, then one anomaly of every kind every 30 s, then one every 7.5 min) "
                   "for one hour of sim time through the worker's engine (register profiles, timer ticks), and scores "
                   "it with the labels scorer of `citystream eval --labels` (grace 600 s). An episode is scored once "
-                  "decided: found, or over; one still running when the hour ends and not yet found (energy drift "
-                  "lasts 100 min, a missed collection days) is pending and not scored. No Kafka or database: the "
-                  "gate and arrival delays are left out.", "",
+                  "over, or, still running when the hour ends, once it has run 20 readings, found or missed; a "
+                  "slow kind still running (energy drift: judged against a week of history; a missed collection: "
+                  "after the bin's usual emptying interval of a day or more) is pending and not scored. No Kafka or "
+                  "database: the gate and arrival delays are left out.", "",
                   "| seed | readings | episodes found / scored | pending | alerts true / opened | precision "
                   "| recall | median delay (s) | missed kinds | kinds with false alerts | wall µs/reading, ticks included |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -12,14 +12,15 @@ from typing import Any
 import orjson
 
 COLUMNS = (
-    "sensor_id", "owner_organisation", "owner_contact_name", "owner_contact_email", "domain", "metrics",
+    "sensor_id", "owner_organisation", "owner_contact_name", "owner_contact_email", "contact_role", "domain", "metrics",
     "longitude", "latitude", "area_geojson", "location_description", "description", "purpose", "legal_ground",
     "personal_data", "privacy_statement_url", "retention_days", "reporting_interval_s", "rate_limit_per_minute",
     "active_from", "active_until",
 )
 EXPORT_COLUMNS = (*COLUMNS, "status", "version")
-REQUIRED = frozenset(COLUMNS) - {"sensor_id", "area_geojson", "longitude", "latitude", "location_description",
-                                 "description", "privacy_statement_url", "active_from", "active_until"}
+REQUIRED = frozenset(COLUMNS) - {"sensor_id", "contact_role", "area_geojson", "longitude", "latitude",
+                                 "location_description", "description", "privacy_statement_url", "active_from",
+                                 "active_until"}
 TRUE, FALSE = {"true", "yes", "1", "y"}, {"false", "no", "0", "n"}
 
 

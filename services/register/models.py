@@ -14,6 +14,13 @@ from services.register.domain import LegalGround
 Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
 Url = Annotated[str, Field(pattern=r"^https?://\S+$", max_length=2048)]
 Text = Annotated[str, Field(max_length=2000)]
+# Published on the public map: a role or a functional mailbox, one line (a person's name belongs in the
+# non-public owner_contact_name).
+ContactRole = Annotated[str, Field(min_length=2, max_length=120, pattern=r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$",
+                                   description="Public point of contact at the owner as a role or functional "
+                                               "mailbox, e.g. `Traffic department, sensor desk`; never a person's "
+                                               "name (shown on the public map).",
+                                   examples=["Traffic department, sensor desk"])]
 
 
 def _check_position(position: tuple[float, float]) -> tuple[float, float]:
@@ -60,6 +67,7 @@ class SensorFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
     owner_contact_name: Annotated[str, Field(min_length=1, max_length=200)]
     owner_contact_email: Email
+    contact_role: ContactRole | None = None
     metrics: Annotated[list[MetricDeclaration], Field(min_length=1, max_length=16)]
     location: Location
     location_description: Text = ""
@@ -81,8 +89,9 @@ class SensorCreate(SensorFields):
     domain: Domain
 
 
-# In a PATCH, null clears a field; only these columns may be empty (no end of window, no privacy statement).
-CLEARABLE_FIELDS = frozenset({"privacy_statement_url", "active_from", "active_until"})
+# In a PATCH, null clears a field; only these columns may be empty (no end of window, no privacy statement, no
+# public contact role).
+CLEARABLE_FIELDS = frozenset({"privacy_statement_url", "contact_role", "active_from", "active_until"})
 
 
 class SensorUpdate(BaseModel):
@@ -92,6 +101,7 @@ class SensorUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     owner_contact_name: Annotated[str, Field(min_length=1, max_length=200)] = None
     owner_contact_email: Email = None
+    contact_role: ContactRole | None = None
     metrics: Annotated[list[MetricDeclaration], Field(min_length=1, max_length=16)] = None
     location: Location = None
     location_description: Text = None

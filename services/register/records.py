@@ -10,7 +10,7 @@ from services.register import domain
 
 # Exactly what the public may see. Contact details, credentials and hashes are deliberately absent.
 PUBLIC_FIELDS = (
-    "sensor_id", "owner_organisation", "domain", "purpose", "legal_ground", "personal_data",
+    "sensor_id", "owner_organisation", "contact_role", "domain", "purpose", "legal_ground", "personal_data",
     "privacy_statement_url", "active_until", "status", "location_description", "description", "retention_days",
 )
 DETAIL_FIELDS = tuple(SensorDetails.model_fields)

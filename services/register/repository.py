@@ -9,7 +9,7 @@ import asyncpg
 
 SENSOR_COLUMNS = (
     "sensor_id", "version", "status", "domain", "owner_organisation", "owner_contact_name", "owner_contact_email",
-    "metrics", "location", "location_description", "description", "purpose", "legal_ground", "personal_data",
+    "contact_role", "metrics", "location", "location_description", "description", "purpose", "legal_ground", "personal_data",
     "privacy_statement_url", "retention_days", "reporting_interval_s", "rate_limit_per_minute", "active_from",
     "active_until", "created_at", "updated_at",
 )

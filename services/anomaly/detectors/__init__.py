@@ -21,8 +21,9 @@ def detector_set(profile_name: str, metric: str = GENERIC_METRIC, scale: float =
     The calibrated anomaly score watches the metric each domain has no specific rule for (traffic intensity,
     energy voltage); its first LEARNING readings are judged by the plain robust z (see scoring.py)."""
     if profile_name == "traffic":
-        return [traffic.Congestion(), traffic.Incident(), scoring.AnomalyScore(traffic.INTENSITY),
-                generic.RapidChange(traffic.INTENSITY), generic.Flatline(traffic.SPEED), generic.PhysicalRange()]
+        return [traffic.Congestion(), traffic.Incident(), scoring.AnomalyScore(traffic.INTENSITY, counts=True),
+                generic.RapidChange(traffic.INTENSITY, counts=True), generic.Flatline(traffic.SPEED),
+                generic.PhysicalRange()]
     if profile_name == "energy":
         return [energy.Spike(), energy.Outage(), energy.Drift(), scoring.AnomalyScore("voltage"),
                 generic.RapidChange(energy.POWER), generic.Flatline(energy.POWER), generic.PhysicalRange()]

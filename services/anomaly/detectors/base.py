@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -31,6 +32,12 @@ class Profile:
 
 
 DEFAULT_PROFILE = Profile()
+
+
+def counting_noise(level: float | None) -> float:
+    """The spread a count has by chance alone (Poisson: sqrt of its mean, at least one unit): vehicles passing a
+    loop arrive at random, so at 0.2 vehicles per reading a count of 2 says nothing, however still the night was."""
+    return math.sqrt(level) if level is not None and level > 1.0 else 1.0
 
 
 @dataclass(slots=True)
@@ -118,6 +125,10 @@ class Detector:
     # Statistical detectors see one anomaly as a burst of outliers: the alert stays open through the burst.
     quiet_s: ClassVar[float] = 0.0
     metrics: tuple[str, ...] = ()  # metrics whose views the detector needs
+    # A reading this detector judges at or above its threshold is no sample of its metrics' normal behaviour (a
+    # lost supply reads zero): the engine does not learn them into their baselines, so an anomaly that spans a new
+    # hour does not become that hour's normal and the sensor's return look like the next anomaly.
+    masks_learning: ClassVar[bool] = False
 
     def __init__(self, threshold: float | None = None) -> None:
         self.threshold = self.default_threshold if threshold is None else threshold

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from services.anomaly.detectors.base import View
 
-VERSION = "1.1.0"  # 1.1.0: winsorised while warming up too
+# 1.1.0: winsorised while warming up too; 1.2.0: a masked reading is not learned (`skip_at`), and first readings
+# that are all zero give no warm-up scale (nothing clipped) instead of a zero one (everything clipped).
+VERSION = "1.2.0"
 WEEK_BUCKETS = 168
 DAY_BUCKETS = 24
 MIN_BUCKET_SAMPLES = 8  # a bucket is trusted after this many readings
@@ -98,6 +100,12 @@ def _learn_bucket(means: list, devs: list, counts: list, i: int, x: float, limit
         counts[i] = n + 1
 
 
+def skip_at(hot: list, t: float, x: float) -> None:
+    """A reading that is no sample of normal behaviour (Detector.masks_learning): it is the previous reading for
+    the next one's rate of change, and changes nothing else."""
+    hot[PREV], hot[PREV_T] = x, t
+
+
 def learn_at(hot: list, seasonal: list, w: int, d: int, t: float, x: float, v: View) -> None:
     """`learn` with the reading's buckets already computed (`slots`): the engine's hot path, so the two bucket
     updates (hour-of-week, hour-of-day) are written out rather than a function call or a loop each."""
@@ -107,8 +115,11 @@ def learn_at(hot: list, seasonal: list, w: int, d: int, t: float, x: float, v: V
     elif hot[2] >= WARMUP_CLIP_AFTER:
         # Still warming up: a provisional scale from the global deviation so far (at least 25 % of the level). A
         # reading beyond it is counted but not learned, so an anomaly in a sensor's first readings does not become
-        # its normal (a spike from reading 6 would otherwise sit in every expectation of its first hour).
-        if abs(x - hot[0]) > CLIP_SIGMAS * (MAD_TO_SIGMA * hot[1] + 0.25 * abs(hot[0]) + 1e-6):
+        # its normal (a spike from reading 6 would otherwise sit in every expectation of its first hour). First
+        # readings that are all zero (a loop counting no car at night) give no scale at all: then nothing is
+        # clipped, or the first car would be refused as an outlier, and every one after it, for the whole warm-up.
+        scale = MAD_TO_SIGMA * hot[1] + 0.25 * abs(hot[0])
+        if scale > 0.0 and abs(x - hot[0]) > CLIP_SIGMAS * scale:
             hot[2] += 1
             hot[3], hot[4] = x, t
             return

@@ -41,12 +41,13 @@ class Outage(Detector):
     """activePower near zero where it normally is not. Score = 1 - observed / expected."""
 
     id = "energy.outage"
-    version = "1.0.0"
+    version = "1.1.0"  # 1.1.0: the readings of an outage are not learned into the baselines (masks_learning)
     kind = AlertKind.ENERGY_OUTAGE
     severity = Severity.HIGH
     default_threshold = 0.95
     clear_fraction = 0.7
     metrics = (POWER,)
+    masks_learning = True
     MIN_EXPECTED_KW = 0.5
 
     def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:

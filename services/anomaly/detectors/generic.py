@@ -4,18 +4,29 @@ from __future__ import annotations
 
 from schemas.alerts import AlertKind
 from schemas.common import Severity
-from services.anomaly.detectors.base import Detector, Judgement, Obs, Profile, Verdict, View, escalate
+from services.anomaly.detectors.base import (
+    Detector,
+    Judgement,
+    Obs,
+    Profile,
+    Verdict,
+    View,
+    counting_noise,
+    escalate,
+)
 
 QUIET_S = 3600.0  # one anomaly of a statistical kind = one alert; it resolves after an hour back to normal
 
 
 class MetricDetector(Detector):
-    """A detector of one metric, named when it is built; its state key carries the metric."""
+    """A detector of one metric, named when it is built; its state key carries the metric. `counts`: the metric
+    counts events (vehicles), so a change is never judged finer than its chance spread (counting_noise)."""
 
-    def __init__(self, metric: str, threshold: float | None = None) -> None:
+    def __init__(self, metric: str, threshold: float | None = None, *, counts: bool = False) -> None:
         super().__init__(threshold)
         self.metric, self.metrics = metric, (metric,)
         self.state_key = f"{self.id}/{metric}"
+        self.counts = counts
 
 
 class AnomalousValue(MetricDetector):
@@ -48,7 +59,9 @@ class RapidChange(MetricDetector):
     """A step between consecutive readings far larger than the metric's usual step (robust EWMA of |step|)."""
 
     id = "generic.rapid_change"
-    version = "1.1.0"  # 1.1.0: a step is judged against the usual step plus a tenth of the range seen (42024d2)
+    # 1.1.0: a step is judged against the usual step plus a tenth of the range seen (42024d2); 1.2.0: a step of a
+    # count against at least the chance spread of the difference of two counts (counting_noise × √2)
+    version = "1.2.0"
     kind = AlertKind.RAPID_CHANGE
     severity = Severity.LOW
     default_threshold = 8.0
@@ -66,6 +79,8 @@ class RapidChange(MetricDetector):
         usual, n = st.get("u", 0.0), st.get("n", 0)
         spread = hi - v.lo if hi is not None else 0.0
         scale = usual * 1.2533 + 0.001 * abs(prev) + 1e-6 + self.SPREAD_SHARE * spread
+        if self.counts and scale < (floor := 1.4142 * counting_noise(v.short)):
+            scale = floor
         score = step / scale
         # Learn the usual step robustly: a huge step counts as at most 4 usual scales (min(step, 4 * scale)).
         counted = step

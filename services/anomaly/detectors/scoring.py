@@ -12,11 +12,12 @@ so far by more than `SPATIAL_TOLERANCE` of that range scores 1 at once (NAB's Nu
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 from schemas.alerts import AlertKind
 from schemas.common import Severity
-from services.anomaly.detectors.base import Detector, Judgement, Obs, Profile, Verdict, View
+from services.anomaly.detectors.base import Detector, Judgement, Obs, Profile, Verdict, View, counting_noise
 
 SHORT_WINDOW = 10  # raw scores averaged before calibration (Numenta: averagingWindow = 10)
 LEARNING = 288  # readings whose raw scores only feed the distribution (no verdict): one day of 5-minute readings
@@ -72,22 +73,25 @@ class AnomalyScore(Detector):
     """Calibrated anomaly score of one metric; fires at the default calibrated score (one threshold for all)."""
 
     id = "generic.anomaly_score"
-    version = "1.0.0"
+    version = "1.1.0"  # 1.1.0: `counts`: a count's spread is at least its chance spread (counting_noise)
     kind = AlertKind.ANOMALOUS_VALUE
     severity = Severity.LOW
     default_threshold = 0.5
     clear_fraction = 0.5
     quiet_s = 3600.0
 
-    def __init__(self, metric: str, threshold: float | None = None) -> None:
+    def __init__(self, metric: str, threshold: float | None = None, *, counts: bool = False) -> None:
         super().__init__(threshold)
         self.metric, self.metrics = metric, (metric,)
         self.state_key = f"{self.id}/{metric}"
+        self.counts = counts  # the metric counts events (vehicles): never judged finer than its chance spread
 
     def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
         v = views.get(self.metric)
         if v is None or v.expected is None:
             return None
+        if self.counts and v.sigma < (floor := counting_noise(v.expected)):
+            v = replace(v, sigma=floor)
         x = v.value
         prev_seq, st["q"] = st.get("q"), obs.seq  # the previous reading's seq: its explanation cites both
         # The reading's place in the series' own long-run distribution of values (slow running mean/variance).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from schemas.alerts import AlertKind
 from schemas.common import Severity
 from services.anomaly.detectors.base import Detector, Judgement, Obs, Profile, Verdict, View, escalate
@@ -45,6 +47,15 @@ class Congestion(Detector):
         )
 
 
+def poisson_at_most(count: float, mean: float) -> float:
+    """P(X ≤ count) for X ~ Poisson(mean): how often chance alone gives a count this low."""
+    term = total = math.exp(-mean)
+    for k in range(1, int(count) + 1):
+        term *= mean / k
+        total += term
+    return total
+
+
 class Incident(Detector):
     """Traffic stops: intensity collapses against the recent flow, or the speed collapses while no traffic passes
     (a blocked road: few or no vehicles, crawling speed; a congestion keeps its flow). Stays open until flow
@@ -53,7 +64,8 @@ class Incident(Detector):
     id = "traffic.incident"
     # 1.1.0: the flow floor is in vehicles per hour (intensity counts vehicles per reporting interval, so 5 per
     # reading meant 60/h at 5 minutes but 1,200/h at 15 s); a speed collapse with stopped flow is an incident too.
-    version = "1.1.0"
+    # 1.2.0: a fall of the count alone must also be unlikely as chance for a count (MAX_CHANCE).
+    version = "1.2.0"
     kind = AlertKind.INCIDENT
     severity = Severity.HIGH
     default_threshold = 0.7  # intensity (or speed) fell by at least 70 %
@@ -63,6 +75,10 @@ class Incident(Detector):
     MIN_FLOW_VPH = 60.0  # below this the road is just quiet: a "collapse" of 3 to 0 cars means nothing
     MIN_COUNT = 5.0  # vehicles per reading for a fall of the count alone to mean something
     STOPPED_SHARE = 0.2  # flow at most this share of the recent flow counts as stopped
+    # Vehicles passing a loop arrive about at random (Poisson): at 5.5 per reading a count of 1 or less comes
+    # about once in 40 readings, i.e. every 10 minutes on a quiet road at 15 s readings. A fall of the count alone
+    # is an incident only when a count that low is rarer than this at the recent flow.
+    MAX_CHANCE = 1e-3
 
     def observe(self, st: dict, obs: Obs, views: dict[str, View], profile: Profile) -> Judgement | None:
         v = views.get(INTENSITY)
@@ -79,7 +95,8 @@ class Incident(Detector):
             # ...and it must also be far below what this hour usually carries, not just noise on a quiet road; a
             # count of a few vehicles per reading falls to zero by chance (Poisson: e^-5 < 1 % at 5 per reading).
             if drop >= self.threshold and ((v.expected - v.value) < self.MIN_SIGMAS * v.sigma
-                                           or v.short < self.MIN_COUNT):
+                                           or v.short < self.MIN_COUNT
+                                           or poisson_at_most(v.value, v.short) > self.MAX_CHANCE):
                 drop = min(drop, self.threshold * 0.99)
             speed = views.get(SPEED)
             if (drop < self.threshold and speed is not None and speed.expected and speed.expected > 0

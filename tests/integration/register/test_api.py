@@ -161,7 +161,7 @@ async def test_credentials_rotate_with_overlap_and_revoke(client, organisation):
 
 async def test_public_geojson_and_map_show_no_secrets_or_contacts(client, organisation):
     body = sensor_body(organisation, owner_contact_email="private.person@example.org",
-                       owner_contact_name="Private Person")
+                       owner_contact_name="Private Person", contact_role="Traffic department, sensor desk")
     sensor_id = (await client.post("/v1/sensors", json=body, headers=ADMIN)).json()["sensor_id"]
     draft = (await client.post("/v1/sensors", json=sensor_body(organisation), headers=ADMIN)).json()["sensor_id"]
     credential = (await client.post(f"/v1/sensors/{sensor_id}/credentials", headers=ADMIN)).json()["credential"]
@@ -174,6 +174,11 @@ async def test_public_geojson_and_map_show_no_secrets_or_contacts(client, organi
     assert sensor_id in features and draft not in features
     properties = features[sensor_id]["properties"]
     assert properties["owner_organisation"] == organisation and properties["legal_ground"] == "public_task"
+    assert properties["contact_role"] == "Traffic department, sensor desk"  # a role is public, the person is not
+    bad = await client.patch(f"/v1/sensors/{sensor_id}", json={"contact_role": "Desk\nJan"}, headers=ADMIN)
+    assert (bad.status_code, bad.json()["field"]) == (422, "contact_role")
+    cleared = await client.patch(f"/v1/sensors/{sensor_id}", json={"contact_role": None}, headers=ADMIN)
+    assert cleared.status_code == 200 and cleared.json()["contact_role"] is None
     key_id, secret = credential.split(".", 1)
     for text in (geojson.text, page.text):
         for forbidden in ("private.person@example.org", "Private Person", secret, key_id,

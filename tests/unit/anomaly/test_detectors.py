@@ -98,7 +98,7 @@ def test_rapid_change_fires_on_a_step_far_beyond_the_usual_with_a_complete_expla
     v = verdicts[-1]
     assert v is not None and v.firing, v
     x = v.explanation()
-    assert (x.detector, x.detector_version, x.metric) == ("generic.rapid_change", "1.1.0", "value")
+    assert (x.detector, x.detector_version, x.metric) == ("generic.rapid_change", "1.2.0", "value")
     assert x.observed == 400.0 and x.expected == NOISY[-1], "expected = the previous value"
     assert x.score >= x.threshold == 8.0
     assert [(c.seq, c.value) for c in x.contributing] == [(len(NOISY), 400.0)]
@@ -126,7 +126,7 @@ def test_every_detector_declares_its_own_version():
     for domain in ("traffic", "energy", "waste", "generic"):
         for detector in Engine(domain).detectors:
             assert "version" in type(detector).__dict__, f"{type(detector).__name__} inherits its version"
-    assert type(generic.RapidChange("x")).version == "1.1.0", "scoring changed in 42024d2"
+    assert type(generic.RapidChange("x")).version == "1.2.0", "scoring of counts changed"
 
 
 def test_congestion_needs_high_occupancy():

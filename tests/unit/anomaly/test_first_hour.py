@@ -87,3 +87,44 @@ def test_an_outage_is_one_outage_alert_without_an_echo_on_voltage():
     for r in readings[200:230]:
         r.update(activePower=0.0, voltage=0.0)
     assert feed("energy", readings) == [(200, "energy_outage")]
+
+
+def poisson_traffic(n: int, per_reading: float, seed: int = 4) -> list[dict[str, float]]:
+    rng = random.Random(seed)
+
+    def count() -> float:  # vehicles arrive at random: exponential gaps within the 15 s interval
+        k, t = 0, rng.expovariate(per_reading)
+        while t < 1.0:
+            k, t = k + 1, t + rng.expovariate(per_reading)
+        return float(k)
+
+    return [{"intensity": count(), "occupancy": 0.1 + rng.gauss(0, 0.01), "averageVehicleSpeed": 47 + rng.gauss(0, 1.5)}
+            for _ in range(n)]
+
+
+def test_a_count_that_low_by_chance_is_no_incident_but_a_busy_road_emptying_is():
+    rng = random.Random(5)  # a steady 5.5 vehicles per reading (less spread than chance: the baseline is tight)
+    quiet = [{"intensity": float(round(5.5 + rng.gauss(0, 1.0))), "occupancy": 0.1 + rng.gauss(0, 0.01),
+              "averageVehicleSpeed": 47 + rng.gauss(0, 1.5)} for _ in range(240)]
+    quiet[100]["intensity"] = 1.0  # yet vehicles arrive at random: 1 or fewer comes once in 40 readings
+    assert feed("traffic", quiet) == []
+    busy = poisson_traffic(240, 40.0)
+    for r in busy[100:104]:
+        r["intensity"] = 0.0  # at 40 per reading (a main road), none passing is no chance
+    assert feed("traffic", busy)[:1] == [(100, "incident")]
+
+
+def test_the_return_of_supply_after_an_outage_across_the_hour_is_no_spike():
+    readings = energy(300)
+    for r in readings[225:255]:  # 11:56 to 12:04: the new hour's first readings are the outage's zeros
+        r.update(activePower=0.0, voltage=0.0)
+    assert feed("energy", readings) == [(225, "energy_outage")]
+
+
+def test_a_night_road_counting_no_car_then_one_or_two_raises_nothing():
+    rng = random.Random(6)
+    night = [{"intensity": 0.0 if i < 8 else float(max(0, round(0.3 + rng.gauss(0, 1.0)))),
+              "occupancy": 0.02 + abs(rng.gauss(0, 0.01)), "averageVehicleSpeed": 50 + rng.gauss(0, 1.5)}
+             for i in range(240)]
+    assert max(r["intensity"] for r in night) >= 2  # the first cars after eight empty readings, a few pairs
+    assert feed("traffic", night) == []

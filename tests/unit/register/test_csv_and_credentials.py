@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from services.register import csvio, records
 from services.register.credentials import new_secret, split_credential, verify_secret
 from services.register.http_errors import field_path
-from services.register.models import AreaLocation, PointLocation
+from services.register.models import AreaLocation, PointLocation, SensorCreate, SensorUpdate
 
 HEADER = ("sensor_id,owner_organisation,owner_contact_name,owner_contact_email,domain,metrics,longitude,latitude,"
           "purpose,legal_ground,personal_data,retention_days,reporting_interval_s,rate_limit_per_minute\n")
@@ -67,10 +67,27 @@ def test_public_feature_has_no_contact_fields():
            "active_until": None, "status": "active", "location_description": "", "description": "",
            "retention_days": 1, "metrics": [{"name": "intensity", "unit": "veh/h", "min": 0, "max": 1}],
            "location": {"type": "Point", "coordinates": [4.9, 52.3]}, "owner_contact_email": "secret@x.org",
-           "owner_contact_name": "Hidden"}
+           "owner_contact_name": "Hidden", "contact_role": "Traffic department, sensor desk"}
     feature = records.public_feature(row, datetime.now(UTC))
     assert "secret@x.org" not in str(feature) and "Hidden" not in str(feature)
     assert feature["properties"]["metrics"] == [{"name": "intensity", "unit": "veh/h"}]
+    assert feature["properties"]["contact_role"] == "Traffic department, sensor desk"  # a role is public
+
+
+@pytest.mark.parametrize("role", ["Traffic department, sensor desk", "sensors@amsterdam.example",
+                                  "Afval & Grondstoffen"])
+def test_a_public_contact_role_is_optional_one_line_text(role):
+    body = {"owner_organisation": "City", "domain": "traffic", "owner_contact_name": "Jan",
+            "owner_contact_email": "jan@example.org", "metrics": [{"name": "intensity", "unit": "veh/h", "min": 0,
+                                                                    "max": 1}],
+            "location": {"type": "Point", "coordinates": [4.9, 52.3]}, "purpose": "p", "legal_ground": "public_task",
+            "personal_data": False, "retention_days": 1, "reporting_interval_s": 60, "rate_limit_per_minute": 60}
+    assert SensorCreate.model_validate(body).contact_role is None
+    assert SensorCreate.model_validate({**body, "contact_role": role}).contact_role == role
+    for bad in ("", " ", "x", "Desk\nsecond line", "a" * 121):
+        with pytest.raises(ValidationError, match="contact_role"):
+            SensorCreate.model_validate({**body, "contact_role": bad})
+    assert SensorUpdate.model_validate({"contact_role": None}).contact_role is None  # null clears it
 
 
 def test_locations_check_coordinates():

@@ -12,7 +12,8 @@ from services.register.rebuild import IncompleteRecords, restore_database
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 ROW = {"sensor_id": "waste-r-1", "version": 3, "status": "active", "domain": "waste", "owner_organisation": "City",
-       "owner_contact_name": "A", "owner_contact_email": "a@b.org", "purpose": "bins", "legal_ground": "contract",
+       "owner_contact_name": "A", "owner_contact_email": "a@b.org", "contact_role": "Waste department, bins desk",
+       "purpose": "bins", "legal_ground": "contract",
        "metrics": [{"name": "fillingLevel", "unit": "fraction", "min": 0.0, "max": 1.0}],
        "location": {"type": "Point", "coordinates": [4.9, 52.3]}, "location_description": "corner",
        "description": "", "personal_data": False, "privacy_statement_url": None, "retention_days": 10,

@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 import pytest
 
 from citystream.simulate import signals
-from citystream.simulate.anomalies import INJECTED_KINDS
+from citystream.simulate.anomalies import DECIDED_AFTER_READINGS, INJECTED_KINDS, SLOW_KINDS
 from citystream.simulate.badtraffic import EXPECTED_REASON, BadKind
 from citystream.simulate.city import DECLARED, build_fleet
 from citystream.simulate.model import CityModel, SimConfig
+from citystream.simulate.runner import SILENCE_WALL_INTERVALS, RunOptions
 from schemas.alerts import AlertKind
 from schemas.common import METRICS_BY_DOMAIN, Domain
 from schemas.readings import RawReading
@@ -173,3 +174,29 @@ def test_opening_cycle_starts_one_episode_of_every_kind_quickly_then_the_usual_s
     assert [index for index, _ in opening] == list(range(8, 8 + 2 * len(INJECTED_KINDS), 2))
     assert {kind for _, kind in opening} == {kind.value for kind in INJECTED_KINDS}
     assert [index for index, _ in started[len(INJECTED_KINDS):]] == [8 + 2 * (len(INJECTED_KINDS) - 1) + 30]
+
+
+def test_labels_say_when_a_running_episode_is_decided_slow_kinds_only_at_their_end():
+    config = SimConfig(sensors=40, interval_s=15, anomaly_first_after=8, anomaly_opening_spacing=2,
+                       anomaly_spacing=30, bad_traffic=False)
+    model = CityModel(config)
+    labels = [label for _ in range(40) for label in model.next_round().labels]
+    assert {label["kind"] for label in labels} == {kind.value for kind in INJECTED_KINDS}
+    for label in labels:
+        if AlertKind(label["kind"]) in SLOW_KINDS:
+            assert label["decided"] == label["end"]
+        else:
+            assert label["decided"] == min(label["end"], label["start"] + DECIDED_AFTER_READINGS * 15)
+
+
+def test_a_replay_faster_than_real_time_keeps_each_silence_long_enough_on_the_wall_clock():
+    fast = RunOptions(sensors=40, rate=80, speed=30, backfill_s=3600, anomaly_first_after=8,
+                      anomaly_opening_spacing=2).sim_config(0.0)
+    assert fast.interval_s == 15.0
+    model = CityModel(fast)
+    silences = [label for _ in range(40) for label in model.next_round().labels if label["kind"] == "silence"]
+    assert silences, "the opening cycle has a silence"
+    for label in silences:  # 4 declared intervals of wall time at 30× → 120 intervals of sim time
+        assert (label["end"] - label["start"]) / 30 >= SILENCE_WALL_INTERVALS * fast.interval_s
+    real_time = RunOptions(sensors=40, rate=40 / 15).sim_config(0.0)
+    assert real_time.silence_min_s == 0.0

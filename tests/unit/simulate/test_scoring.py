@@ -38,3 +38,20 @@ def test_an_alert_judged_on_arrival_time_matches_the_wall_span_of_a_replayed_epi
     assert result.detected == 1 and result.delays_s == (9.0,)
     assert score([RUN, {k: v for k, v in label.items() if not k.startswith("wall")}],
                  [_opened("s-2", "silence", 5009.0)]).detected == 0
+
+
+def test_an_episode_still_running_at_the_end_is_scored_from_its_decided_time_found_or_missed():
+    end = {"category": "end", "t": 2000.0}
+    labels = [RUN, end,
+              # ran long enough before the end: scored, found or not
+              _episode("s-1", "congestion", 1500, 2600, decided=1800), _episode("s-2", "incident", 1500, 2400,
+                                                                                decided=1800),
+              # started too close to the end: pending, found or not
+              _episode("s-3", "overflow", 1950, 2500, decided=2250), _episode("s-3", "energy_drift", 1100, 9000,
+                                                                              decided=9000)]
+    events = [_opened("s-1", "congestion", 1520), _opened("s-3", "overflow", 1960)]
+    result = score(labels, events)
+    assert (result.labels, result.detected, result.unfinished) == (2, 1, 2)
+    assert result.kinds["incident"].recall == 0.0  # missed, although still running: its decided time had come
+    # The alert of a pending episode is still a true alert: it is inside an episode of its kind.
+    assert (result.alerts, result.true_alerts) == (2, 2)
