@@ -38,7 +38,8 @@ def gate_records(runtime: GateRuntime, records, now: datetime) -> tuple[list[Out
     out, tally, credentials = [], Counter(), CredentialChecks(now)
     for record in records:
         try:
-            produced, labels = gate_event(runtime, record.key, record.value, record.headers, now, credentials)
+            produced, labels = gate_event(runtime, record.key, record.value, record.headers, now, credentials,
+                                          sent_at_s=record.timestamp / 1000)
         except Exception as problem:  # a bug must not stop the stream: dead-letter with context
             where = f"{record.topic}[{record.partition}]@{record.offset}"
             log.exception("gate failed on %s", where)

@@ -5,7 +5,8 @@ Where a sensor's quota lives: raw records are keyed by sensor id, so one sensor'
 alone, however many gates run. When partitions move (a gate joins, leaves or dies) the new owner cannot know how
 much of the minute's allowance the old one granted, so `after_rebalance` makes buckets created in the next minute
 start with one token instead of a full minute's allowance: the quota holds across the move, at the cost of the
-burst allowance for that minute.
+burst allowance for that minute. The Kafka gate runs the buckets on the raw records' timestamps (never later than
+its own clock), so the backlog the new owner finds is limited at the pace it was sent, not refused as one burst.
 """
 
 from __future__ import annotations
