@@ -8,6 +8,7 @@ import bisect
 import itertools
 import time
 from dataclasses import dataclass, field
+from typing import Self
 
 import asyncpg
 import psutil
@@ -55,7 +56,7 @@ class StoredTimeline:
     series: list[tuple[float, int]] = field(default_factory=list)
     _task: asyncio.Task | None = None
 
-    async def __aenter__(self) -> StoredTimeline:
+    async def __aenter__(self) -> Self:
         connection = await asyncpg.connect(self.database_url, timeout=10)
 
         async def sample() -> None:

@@ -64,7 +64,9 @@ class LimiterFollowsPartitions(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned) -> None:
         if frozenset(assigned) != self.held:
             self.held = frozenset(assigned)
-            self.limiter.after_rebalance(self.clock())
+            now_s = self.clock()
+            self.limiter.after_rebalance(now_s)
+            metrics.GATE_REBALANCED_AT.set(now_s)
             log.info("gate holds %s; rate-limit buckets restarted cautiously", sorted(tp.partition for tp in assigned))
 
 

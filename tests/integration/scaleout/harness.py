@@ -87,9 +87,13 @@ class ScaleOutPlatform:
             service.stop()
 
     async def register(self, sensors: int) -> None:
+        self.fleet = await self.declare("scale-", sensors)
+
+    async def declare(self, prefix: str, sensors: int, **options) -> BenchFleet:
+        """Declares, activates and credentials `sensors` traffic sensors in the register (options: register_fleet)."""
         register = RegisterClient(self.services["register"].url, SimulateSettings().admin_token.get_secret_value())
         try:
-            self.fleet = await register_fleet(register, "scale-", sensors, Domain.TRAFFIC)
+            return await register_fleet(register, prefix, sensors, Domain.TRAFFIC, **options)
         finally:
             await register.close()
 
