@@ -45,6 +45,12 @@ def recovery_s(series: list[tuple[float, int]], kill_at: float, end: float, offe
     return short_until
 
 
+def rates(series: list[tuple[float, int]], start: float, end: float, window_s: float = 2.0) -> list[int]:
+    """Readings per second in consecutive `window_s` windows from `start` up to `end` (a run's profile)."""
+    return [round((count_at(series, start + (k + 1) * window_s) - count_at(series, start + k * window_s)) / window_s)
+            for k in range(int((end - start) // window_s))]
+
+
 @dataclass
 class StoredTimeline:
     """Samples how many readings of a seq range are stored, every `every_s`, until stopped."""

@@ -15,7 +15,7 @@ import httpx
 import psutil
 
 from citystream.bench import accounting
-from citystream.bench.failover import StoredTimeline, cumulative, recovery_s
+from citystream.bench.failover import StoredTimeline, cumulative, rates, recovery_s
 from citystream.bench.fleet import BenchFleet, register_fleet
 from citystream.bench.load import LoadResult, kafka_load
 from citystream.bench.processes import Service, platform_services
@@ -159,7 +159,8 @@ class KillRun:
                 "requests_unanswered": self.load.failed_requests, "errors": dict(self.load.errors),
                 "acked_rate_recovered_s": recovery_s(self.acked_series, self.killed_at, end, self.offered_per_s),
                 "stored_rate_recovered_s": recovery_s(self.stored_series, self.killed_at, end, self.offered_per_s),
-                "load_s": round(self.load.seconds, 1), "killed_after_s": round(self.killed_at - self.load.started, 1)}
+                "load_s": round(self.load.seconds, 1), "killed_after_s": round(self.killed_at - self.load.started, 1),
+                "stored_per_s_by_2s": rates(self.stored_series, self.load.started, end + 10)}
 
 
 async def kill_under_load(platform: ScaleOutPlatform, seq_base: int, offered_per_s: float, kill_after_s: float,
