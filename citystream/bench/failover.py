@@ -45,6 +45,20 @@ def recovery_s(series: list[tuple[float, int]], kill_at: float, end: float, offe
     return short_until
 
 
+def backlog_cleared_s(acked: list[tuple[float, int]], stored: list[tuple[float, int]], kill_at: float, end: float,
+                      allowance: int) -> float | None:
+    """Seconds from the kill until the backlog (acknowledged but not yet stored) came back within `allowance` and
+    stayed there up to `end`: the survivor had taken over and caught up, so the full rate was back. Judged at the
+    stored samples; 0.0 when it never left the allowance, None when it was still beyond it at `end`."""
+    samples = [(t, count_at(acked, t) - n) for t, n in stored if kill_at <= t <= end]
+    if not samples or samples[-1][1] > allowance:
+        return None
+    beyond = [t for t, backlog in samples if backlog > allowance]
+    if not beyond:
+        return 0.0
+    return next(t for t, _ in samples if t > beyond[-1]) - kill_at
+
+
 def rates(series: list[tuple[float, int]], start: float, end: float, window_s: float = 2.0) -> list[int]:
     """Readings per second in consecutive `window_s` windows from `start` up to `end` (a run's profile)."""
     return [round((count_at(series, start + (k + 1) * window_s) - count_at(series, start + k * window_s)) / window_s)

@@ -30,7 +30,7 @@ def assert_books_and_takeover(run: KillRun, platform: ScaleOutPlatform, role: st
     killed = platform.services[run.killed]
     assert killed.process.returncode == -9
     # The survivor took the killed member's share: the full rate was back before the load ended.
-    recovered = figures["acked_rate_recovered_s" if role == "ingest-http" else "stored_rate_recovered_s"]
+    recovered = figures["acked_rate_recovered_s" if role == "ingest-http" else "backlog_cleared_s"]
     assert recovered is not None, figures
 
 
