@@ -160,10 +160,14 @@ class KillRun:
                 "duplicates": self.books.duplicates, "stored_not_acked": self.books.unexpected,
                 "requests_unanswered": self.load.failed_requests, "errors": dict(self.load.errors),
                 "acked_rate_recovered_s": recovery_s(self.acked_series, self.killed_at, end, self.offered_per_s),
-                "backlog_cleared_s": backlog_cleared_s(self.acked_series, self.stored_series, self.killed_at, end,
-                                                       int(2 * self.offered_per_s)),
+                "backlog_cleared_s": _rounded(backlog_cleared_s(self.acked_series, self.stored_series,
+                                                                self.killed_at, end, int(2 * self.offered_per_s))),
                 "load_s": round(self.load.seconds, 1), "killed_after_s": round(self.killed_at - self.load.started, 1),
                 "stored_per_s_by_2s": rates(self.stored_series, self.load.started, end + 10)}
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
 
 
 async def kill_under_load(platform: ScaleOutPlatform, seq_base: int, offered_per_s: float, kill_after_s: float,
