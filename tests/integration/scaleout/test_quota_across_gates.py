@@ -1,7 +1,7 @@
 """A sensor's rate limit holds across two gates and across a rebalance. Raw records are keyed by sensor id, so one
 sensor's readings are on one partition and its bucket lives in the one gate consuming it; when that gate dies, the
-survivor takes the partition over and starts the sensor's bucket with one token (services/ingest/ratelimit.py), so
-the sensor gets one quota in total, never one per gate."""
+survivor takes the partition over and starts the sensor's bucket with a tenth of its allowance
+(services/ingest/ratelimit.py), so the sensor gets one quota (and that tenth) in total, never one per gate."""
 
 from __future__ import annotations
 
@@ -49,10 +49,10 @@ async def decided(database_url: str, sensor_id: str, expected: int, timeout_s: f
         await connection.close()
 
 
-def ceiling(first: LoadResult, last: LoadResult, rebalances: int) -> float:
+def ceiling(first: LoadResult, last: LoadResult, takeovers: int) -> float:
     """What a token bucket may grant between the first and the last reading sent: a minute's allowance, one token a
-    second of the time between, and one token per takeover."""
-    return QUOTA_PER_MINUTE + (last.ended - first.started) * QUOTA_PER_MINUTE / 60 + rebalances
+    second of the time between, and a tenth of the allowance per takeover."""
+    return QUOTA_PER_MINUTE + (last.ended - first.started) * QUOTA_PER_MINUTE / 60 + takeovers * QUOTA_PER_MINUTE / 10
 
 
 async def test_one_sensors_quota_holds_across_two_gates_and_a_rebalance(two_each: ScaleOutPlatform):
@@ -90,7 +90,7 @@ async def test_one_sensors_quota_holds_across_two_gates_and_a_rebalance(two_each
     second = await burst(5 * SEQ_SPAN)  # the fleet's seq counter goes on: BURST + 1 .. 2 × BURST
     admitted, reasons = await decided(two_each.database_url, sensor, 2 * BURST)
     assert rate_limited_by(survivor.url) > survivor_limited, "the survivor gated the second burst"
-    # One quota in total over both gates and the takeover (a fresh bucket at the survivor would add 60).
+    # One quota (and a tenth) in total over both gates and the takeover (a fresh bucket at the survivor: 60 more).
     assert len(admitted) <= ceiling(first, second, 1), (len(admitted), ceiling(first, second, 1), reasons)
     assert len(admitted) + reasons.get("RATE_LIMITED", 0) >= 2 * BURST and set(reasons) == {"RATE_LIMITED"}
     print(f"\nquota across a gate takeover: {len(admitted)} of {2 * BURST} admitted, ceiling "

@@ -115,17 +115,18 @@ def test_a_backlog_is_limited_at_the_pace_it_was_sent_and_timestamps_cannot_rais
     stored = state.get("traffic-a-001").record.credentials
     state.put(registration("traffic-a-001", *stored, version=2, rate_limit_per_minute=60))
     limiter = RateLimiter()
-    limiter.after_rebalance(NOW.timestamp() - 30)  # taken over: new buckets start with one token
+    limiter.after_rebalance(NOW.timestamp() - 30)  # taken over: new buckets start with a tenth (6 tokens)
 
     def gated(seq: int, sent_at: datetime, now: datetime = NOW) -> bool:
         return isinstance(admit(reading(seq, sent_at - timedelta(seconds=1)), credential, state, now, LIMITS,
                                 limiter, sent_at_s=sent_at.timestamp()), Admitted)
 
-    # Ten readings sent one a second (the allowed pace), gated all at once: all admitted.
-    base = NOW - timedelta(seconds=20)
-    assert all(gated(n, base + timedelta(seconds=n)) for n in range(10))
-    # Timestamps later than the gate's clock count as now; spreading them cannot buy more than the real time since
-    # the bucket's last reading (NOW - base - 9 s = 11 tokens at one a second).
+    # Twenty readings sent one a second (the allowed pace), gated all at once: all admitted, though more than the
+    # six tokens the bucket started with.
+    base = NOW - timedelta(seconds=25)
+    assert all(gated(n, base + timedelta(seconds=n)) for n in range(20))
+    # Timestamps later than the gate's clock count as now; spreading them cannot buy more than what was left (6 - 20
+    # + 19 = 5) plus the real time since the bucket's last reading (25 - 19 = 6 s, one token a second).
     spread = [gated(100 + n, NOW + timedelta(seconds=n)) for n in range(30)]
     assert sum(spread) == 11
 
