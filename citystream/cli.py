@@ -151,6 +151,8 @@ def write_ingest_openapi() -> Path:
 @app.command("run")
 def run(
     simulator: Annotated[bool, typer.Option("--simulator/--no-simulator", help="Also run the city simulator.")] = True,
+    members: Annotated[int, typer.Option(min=1, max=4, help="Processes per scalable stage: ingest-http (one shared "
+                                         "port), ingest-gate, ingest-sink and anomaly (consumer groups).")] = 1,
 ) -> None:
     """Start Kafka, TimescaleDB, every service, Prometheus (Grafana if installed) and the simulator; print the URLs;
     Ctrl-C stops everything."""
@@ -160,7 +162,7 @@ def run(
     from citystream.run import run_platform
 
     try:
-        code = run_platform(with_simulator=simulator)
+        code = run_platform(with_simulator=simulator, members=members)
     except START_PROBLEMS as problem:
         console.print(f"[red]error:[/red] {escape(str(problem))}")
         raise typer.Exit(code=1) from problem

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -46,6 +46,11 @@ class Component:
     database_role: str | None = None  # least privilege: None = the migrations' owner role
     port_env: str | None = None  # the service's own setting for its port; `run` honours it when set
 
+    @property
+    def role(self) -> str:
+        """The service a member runs (`ingest-gate` for `ingest-gate#2`)."""
+        return self.name.split("#", 1)[0]
+
     def available(self) -> bool:
         return importlib.util.find_spec(self.module) is not None
 
@@ -63,6 +68,11 @@ COMPONENTS = (
     Component("anomaly", "services.anomaly", ("worker",), 8085, "/metrics", None, "CITYSTREAM_ANOMALY_WEB_PORT"),
     Component("api", "services.api", (), 8080, "/ops/#token=dev-operator", None, "CITYSTREAM_API_PORT"),
 )
+# Stages that scale out as several processes (`citystream run --members N`): ingest-http on one shared port, the
+# others as members of their consumer groups, each with its own metrics port (+100 per member) and local state.
+SCALABLE = {"ingest-http": None, "ingest-gate": "CITYSTREAM_INGEST_GATE_DATA_DIR",
+            "ingest-sink": None, "anomaly": "CITYSTREAM_ANOMALY_DATA_DIR"}
+MEMBER_PORT_STEP = 100
 SIMULATOR = Component("simulator", "citystream.simulate", ("--rate", "20"), None)
 # How long `run` waits for every service's /readyz before it reports what is still missing (and keeps running:
 # a Faust worker recovering a large table may take longer, and says so in its readiness checks).
@@ -123,8 +133,8 @@ class Platform:
         command = [sys.executable, "-m", component.module, *component.args]
         if component.database_role:
             env = env | {"CITYSTREAM_DATABASE_URL": with_role(env["CITYSTREAM_DATABASE_URL"], component.database_role)}
-        if component.name in SERVICE_PRINCIPALS:  # each service as its own Kafka principal, under the catalogue's ACLs
-            env = env | principals.service_access(self.settings, component.name).environment()
+        if component.role in SERVICE_PRINCIPALS:  # each service as its own Kafka principal, under the catalogue's ACLs
+            env = env | principals.service_access(self.settings, component.role).environment()
         self.processes[component.name] = (
             component, spawn_server(command, self.settings.logs_dir / f"{component.name}.log", env=env),
         )
@@ -196,15 +206,35 @@ class Platform:
             print(f"error while stopping: {problem}", flush=True)
 
 
-def write_prometheus_config(settings: DevSettings, ports: dict[str, int]) -> Path:
-    """deploy/prometheus/prometheus.yml for this runtime: the same jobs, targets on the ports the services got."""
+def members_of(component: Component, members: int, env: dict[str, str]) -> list[tuple[Component, dict[str, str]]]:
+    """The processes to start for a component, each with its env: one, or `members` of a scalable stage. ingest-http
+    members share the port (SO_REUSEPORT); the others get the port + 100 × n and a data directory of their own."""
+    if component.name not in SCALABLE or members <= 1:
+        return [(component, env)]
+    base_port = component.port_in(env)
+    shared = {"CITYSTREAM_INGEST_HTTP_REUSE_PORT": "true"} if component.name == "ingest-http" else {}
+    started = [(component, env | shared)]
+    for index in range(1, members):
+        port = base_port if shared else base_port + MEMBER_PORT_STEP * index
+        own = shared | {component.port_env: str(port)}
+        if (data_dir := SCALABLE[component.name]) and env.get(data_dir):
+            own[data_dir] = f"{env[data_dir]}-{index + 1}"  # a Faust member's tables are its own
+        member = replace(component, name=f"{component.name}#{index + 1}", port=port, port_env=None)
+        started.append((member, env | own))
+    return started
+
+
+def write_prometheus_config(settings: DevSettings, ports: dict[str, int | list[int]]) -> Path:
+    """deploy/prometheus/prometheus.yml for this runtime: the same jobs, targets on the ports the services got (every
+    member's, when a stage runs several)."""
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
     config["rule_files"] = [str((PROMETHEUS_DIR / path).resolve()) for path in config.get("rule_files", [])]
     for job in config["scrape_configs"]:
         name = job["job_name"].removeprefix("citystream-")
         for static in job.get("static_configs", []):
             if name in ports:
-                static["targets"] = [f"127.0.0.1:{ports[name]}"]
+                found = ports[name] if isinstance(ports[name], list) else [ports[name]]
+                static["targets"] = [f"127.0.0.1:{port}" for port in dict.fromkeys(found)]
     target = settings.state_dir / "prometheus" / "prometheus.yml"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("# Written by `citystream run` from deploy/prometheus/prometheus.yml; edits are overwritten.\n"
@@ -280,7 +310,7 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def run_platform(with_simulator: bool = True) -> int:
+def run_platform(with_simulator: bool = True, members: int = 1) -> int:
     settings = DevSettings()
     platform = Platform(settings)
     # Before anything starts: SIGTERM behaves like Ctrl-C, and both unwind through the `finally` below.
@@ -293,14 +323,18 @@ def run_platform(with_simulator: bool = True) -> int:
         wanted = [c for c in COMPONENTS if c.available()]
         if with_simulator and SIMULATOR.available():
             wanted.append(SIMULATOR)
+        started: dict[str, list[int]] = {}
         for component in wanted:
-            platform.spawn(component, env)
+            for member, member_env in members_of(component, members, env):
+                platform.spawn(member, member_env)
+                if member.port_in(member_env):
+                    started.setdefault(member.role, []).append(member.port_in(member_env))
         print("CityStream is running:", flush=True)
         for component, _ in platform.processes.values():
             port = component.port_in(env)
             where = f"http://127.0.0.1:{port}{component.url_path}" if port else "(no port)"
             print(f"  {component.name:<12} {where}", flush=True)
-        platform.start_prometheus({c.name: c.port_in(env) for c in wanted if c.port_in(env)})
+        platform.start_prometheus(started)
         platform.start_grafana()
         for name in ("prometheus", "grafana"):
             if name in platform.processes:
@@ -312,7 +346,7 @@ def run_platform(with_simulator: bool = True) -> int:
         interrupted_at_start = False
         services = {component.name: f"http://127.0.0.1:{component.port_in(env)}/readyz"
                     for component, _ in platform.processes.values()
-                    if component in COMPONENTS and component.port_in(env)}
+                    if component.role in {c.name for c in COMPONENTS} and component.port_in(env)}
         answers = wait_until_ready(services, READY_TIMEOUT_S)
         ready = sum(1 for a in answers.values() if a is not None and a.status == "ready")
         print(f"Readiness ({ready}/{len(answers)} ready; each service's /readyz):", flush=True)

@@ -34,6 +34,7 @@ class LoadResult:
     failed_requests: int = 0  # requests without an answer: their latency is unknown, above the client timeout
     bad_sent: int = 0  # deliberately bad readings among `sent`
     bad_accepted: int = 0  # of those, acknowledged anyway (the gate let a bad reading through: must stay 0)
+    acked_at: list[tuple[float, int]] = field(default_factory=list)  # (wall time, readings acked then)
 
     @property
     def seconds(self) -> float:
@@ -108,6 +109,7 @@ async def http_load(url: str | list[str], fleet: BenchFleet, *, batch: int, conn
                 if response.status_code == 200:
                     result.accepted_keys.update(keys)
                     result.bad_accepted += len(bad)
+                    result.acked_at.append((time.time(), len(keys)))
                 elif response.status_code in (207, 400, 401, 403, 404, 413, 422, 429):
                     body = orjson.loads(response.content)
                     outcomes = body.get("outcomes") or [{"status": "rejected", "reason": body.get("reason")}] * len(keys)
@@ -131,9 +133,11 @@ async def http_load(url: str | list[str], fleet: BenchFleet, *, batch: int, conn
 
 async def kafka_load(bootstrap: KafkaAccess | str, topic: str, fleet: BenchFleet, *, duration_s: float, seq_base: int,
                      max_records: int | None = None, window: int = 20_000, bad_every: int = 0,
+                     rate: float | None = None, chunk: int = 1000,
                      progress: Callable[[int], None] = lambda n: None) -> LoadResult:
-    """Produces raw readings (key = sensor id, `credential` header) with acks=all, 1000 at a time as one record
-    batch per partition (as a city system's bulk producer would); a key counts once its chunk is acknowledged.
+    """Produces raw readings (key = sensor id, `credential` header) with acks=all, `chunk` at a time as one record
+    batch per partition (as a city system's bulk producer would), at most `rate` readings/s when given; a key
+    counts once its chunk is acknowledged.
     Every `bad_every`-th reading is a bad one: acknowledged by Kafka but never expected in `readings` (the gate
     refuses it to the rejected topic), so its key is not among `accepted_keys`."""
     result = LoadResult(started=time.time())
@@ -144,7 +148,9 @@ async def kafka_load(bootstrap: KafkaAccess | str, topic: str, fleet: BenchFleet
     pending = 0
     try:
         while time.monotonic() < deadline and (max_records is None or result.sent < max_records):
-            credential, payloads, keys, bad = fleet.next_batch(1000, seq_base, bad_every=bad_every)
+            if rate is not None and (due := result.started + result.sent / rate) > time.time():
+                await asyncio.sleep(due - time.time())
+            credential, payloads, keys, bad = fleet.next_batch(chunk, seq_base, bad_every=bad_every)
             if bad:
                 keys = [key for position, key in enumerate(keys) if position not in bad]
             result.bad_sent += len(bad)
@@ -177,6 +183,7 @@ async def _settle(in_flight: list, result: LoadResult) -> None:
             result.errors[type(problems[0]).__name__] += len(keys)
         else:
             result.accepted_keys.update(keys)
+            result.acked_at.append((time.time(), len(keys)))
     in_flight.clear()
 
 

@@ -94,6 +94,16 @@ class Service:
             os.killpg(self.process.pid, signal.SIGKILL)
             return self.process.wait(5)
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash or the OOM killer would: no shutdown, no last commit."""
+        if self.process is not None and self.process.poll() is None:
+            self.sample()
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -108,27 +118,31 @@ def instance_name(role: str, index: int) -> str:
 
 def platform_services(*, bootstrap: str, database_url: str, topic_prefix: str, run_id: str, logs_dir: Path,
                       roles: tuple[str, ...] = ("register", "ingest-http", "ingest-sink"),
-                      instances: dict[str, int] | None = None) -> dict[str, Service]:
+                      instances: dict[str, int] | None = None,
+                      shared_http_port: bool = False) -> dict[str, Service]:
     """The requested services, each on a free port, all on one topic prefix and database; not started yet.
 
-    `instances` runs more than one process of a role (`ingest-http`: separate servers the load is spread over;
-    `ingest-sink`, `anomaly`: members of one consumer group)."""
+    `instances` runs more than one process of a role (`ingest-http`: separate servers the load is spread over, or
+    with `shared_http_port` all on one port, SO_REUSEPORT; `ingest-gate`, `ingest-sink`, `anomaly`: members of one
+    consumer group)."""
     common = {"CITYSTREAM_KAFKA_BOOTSTRAP": bootstrap, "CITYSTREAM_DATABASE_URL": database_url,
               "CITYSTREAM_TOPIC_PREFIX": topic_prefix, "CITYSTREAM_LOG_LEVEL": "WARNING",
               "CITYSTREAM_INSTANCE_ID": run_id}
     work = logs_dir / "work"
     work.mkdir(parents=True, exist_ok=True)
     services: dict[str, Service] = {}
+    http_port = free_port()
     for role in roles:
         for index in range((instances or {}).get(role, 1)):
             name = instance_name(role, index)
-            port = free_port()
+            port = http_port if role == "ingest-http" and shared_http_port else free_port()
             log_path = logs_dir / f"{name.replace('#', '-')}.log"
             if role == "register":
                 env = {"CITYSTREAM_REGISTER_PORT": str(port), "CITYSTREAM_REGISTER_RELAY_POLL_S": "0.1"}
                 services[name] = Service(name, ("services.register",), common | env, port, log_path)
             elif role == "ingest-http":
-                env = {"CITYSTREAM_INGEST_HTTP_PORT": str(port)}
+                env = {"CITYSTREAM_INGEST_HTTP_PORT": str(port),
+                       "CITYSTREAM_INGEST_HTTP_REUSE_PORT": "true" if shared_http_port else "false"}
                 services[name] = Service(name, ("services.ingest", "http"), common | env, port, log_path)
             elif role == "ingest-gate":
                 env = {"CITYSTREAM_INGEST_GATE_PORT": str(port),

@@ -78,7 +78,7 @@ app = WorkerApp(
     settings.app_id, broker=f"kafka://{settings.kafka_bootstrap}", broker_credentials=faust_credentials(settings.kafka),
     store=settings.table_store(),
     datadir=str(settings.datadir.resolve()), web_port=settings.web_port, web_host=settings.web_host,
-    topic_partitions=4, table_standby_replicas=0, consumer_auto_offset_reset="earliest", producer_acks=-1,
+    topic_partitions=4, table_standby_replicas=settings.standby_replicas, consumer_auto_offset_reset="earliest", producer_acks=-1,
     web_in_thread=False, broker_session_timeout=settings.session_timeout_s,
     broker_heartbeat_interval=settings.session_timeout_s / 5,
     broker_max_poll_records=settings.batch_max,

@@ -34,6 +34,12 @@ class AnomalySettings(CommonSettings):
         default=15.0, ge=6, le=300, validation_alias="CITYSTREAM_ANOMALY_SESSION_TIMEOUT_S",
         description="How long the group waits for a silent worker before its partitions move (a kill -9 stalls "
                     "them this long). Faust's 60 s default is slow failover; below ~6 s a GC pause evicts workers.")
+    standby_replicas: int = Field(
+        default=1, ge=0, le=3, validation_alias="CITYSTREAM_ANOMALY_STANDBY_REPLICAS",
+        description="Standby copies of each table partition kept warm on other workers (Faust's "
+                    "table_standby_replicas): a worker taking over a partition then replays only the changelog's "
+                    "tail. With one worker no standby is placed (never on the partition's own worker); 0 turns "
+                    "them off.")
     resolve_after_s: float = Field(default=600.0, ge=0, validation_alias="CITYSTREAM_ANOMALY_RESOLVE_AFTER_S",
                                    description="Auto-resolve after the signal is back to normal this long.")
     batch_max: int = Field(default=5000, ge=1, le=20_000, validation_alias="CITYSTREAM_ANOMALY_BATCH_MAX",

@@ -34,7 +34,12 @@ def main(argv: list[str]) -> int:
     if role == "http":
         from services.ingest.http_app import create_app
 
-        uvicorn.run(create_app(settings), host="0.0.0.0", port=settings.http_port, log_level="warning")
+        if settings.http_reuse_port:  # one of several ingest-http processes on this port
+            from services.ingest.shared_port import serve_on_shared_port
+
+            serve_on_shared_port(create_app(settings), "0.0.0.0", settings.http_port)
+        else:
+            uvicorn.run(create_app(settings), host="0.0.0.0", port=settings.http_port, log_level="warning")
     else:
         from services.ingest.sink_app import create_sink_app
 

@@ -83,8 +83,10 @@ def _claimed(raw: Any, key: str) -> Any:
 
 def admit(raw: Any, credential: PresentedCredential | CredentialCheck | None, register: RegisterLookup,
           now: datetime, limits: GateLimits, limiter: RateLimiter, *,
-          sensor_hint: str | None = None, lenient_json: bool = False) -> Admitted | Rejected:
+          sensor_hint: str | None = None, lenient_json: bool = False,
+          sent_at_s: float | None = None) -> Admitted | Rejected:
     """Decide one reading. `sensor_hint` is the Kafka record key on the raw topic; `now` must be timezone-aware.
+    `sent_at_s` (the raw record's timestamp) is the rate limiter's clock when given, never later than `now`.
 
     A batch passes one `CredentialCheck(credential, now)` for all its readings (same answers, fewer hash
     compares); a PresentedCredential is checked on its own.
@@ -96,12 +98,12 @@ def admit(raw: Any, credential: PresentedCredential | CredentialCheck | None, re
     if isinstance(credential, PresentedCredential):
         credential = CredentialCheck(credential, now)
     return admit_at(raw, credential, register, GateClock.of(now, limits), limits, limiter, sensor_hint=sensor_hint,
-                    lenient_json=lenient_json)
+                    lenient_json=lenient_json, sent_at_s=sent_at_s)
 
 
 def admit_at(raw: Any, credential: CredentialCheck | None, register: RegisterLookup, clock: GateClock,
              limits: GateLimits, limiter: RateLimiter, *, sensor_hint: str | None = None,
-             lenient_json: bool = False) -> Admitted | Rejected:
+             lenient_json: bool = False, sent_at_s: float | None = None) -> Admitted | Rejected:
     """`admit` with the batch's clock computed once (`GateClock.of(now, limits)`): same answers."""
     now = clock.now
     try:
@@ -153,7 +155,11 @@ def admit_at(raw: Any, credential: CredentialCheck | None, register: RegisterLoo
     if shape.observed_us < clock.earliest_us:
         return Rejected(Reason.TIMESTAMP_TOO_OLD, f"observed_at is older than {limits.max_age}", "observed_at",
                         sensor_id, seq)
-    wait_s = limiter.try_acquire(sensor_id, record.rate_limit_per_minute, clock.now_s)
+    # A backlog (a gate restarted, or partitions taken over) is limited at the pace it was sent, not all at once at
+    # the pace it is gated. A sender's own timestamps cannot raise its quota: a bucket's clock only moves forward
+    # and never past `now`, so it refills by at most the real time elapsed.
+    rate_clock_s = clock.now_s if sent_at_s is None else min(sent_at_s, clock.now_s)
+    wait_s = limiter.try_acquire(sensor_id, record.rate_limit_per_minute, rate_clock_s)
     if wait_s > 0:
         return Rejected(Reason.RATE_LIMITED, f"over {record.rate_limit_per_minute} readings per minute",
                         None, sensor_id, seq, retry_after_s=wait_s)

@@ -18,9 +18,11 @@ from services.ingest.runtime import GateRuntime
 
 
 def gate_event(runtime: GateRuntime, key: bytes | None, value: bytes | None, header_pairs,
-               now: datetime, credentials: CredentialChecks | None = None) -> tuple[OutRecord, tuple[str, str, str]]:
+               now: datetime, credentials: CredentialChecks | None = None,
+               sent_at_s: float | None = None) -> tuple[OutRecord, tuple[str, str, str]]:
     """One raw record → the record to produce and its metric labels (outcome, reason, domain). Never raises on bad
-    input. `credentials` (one per batch, same `now`) remembers the check of each credential text already seen."""
+    input. `credentials` (one per batch, same `now`) remembers the check of each credential text already seen;
+    `sent_at_s` (the record's timestamp) is the rate limiter's clock."""
     produced_by = runtime.settings.produced_by
     hint = key.decode("utf-8", errors="replace") if key else None
     lenient = False
@@ -35,7 +37,7 @@ def gate_event(runtime: GateRuntime, key: bytes | None, value: bytes | None, hea
     credentials = credentials if credentials is not None else CredentialChecks(now)
     credential = credentials.of(wire_headers.header_value(header_pairs, wire_headers.CREDENTIAL))
     outcome = admit(raw, credential, runtime.view.state, now, runtime.limits, runtime.limiter, sensor_hint=hint,
-                   lenient_json=lenient)
+                   lenient_json=lenient, sent_at_s=sent_at_s)
     labels = metrics.outcome_labels(outcome, runtime.view.state)
     if isinstance(outcome, Admitted):
         return admitted_record(outcome, produced_by), labels

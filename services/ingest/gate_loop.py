@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from datetime import UTC, datetime
+
+from aiokafka import ConsumerRebalanceListener
 
 from schemas.rejections import RejectionReason
 from schemas.topics import RAW_READINGS
@@ -21,6 +24,7 @@ from services.ingest import metrics
 from services.ingest.credentials import CredentialChecks
 from services.ingest.gate import Rejected
 from services.ingest.gate_event import gate_event
+from services.ingest.ratelimit import RateLimiter
 from services.ingest.records import OutRecord, rejected_record
 from services.ingest.runtime import GateRuntime
 
@@ -34,7 +38,8 @@ def gate_records(runtime: GateRuntime, records, now: datetime) -> tuple[list[Out
     out, tally, credentials = [], Counter(), CredentialChecks(now)
     for record in records:
         try:
-            produced, labels = gate_event(runtime, record.key, record.value, record.headers, now, credentials)
+            produced, labels = gate_event(runtime, record.key, record.value, record.headers, now, credentials,
+                                          sent_at_s=record.timestamp / 1000)
         except Exception as problem:  # a bug must not stop the stream: dead-letter with context
             where = f"{record.topic}[{record.partition}]@{record.offset}"
             log.exception("gate failed on %s", where)
@@ -46,6 +51,25 @@ def gate_records(runtime: GateRuntime, records, now: datetime) -> tuple[list[Out
     return out, tally
 
 
+class LimiterFollowsPartitions(ConsumerRebalanceListener):
+    """Tells the rate limiter when this gate's partitions changed (any change: gained ones were another gate's)."""
+
+    def __init__(self, limiter: RateLimiter, clock=time.time) -> None:
+        self.limiter, self.clock = limiter, clock
+        self.held: frozenset = frozenset()
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        if frozenset(assigned) != self.held:
+            self.held = frozenset(assigned)
+            now_s = self.clock()
+            self.limiter.after_rebalance(now_s)
+            metrics.GATE_REBALANCED_AT.set(now_s)
+            log.info("gate holds %s; rate-limit buckets restarted cautiously", sorted(tp.partition for tp in assigned))
+
+
 async def run_gate_loop(runtime: GateRuntime) -> None:
     """Consume, gate, produce, wait for the acks, commit; until cancelled.
 
@@ -54,8 +78,11 @@ async def run_gate_loop(runtime: GateRuntime) -> None:
     committed only after its own acks, so at most two batches are in memory and a crash re-gates only those."""
     settings = runtime.settings
     await runtime.wait_ready(timeout_s=600)
-    consumer = make_consumer(settings.kafka, f"{settings.gate_app_id}.raw", settings.topic(RAW_READINGS),
-                             client_id="ingest-gate", max_poll_records=TAKE_MAX)
+    consumer = make_consumer(settings.kafka, f"{settings.gate_app_id}.raw", client_id="ingest-gate",
+                             max_poll_records=TAKE_MAX)
+    # Rate limits follow the partitions: when they move, the limiter must not hand out a fresh minute's allowance
+    # the previous owner may already have granted (services/ingest/ratelimit.py).
+    consumer.subscribe([settings.topic(RAW_READINGS)], listener=LimiterFollowsPartitions(runtime.limiter))
     await consumer.start()
     log.info("gate consuming %s as group %s.raw", settings.topic(RAW_READINGS), settings.gate_app_id)
     in_flight: asyncio.Task | None = None

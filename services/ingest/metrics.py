@@ -18,6 +18,9 @@ ACK_LATENCY = Histogram("citystream_ingest_ack_latency_seconds", "From first sen
 REQUESTS_REFUSED = Counter("citystream_ingest_http_requests_refused_total",
                             "Whole HTTP requests refused before the gate (too large, not JSON, ...).", ["reason"])
 KAFKA_UNAVAILABLE = Counter("citystream_ingest_kafka_unavailable_total", "Batches answered 503: no ack in time.")
+GATE_REBALANCED_AT = Gauge("citystream_ingest_gate_rebalanced_at_seconds",
+                           "When the Kafka gate's raw partitions last changed (unix time): for a minute after, new "
+                           "rate-limit buckets start with one token.")
 REGISTER_SENSORS = Gauge("citystream_ingest_register_sensors", "Sensors in the in-memory register view.")
 SINK_ROWS = Counter("citystream_ingest_sink_rows_total", "Rows offered to the database by the sink.",
                     ["table"])

@@ -18,6 +18,8 @@ class IngestSettings(CommonSettings):
     http_port: int = Field(default=8082, validation_alias="CITYSTREAM_INGEST_HTTP_PORT")
     gate_port: int = Field(default=8083, validation_alias="CITYSTREAM_INGEST_GATE_PORT")
     sink_port: int = Field(default=8084, validation_alias="CITYSTREAM_INGEST_SINK_PORT")
+    # Scale-out on one host: every ingest-http process started with this binds the same port (SO_REUSEPORT).
+    http_reuse_port: bool = Field(default=False, validation_alias="CITYSTREAM_INGEST_HTTP_REUSE_PORT")
     max_batch_readings: int = Field(default=10_000, ge=1, validation_alias="CITYSTREAM_INGEST_MAX_BATCH_READINGS")
     # 10,000 readings of ~200 bytes each fit with room to spare; anything bigger is refused while streaming.
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, validation_alias="CITYSTREAM_INGEST_MAX_BODY_BYTES")

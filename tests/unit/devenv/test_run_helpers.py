@@ -36,6 +36,14 @@ def test_prometheus_config_targets_the_ports_the_services_got(settings):
         assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+def test_prometheus_scrapes_every_member_of_a_scaled_stage(settings):
+    config = yaml.safe_load(run.write_prometheus_config(settings, {"ingest-sink": [8084, 8184],
+                                                                   "ingest-http": [8082, 8082]}).read_text())
+    targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
+    assert targets["citystream-ingest-sink"] == ["127.0.0.1:8084", "127.0.0.1:8184"]
+    assert targets["citystream-ingest-http"] == ["127.0.0.1:8082"]  # one port shared: one target
+
+
 def test_grafana_is_provisioned_against_this_runtime(settings, tmp_path):
     binary = tmp_path / "grafana"
     binary.write_text("#!/bin/sh\n")

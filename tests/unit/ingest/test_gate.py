@@ -110,6 +110,27 @@ def test_rate_limit_is_per_sensor_and_refills(world):
     assert isinstance(later, Admitted)
 
 
+def test_a_backlog_is_limited_at_the_pace_it_was_sent_and_timestamps_cannot_raise_the_quota(world):
+    state, credential, _, _ = world
+    stored = state.get("traffic-a-001").record.credentials
+    state.put(registration("traffic-a-001", *stored, version=2, rate_limit_per_minute=60))
+    limiter = RateLimiter()
+    limiter.after_rebalance(NOW.timestamp() - 30)  # taken over: new buckets start with a tenth (6 tokens)
+
+    def gated(seq: int, sent_at: datetime, now: datetime = NOW) -> bool:
+        return isinstance(admit(reading(seq, sent_at - timedelta(seconds=1)), credential, state, now, LIMITS,
+                                limiter, sent_at_s=sent_at.timestamp()), Admitted)
+
+    # Twenty readings sent one a second (the allowed pace), gated all at once: all admitted, though more than the
+    # six tokens the bucket started with.
+    base = NOW - timedelta(seconds=25)
+    assert all(gated(n, base + timedelta(seconds=n)) for n in range(20))
+    # Timestamps later than the gate's clock count as now; spreading them cannot buy more than what was left (6 - 20
+    # + 19 = 5) plus the real time since the bucket's last reading (25 - 19 = 6 s, one token a second).
+    spread = [gated(100 + n, NOW + timedelta(seconds=n)) for n in range(30)]
+    assert sum(spread) == 11
+
+
 def test_kafka_key_must_agree_with_the_reading(world):
     state, credential, _, _ = world
     outcome = run(state, credential, reading(1, NOW, sensor_id="traffic-a-001"), hint="traffic-b-002")

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from aiokafka import TopicPartition
 
 from services.ingest import gate_loop
+from services.ingest.ratelimit import RateLimiter
 
 TP = TopicPartition("raw", 0)
 
@@ -17,6 +18,9 @@ TP = TopicPartition("raw", 0)
 class FakeConsumer:
     def __init__(self, batches: list[list[int]], log: list) -> None:
         self.batches, self.log = list(batches), log
+
+    def subscribe(self, topics: list[str], listener) -> None:
+        self.log.append(("subscribe", topics))
 
     async def start(self) -> None: ...
 
@@ -55,7 +59,7 @@ async def test_next_batch_is_gated_while_the_previous_waits_and_commits_stay_in_
     async def ready(timeout_s: float) -> None: ...
 
     runtime = SimpleNamespace(settings=SimpleNamespace(kafka="x", gate_app_id="g", topic=lambda n: n),
-                              publisher=publisher, wait_ready=ready)
+                              publisher=publisher, wait_ready=ready, limiter=RateLimiter())
     monkeypatch.setattr(gate_loop, "make_consumer", lambda *a, **k: consumer)
 
     def gate(runtime, records, now):
