@@ -230,7 +230,7 @@ def _runtime_cluster_id(settings: DevSettings) -> str:
         cluster_id = json.loads(record.read_text())["cluster_id"]
     except (OSError, ValueError, KeyError, TypeError):
         meta = KafkaPaths.of(settings, 1).data / "meta.properties"
-        found = re.search(r"^cluster\.id=(\S+)", meta.read_text(), re.M) if meta.exists() else None
+        found = re.search(r"^cluster\.id=(\S+)", meta.read_text(), re.MULTILINE) if meta.exists() else None
         cluster_id = found.group(1) if found else _cluster_id()
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps({"cluster_id": cluster_id, "brokers": settings.kafka_brokers}) + "\n")
