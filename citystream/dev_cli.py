@@ -37,8 +37,8 @@ def _fail(problem: Exception, hint: str = "") -> None:
 @app.command()
 def up(
     brokers: Annotated[int | None, typer.Option(
-        "--brokers", min=1, max=5, help="Kafka nodes: 3 runs a replicated cluster (topics with 3 replicas, min ISR 2). "
-        "Default: what this runtime was formatted for, else 1 (CITYSTREAM_DEV_KAFKA_BROKERS).")] = None,
+        "--brokers", min=1, max=5,
+        help="Kafka nodes: 3 runs a replicated cluster (topics with 3 replicas, min ISR 2). Default: what this runtime was formatted for, else 1 (CITYSTREAM_DEV_KAFKA_BROKERS).")] = None,
 ) -> None:
     """Install what is missing, then start Kafka and PostgreSQL + TimescaleDB. Idempotent. When a component
     fails to start, what this command started is stopped again (what was already running stays)."""
@@ -130,7 +130,8 @@ def logs(
     settings = DevSettings()
     if component == "kafka" and node not in settings.kafka_nodes:
         _fail(ValueError(f"this runtime's Kafka has {settings.kafka_brokers} node(s), no node {node}"))
-    path = (kafka.node_status(settings, node) if component == "kafka" else COMPONENTS[component].status(settings))["log"]
+    report = kafka.node_status(settings, node) if component == "kafka" else COMPONENTS[component].status(settings)
+    path = report["log"]
     from citystream.devenv.process import tail
     from pathlib import Path
 

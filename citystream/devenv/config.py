@@ -49,8 +49,8 @@ class DevSettings(BaseSettings):
     kafka_heap_mb: int = 768
     kafka_brokers: int = Field(
         default=1, ge=1, le=5,
-        description="Kafka nodes (each broker and controller): 1 for `make run` and `make test`; 3 for a replicated "
-        "cluster (topics with 3 replicas, min.insync.replicas 2, a controller quorum that survives one node). "
+        description="Kafka nodes (each broker and controller): 1 for `make run` and `make test`; 3 for a "
+        "replicated cluster (topics with 3 replicas, min.insync.replicas 2, a controller quorum that survives one node). "
         "Unset, it is what the runtime's storage was formatted for.")
     kafka_node_port_step: int = Field(
         default=10, ge=3, description="Node n listens on each of the three Kafka ports + (n - 1) × this step.")
@@ -85,7 +85,7 @@ class DevSettings(BaseSettings):
 
     @property
     def kafka_nodes(self) -> range:
-        """Node ids 1..kafka_brokers (node 1 is the single-node runtime's broker, ports and directories unchanged)."""
+        """Node ids 1..kafka_brokers (node 1 is the single-node runtime's broker: its ports and directories)."""
         return range(1, self.kafka_brokers + 1)
 
     def node_ports(self, node: int) -> NodePorts:

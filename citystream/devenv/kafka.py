@@ -56,7 +56,7 @@ class KafkaPaths:
 
     @classmethod
     def of(cls, settings: DevSettings, node: int = 1) -> KafkaPaths:
-        # Node 1 keeps the single-node layout: a runtime made before clusters existed is node 1 of a cluster of one.
+        # Node 1 keeps the single-node layout: a runtime made before clusters existed is a cluster of one.
         root = settings.state_dir / "kafka"
         home = root if node == 1 else root / f"node-{node}"
         suffix = "" if node == 1 else f"-{node}"
@@ -195,7 +195,8 @@ def _check_meta_properties(meta: Path, node: int = 1) -> None:
         error = ""
     missing = [key for key in ("cluster.id", "node.id", "version") if not fields.get(key, "").strip()]
     if error or missing or fields.get("node.id", "").strip() != str(node):
-        detail = error or (f"missing {', '.join(missing)}" if missing else f"node.id={fields['node.id']} is not {node}")
+        detail = error or (f"missing {', '.join(missing)}" if missing
+                           else f"node.id={fields['node.id']} is not {node}")
         raise RuntimeProblem(
             f"Kafka storage {meta.parent} is damaged: {meta.name} is unreadable ({detail}). "
             f"Its topics cannot be trusted. Move it away (mv {meta.parent} {meta.parent}.damaged) "

@@ -102,7 +102,7 @@ def security_properties(broker_password: str, admin_password: str, listener: str
 
 def broker_properties(settings: DevSettings, ports: NodePorts) -> list[str]:
     """server.properties lines of the node on `ports`: SASL listeners, the StandardAuthorizer and deny-by-default.
-    The nodes of a cluster share one broker password: they log in to each other (and to the controllers) with it."""
+    The nodes of a cluster share one broker password: they log in to each other and to the controllers with it."""
     known = passwords(settings)
     return [
         (f"listeners=SASL_PLAINTEXT://127.0.0.1:{ports.client},"

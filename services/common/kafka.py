@@ -124,7 +124,7 @@ async def create_topics(
 async def broker_count(admin: AIOKafkaAdminClient) -> int:
     """Brokers registered in the cluster now (a broker that is down is not counted: topics created while one is
     down get fewer replicas, as Kafka would refuse more replicas than live brokers anyway)."""
-    # A metadata request for no topic: `describe_cluster` asks for every topic, costly on a broker holding thousands.
+    # A metadata request for no topic: `describe_cluster` asks for every topic (costly with thousands of them).
     return len((await admin._get_cluster_metadata(topics=[])).to_object()["brokers"])
 
 

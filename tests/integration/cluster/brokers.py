@@ -22,8 +22,8 @@ from services.common.settings import KafkaAccess
 
 BROKERS = 3
 PORT_STEP = 10
-# Where the search for nine free ports starts (node n: base + 10 (n - 1), +1 controller, +2 anonymous); another base
-# by CITYSTREAM_TEST_CLUSTER_PORT when this one is taken on a machine.
+# Where the search for nine free ports starts (node n: base + 10 (n - 1), +1 controller, +2 anonymous);
+# CITYSTREAM_TEST_CLUSTER_PORT moves it.
 DEFAULT_BASE_PORT = 31092
 
 

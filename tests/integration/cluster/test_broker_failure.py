@@ -87,8 +87,8 @@ def _ms(value: float | None) -> float | None:
 
 
 async def _load(urls: list[str], fleet: BenchFleet, seconds: float) -> LoadResult:
-    return await http_load(urls, fleet, batch=BATCH, connections=CONNECTIONS, duration_s=seconds, seq_base=SEQ_BASE,
-                           rate=RATE_PER_S)
+    return await http_load(urls, fleet, batch=BATCH, connections=CONNECTIONS, duration_s=seconds,
+                           seq_base=SEQ_BASE, rate=RATE_PER_S)
 
 
 async def _wait_admitted(url: str, fleet: BenchFleet) -> LoadResult:

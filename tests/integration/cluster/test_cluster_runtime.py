@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import uuid
+from dataclasses import replace
 
 import pytest
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -102,15 +103,13 @@ async def test_every_node_authenticates_and_enforces_the_catalogue(cluster):
     ingest = principals.service_access(cluster, "ingest-http")
     for node in cluster.kafka_nodes:  # each node alone as bootstrap: each one authenticates and authorizes
         one = f"127.0.0.1:{cluster.node_ports(node).client}"
-        producer = make_producer(type(ingest)(one, ingest.security_protocol, ingest.sasl_mechanism, ingest.username,
-                                              ingest.password), f"cluster-authz-{node}")
+        producer = make_producer(replace(ingest, bootstrap=one), f"cluster-authz-{node}")
         await producer.start()
         try:
             await producer.send_and_wait(readings_topic("traffic"), b"{}", key=b"authz")
         finally:
             await producer.stop()
-        refused = make_producer(type(api)(one, api.security_protocol, api.sasl_mechanism, api.username,
-                                          api.password), f"cluster-authz-api-{node}", request_timeout_ms=5000)
+        refused = make_producer(replace(api, bootstrap=one), f"cluster-authz-api-{node}", request_timeout_ms=5000)
         await refused.start()
         try:
             with pytest.raises(TopicAuthorizationFailedError):

@@ -140,8 +140,8 @@ class FakeAdmin:
 
 
 @pytest.mark.parametrize(("brokers", "replicas", "min_isr"), [(1, 1, "1"), (3, 3, "2")])
-async def test_create_topics_replicates_as_the_catalogue_asks_and_the_cluster_allows(monkeypatch, brokers, replicas,
-                                                                                    min_isr):
+async def test_create_topics_replicates_as_the_catalogue_asks_and_the_cluster_allows(monkeypatch, brokers,
+                                                                                    replicas, min_isr):
     fake = FakeAdmin(brokers)
     monkeypatch.setattr(common_kafka, "make_admin", lambda *a, **k: fake)
     created = await common_kafka.create_topics("127.0.0.1:1", prefix="p.")
