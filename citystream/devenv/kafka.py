@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from citystream.devenv import cluster, principals
+from citystream.devenv import cluster, offsets, principals
 from citystream.devenv.config import CLUSTER_RECORD, REPO_ROOT, DevSettings, recorded_brokers
 from citystream.devenv.process import (
     RuntimeProblem,
@@ -260,6 +260,13 @@ def start(settings: DevSettings) -> str:
             f"Kafka runs on {settings.kafka_bootstrap} but its principals could not be provisioned ({problem!r}). "
             "A broker started before authentication was switched on still listens without it: "
             "`citystream dev down`, then `citystream dev up`. Log:\n" + _log_tail(settings)
+        ) from problem
+    try:
+        offsets.replicate(settings)
+    except Exception as problem:  # noqa: BLE001 - the cluster runs; what failed is named
+        raise RuntimeProblem(
+            f"Kafka runs on {settings.kafka_bootstrap} but its consumer-offsets topic could not be given "
+            f"min.insync.replicas ({problem!r}). Run `citystream dev up` again. Log:\n" + _log_tail(settings)
         ) from problem
     return outcome
 

@@ -1,5 +1,5 @@
 """`citystream dev up --brokers 3` for real: three nodes on loopback, each shown by `dev status`; the catalogue's
-topics replicated three times with min.insync.replicas 2 and the consumer offsets three times; SASL/SCRAM and the
+topics replicated three times with min.insync.replicas 2, and the consumer offsets likewise; SASL/SCRAM and the
 catalogue's ACLs enforced by every node."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def test_start_again_is_idempotent_and_a_different_size_is_refused(cluster):
     assert kafka.status(cluster)["state"] == "up", "a refused start leaves the cluster alone"
 
 
-async def test_catalogue_topics_get_three_replicas_and_min_isr_two_offsets_three_replicas(cluster):
+async def test_catalogue_and_offsets_topics_get_three_replicas_and_min_isr_two(cluster):
     access = admin(cluster)
     await create_topics(access)
     names = [spec.name for spec in CATALOGUE]
@@ -95,6 +95,14 @@ async def test_catalogue_topics_get_three_replicas_and_min_isr_two_offsets_three
         await consumer.stop()
     offsets = await partitions(access, ["__consumer_offsets"])
     assert offsets and all(len(p["replicas"]) == 3 for p in offsets)
+    client = make_admin(access)
+    await client.start()
+    try:
+        described = await client.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "__consumer_offsets")])
+    finally:
+        await client.close()
+    assert [e["config_value"] for response in described for resource in response.to_object()["resources"]
+            for e in resource["config_entries"] if e["config_names"] == "min.insync.replicas"] == ["2"]
 
 
 async def test_every_node_authenticates_and_enforces_the_catalogue(cluster):
