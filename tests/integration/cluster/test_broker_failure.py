@@ -1,13 +1,14 @@
 """Broker failures under sustained HTTP load on the three-node cluster, every reading counted by (sensor_id, seq).
 
-The real register, ingest-http (whose gate admits every reading) and sink run as processes (citystream.bench), the
-load is the benchmark's (`http_load` at a fixed rate). Steady load, then: SIGKILL the node leading most readings
-partitions, restart it, wait until its replicas are back in sync; SIGTERM the node then leading most, restart it;
-then two nodes down, when no write can reach min.insync.replicas = 2: every batch must be answered 503 with
-Retry-After, none 2xx and none 500; both back, load again. At the end every reading that got a 2xx is stored
-exactly once in TimescaleDB: lost 0, duplicates 0. The figures (ack p50/p99 during each failover, seconds until the
-acknowledged rate is back, lost, duplicates) are printed as one JSON line and saved as chaos.json under the test's
-tmp dir; docs/benchmarks.md records a run.
+The real register, ingest-http (whose gate admits every reading), sink and an anomaly worker run as processes
+(citystream.bench), the load is the benchmark's (`http_load` at a fixed rate). Steady load, then: SIGKILL the node
+leading most readings partitions and, while it is down, overflow probe bins (citystream.bench.alerts); restart it,
+wait until its replicas are back in sync; SIGTERM the node then leading most, restart it; then two nodes down, when
+no write can reach min.insync.replicas = 2: every batch must be answered 503 with Retry-After, none 2xx and none
+500; both back, load again. At the end every reading that got a 2xx is stored exactly once in TimescaleDB (lost 0,
+duplicates 0) and every probe's overflow alert is stored once. The figures (ack p50/p99 during each failover,
+seconds until the acknowledged rate is back, lost, duplicates, probes) are printed as one JSON line and saved as
+chaos.json under the test's tmp dir; docs/benchmarks.md records a run.
 """
 
 from __future__ import annotations
@@ -19,22 +20,25 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+import asyncpg
 import httpx
 import orjson
 
 from citystream.bench import accounting
+from citystream.bench.alerts import ProbeResult, alert_latency
 from citystream.bench.fleet import BenchFleet, register_fleet
 from citystream.bench.load import LoadResult, http_load, percentile
-from citystream.bench.processes import Service, platform_services
+from citystream.bench.processes import Service, anomaly_group, platform_services
 from citystream.devenv import kafka
 from citystream.simulate.clients import RegisterClient
 from citystream.simulate.settings import LOCAL_ADMIN_TOKEN
 from schemas.common import Domain
-from schemas.topics import readings_topic
+from schemas.topics import ALERTS, readings_topic
 from services.common.kafka import create_topics
 from tests.integration.cluster.brokers import admin, busiest_leader, signal_node, wait_in_sync
 
 SENSORS = 200
+PROBES = 8  # waste bins that overflow one by one while a node is dead
 RATE_PER_S = 3000  # readings/s offered: well below what one ingest-http does alone, so a dip is the failure's
 BATCH = 100
 CONNECTIONS = 8
@@ -119,6 +123,24 @@ async def _two_down_answers(url: str, fleet: BenchFleet, count: int) -> list[tup
     return answers
 
 
+OPENED_OVERFLOWS = """SELECT sensor_id, count(*) AS n FROM alert_events
+WHERE kind = 'overflow' AND event_type = 'opened' AND sensor_id = ANY($1) GROUP BY sensor_id"""
+
+
+async def _overflow_alerts(url: str, sensor_ids: list[str], expected: int) -> dict[str, int]:
+    """Opened overflow alerts stored per probe bin, once `expected` bins have one (or 30 s passed)."""
+    connection = await asyncpg.connect(url, timeout=10)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            rows = await connection.fetch(OPENED_OVERFLOWS, sensor_ids)
+            if len(rows) >= expected or time.monotonic() > deadline:
+                return {row["sensor_id"]: row["n"] for row in rows}
+            await asyncio.sleep(0.5)
+    finally:
+        await connection.close()
+
+
 async def _phase(name: str, urls: list[str], fleet: BenchFleet, seconds: float, phases: dict, acked: set,
                  during=None) -> None:
     """Load for `seconds`; `during` (a coroutine) runs alongside, from 1 s in."""
@@ -139,18 +161,23 @@ async def test_broker_failures_under_load_lose_and_duplicate_nothing(cluster, da
     services: dict[str, Service] = platform_services(
         bootstrap=access.bootstrap, database_url=database_url, topic_prefix="", run_id=uid,
         logs_dir=tmp_path / "logs", roles=("register", "ingest-http", "ingest-sink"))
+    services |= anomaly_group(1, bootstrap=access.bootstrap, database_url=database_url, topic_prefix="",
+                              run_id=uid, logs_dir=tmp_path / "logs", app_id=f"chaos-anomaly-{uid}")
     for service in services.values():  # the cluster's admin, not the shared runtime's the session exported
-        service.env = service.env | access.environment() | {"CITYSTREAM_INGEST_RETRY_AFTER_S": "1"}
+        # Faust's own topics (changelogs) replicated like the catalogue's, or they would die with their one broker.
+        service.env = service.env | access.environment() | {"CITYSTREAM_INGEST_RETRY_AFTER_S": "1",
+                                                            "TOPIC_REPLICATION_FACTOR": "3"}
     for service in services.values():
         service.start()
     timeline = None
     sampler = None
     try:
         for service in services.values():
-            await asyncio.to_thread(service.wait_ready, 120)
+            await asyncio.to_thread(service.wait_ready, 180)
         register = RegisterClient(services["register"].url, LOCAL_ADMIN_TOKEN)
         try:
             fleet = await register_fleet(register, f"chaos{uid}-", SENSORS, Domain.TRAFFIC)
+            probes = await register_fleet(register, f"chaosprobe{uid}-", PROBES, Domain.WASTE, seed=12)
         finally:
             await register.close()
         url = services["ingest-http"].url
@@ -159,6 +186,7 @@ async def test_broker_failures_under_load_lose_and_duplicate_nothing(cluster, da
         sampler = asyncio.create_task(timeline.run())
         phases: dict[str, dict] = {}
         events: dict[str, object] = {}
+        probed = ProbeResult()
 
         await _phase("steady", [url], fleet, 8, phases, acked)
 
@@ -168,6 +196,8 @@ async def test_broker_failures_under_load_lose_and_duplicate_nothing(cluster, da
             events["sigkill_at"] = time.time()
             await asyncio.to_thread(signal_node, cluster, killed, signal.SIGKILL)
             events["sigkill_status"] = kafka.status(cluster)["state"]
+            nonlocal probed
+            probed = await alert_latency(access, ALERTS, url, probes, spacing_s=0.5, settle_s=30)
 
         await _phase("sigkill", [url], fleet, 20, phases, acked, sigkill())
         began = time.monotonic()
@@ -204,6 +234,8 @@ async def test_broker_failures_under_load_lose_and_duplicate_nothing(cluster, da
     try:
         stored, _ = await accounting.drain(database_url, SEQ_BASE, SEQ_BASE + 10**11, len(acked), timeout_s=120)
         books = await accounting.account(database_url, fleet.sensor_ids, SEQ_BASE, SEQ_BASE + 10**11, acked)
+        probe_books = await accounting.account(database_url, probes.sensor_ids, 0, 10, probed.accepted_keys)
+        alerts_stored = await _overflow_alerts(database_url, probes.sensor_ids, len(probed.latencies_ms))
     finally:
         await asyncio.to_thread(services["ingest-sink"].stop)
 
@@ -221,6 +253,11 @@ async def test_broker_failures_under_load_lose_and_duplicate_nothing(cluster, da
                      for status, retry, seconds, _ in answers],
         "acked": books.acked, "stored": stored, "lost": books.lost, "duplicates": books.duplicates,
         "stored_not_acked": books.unexpected,
+        "probes": {"sent": PROBES, "not_admitted": probed.not_admitted, "alerted": len(probed.latencies_ms),
+                   "missing": probed.missing,
+                   "alert_p50_ms": _ms(percentile(probed.latencies_ms, 50, probed.missing)),
+                   "alert_max_ms": _ms(max(probed.latencies_ms, default=None)),
+                   "opened_alerts_stored": sorted(alerts_stored.values()), "readings_lost": probe_books.lost},
     }
     (tmp_path / "chaos.json").write_text(json.dumps(result, indent=1))
     print("chaos:", json.dumps(result))
@@ -237,3 +274,7 @@ async def test_broker_failures_under_load_lose_and_duplicate_nothing(cluster, da
     assert result["sigkill"]["recovered_full_rate_s"] is not None, timeline.samples
     assert result["sigterm"]["recovered_full_rate_s"] is not None, timeline.samples
     assert books.lost == 0 and books.duplicates == 0, result
+    # Every probe admitted alerted, and its overflow alert is stored once (deterministic alert ids).
+    assert probed.missing == 0 and probe_books.lost == 0, result["probes"]
+    assert len(probed.latencies_ms) == PROBES - probed.not_admitted > 0, result["probes"]
+    assert sorted(alerts_stored.values()) == [1] * len(probed.latencies_ms), result["probes"]
