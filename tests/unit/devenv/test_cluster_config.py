@@ -176,3 +176,13 @@ def test_dev_up_brokers_starts_the_cluster_size_asked_for(monkeypatch, tmp_path)
     assert seen == [3, 3]
     assert "127.0.0.1:19092,127.0.0.1:19102,127.0.0.1:19112" in result.output
     assert CliRunner().invoke(dev_cli.app, ["up", "--brokers", "9"]).exit_code == 2, "at most five nodes"
+
+
+@pytest.mark.parametrize(("brokers", "factor"), [(1, "1"), (3, "3")])
+def test_citystream_run_replicates_faust_topics_on_a_cluster(tmp_path, monkeypatch, brokers, factor):
+    from citystream import run
+
+    monkeypatch.delenv("TOPIC_REPLICATION_FACTOR", raising=False)
+    env = run.Platform(settings(tmp_path, kafka_brokers=brokers)).service_env()
+    assert env["TOPIC_REPLICATION_FACTOR"] == factor
+    assert env["CITYSTREAM_KAFKA_BOOTSTRAP"] == settings(tmp_path, kafka_brokers=brokers).kafka_bootstrap
