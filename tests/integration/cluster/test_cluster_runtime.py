@@ -65,7 +65,8 @@ async def test_catalogue_and_offsets_topics_get_three_replicas_and_min_isr_two(c
     found = await partitions(access, names)
     assert {p["topic"] for p in found} == set(names)
     assert all(len(p["replicas"]) == 3 and set(p["isr"]) == set(p["replicas"]) for p in found), found
-    assert len({p["leader"] for p in found}) == 3, "leadership spread over the three nodes"
+    # Preferred leaders spread over the three nodes (who leads now depends on which nodes restarted lately).
+    assert len({p["replicas"][0] for p in found}) == 3
     client = make_admin(access)
     await client.start()
     try:
