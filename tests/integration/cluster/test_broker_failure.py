@@ -203,9 +203,9 @@ async def test_broker_failures_under_load_lose_and_duplicate_nothing(cluster, da
             probed = await alert_latency(access, ALERTS, url, probes, spacing_s=0.5, settle_s=30)
 
         await _phase("sigkill", [url], fleet, 20, phases, acked, sigkill())
-        began = time.monotonic()
+        restart_began = time.monotonic()
         await asyncio.to_thread(kafka.start, cluster)
-        restart_s = time.monotonic() - began
+        restart_s = time.monotonic() - restart_began
         rejoin = asyncio.create_task(_phase("rejoin", [url], fleet, 10, phases, acked))
         in_sync_s = await wait_in_sync(access, readings_topics + ["__consumer_offsets"], 90)
         await rejoin
@@ -246,7 +246,8 @@ async def test_broker_failures_under_load_lose_and_duplicate_nothing(cluster, da
     full_per_s = phases["steady"]["acked_per_s"]
     result = {
         "offered_per_s": RATE_PER_S, "sensors": SENSORS, "batch": BATCH, "full_rate_per_s": full_per_s,
-        "elapsed_s": round(time.monotonic() - began, 1), "load_average_1m_at_start": round(load_average_at_start, 2),
+        "elapsed_s": round(time.monotonic() - began, 1),
+        "load_average_1m_at_start": round(load_average_at_start, 2),
         "load_average_1m_at_end": round(os.getloadavg()[0], 2), "phases": phases,
         "sigkill": {"node": killed, "readings_partitions_led": led, "ack_p50_ms": phases["sigkill"]["ack_p50_ms"],
                     "ack_p99_ms": phases["sigkill"]["ack_p99_ms"],
