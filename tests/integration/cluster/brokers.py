@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
 from citystream.devenv import kafka, principals
 from citystream.devenv.config import DevSettings
 from citystream.devenv.process import port_open, wait_until
@@ -66,6 +68,19 @@ async def partitions(access: KafkaAccess, topics: list[str]) -> list[dict]:
     finally:
         await client.close()
     return [{"topic": t["topic"], **p} for t in described for p in t["partitions"]]
+
+
+async def min_in_sync(access: KafkaAccess, topics: list[str]) -> dict[str, str]:
+    """Each topic's effective min.insync.replicas."""
+    client = make_admin(access, request_timeout_ms=10_000)
+    await client.start()
+    try:
+        described = await client.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in topics])
+    finally:
+        await client.close()
+    return {resource["resource_name"]: entry["config_value"]
+            for response in described for resource in response.to_object()["resources"]
+            for entry in resource["config_entries"] if entry["config_names"] == "min.insync.replicas"}
 
 
 async def busiest_leader(access: KafkaAccess, topics: list[str]) -> tuple[int, int]:

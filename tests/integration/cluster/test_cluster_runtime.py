@@ -12,15 +12,14 @@ import uuid
 from dataclasses import replace
 
 import pytest
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAuthorizationFailedError
 
 from citystream.devenv import kafka, principals
 from citystream.devenv.config import DevSettings
 from citystream.devenv.process import RuntimeProblem
 from schemas.topics import CATALOGUE, REGISTER_SENSORS, readings_topic
-from services.common.kafka import create_topics, make_admin, make_consumer, make_producer
-from tests.integration.cluster.brokers import admin, partitions
+from services.common.kafka import create_topics, make_consumer, make_producer
+from tests.integration.cluster.brokers import admin, min_in_sync, partitions
 
 
 def _dev(settings, *args: str) -> subprocess.CompletedProcess:
@@ -67,17 +66,7 @@ async def test_catalogue_and_offsets_topics_get_three_replicas_and_min_isr_two(c
     assert all(len(p["replicas"]) == 3 and set(p["isr"]) == set(p["replicas"]) for p in found), found
     # Preferred leaders spread over the three nodes (who leads now depends on which nodes restarted lately).
     assert len({p["replicas"][0] for p in found}) == 3
-    client = make_admin(access)
-    await client.start()
-    try:
-        described = await client.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
-    finally:
-        await client.close()
-    min_isr = {resource["resource_name"]: entry["config_value"]
-               for response in described for resource in response.to_object()["resources"]
-               for entry in resource["config_entries"] if entry["config_names"] == "min.insync.replicas"}
-    assert min_isr == dict.fromkeys(names, "2")
+    assert await min_in_sync(access, names) == dict.fromkeys(names, "2")
 
     # The consumer offsets topic appears with the first group: replicated like the readings.
     topic = readings_topic("traffic")
@@ -96,14 +85,7 @@ async def test_catalogue_and_offsets_topics_get_three_replicas_and_min_isr_two(c
         await consumer.stop()
     offsets = await partitions(access, ["__consumer_offsets"])
     assert offsets and all(len(p["replicas"]) == 3 for p in offsets)
-    client = make_admin(access)
-    await client.start()
-    try:
-        described = await client.describe_configs([ConfigResource(ConfigResourceType.TOPIC, "__consumer_offsets")])
-    finally:
-        await client.close()
-    assert [e["config_value"] for response in described for resource in response.to_object()["resources"]
-            for e in resource["config_entries"] if e["config_names"] == "min.insync.replicas"] == ["2"]
+    assert await min_in_sync(access, ["__consumer_offsets"]) == {"__consumer_offsets": "2"}
 
 
 async def test_every_node_authenticates_and_enforces_the_catalogue(cluster):
