@@ -13,6 +13,7 @@ import subprocess
 import urllib.error
 import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -414,14 +415,15 @@ def _log_tail(settings: DevSettings, node: int = 1) -> str:
 
 
 def stop(settings: DevSettings) -> str:
-    stopped = []
-    for node in reversed(settings.kafka_nodes):
-        paths = KafkaPaths.of(settings, node)
-        pid = read_pid(paths.pid_file)
-        if pid:
-            stop_pid(pid, timeout_s=30)
-            paths.pid_file.unlink(missing_ok=True)
-            stopped.append(node)
+    running = {node: pid for node in settings.kafka_nodes
+               if (pid := read_pid(KafkaPaths.of(settings, node).pid_file))}
+    # All nodes at once: stopped one after another, the last one would wait for a controller quorum that left
+    # before it (its controlled shutdown never completes), until stop_pid's SIGKILL 30 s later.
+    with ThreadPoolExecutor(max_workers=len(running) or 1) as pool:
+        list(pool.map(lambda pid: stop_pid(pid, timeout_s=30), running.values()))
+    for node in running:
+        KafkaPaths.of(settings, node).pid_file.unlink(missing_ok=True)
+    stopped = sorted(running)
     if not stopped:
         return "Kafka not running"
     if settings.kafka_brokers == 1:
