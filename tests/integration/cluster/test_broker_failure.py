@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import asyncpg
 import httpx
 import orjson
+import pytest
 
 from citystream.bench import accounting
 from citystream.bench.alerts import ProbeResult, alert_latency
@@ -155,12 +156,86 @@ async def _phase(name: str, urls: list[str], fleet: BenchFleet, seconds: float, 
     phases[name] = _figures(result)
 
 
+@dataclass
+class Run:
+    """What the scenario did and saw."""
+
+    fleet: BenchFleet
+    probes: BenchFleet
+    timeline: Timeline
+    acked: set[int] = field(default_factory=set)
+    phases: dict[str, dict] = field(default_factory=dict)
+    events: dict[str, object] = field(default_factory=dict)
+    probed: ProbeResult = field(default_factory=ProbeResult)
+    answers: list = field(default_factory=list)  # the batches posted while two nodes were down
+
+
+async def _scenario(cluster, access, services: dict[str, Service], uid: str) -> Run:
+    """The failures under load, as the module docstring says, once every service is ready."""
+    for service in services.values():
+        await asyncio.to_thread(service.wait_ready, 180)
+    register = RegisterClient(services["register"].url, LOCAL_ADMIN_TOKEN)
+    try:
+        fleet = await register_fleet(register, f"chaos{uid}-", SENSORS, Domain.TRAFFIC)
+        probes = await register_fleet(register, f"chaosprobe{uid}-", PROBES, Domain.WASTE, seed=12)
+    finally:
+        await register.close()
+    url = services["ingest-http"].url
+    run = Run(fleet, probes, Timeline(url))
+    run.acked |= (await _wait_admitted(url, fleet)).accepted_keys
+    readings_topics = [readings_topic(domain) for domain in Domain]
+    in_sync_topics = readings_topics + ["__consumer_offsets"]
+    sampler = asyncio.create_task(run.timeline.run())
+    events = run.events
+    try:
+        await _phase("steady", [url], fleet, 8, run.phases, run.acked)
+
+        events["killed"], events["killed_led"] = await busiest_leader(access, readings_topics)
+
+        async def sigkill() -> None:
+            events["sigkill_at"] = time.time()
+            await asyncio.to_thread(signal_node, cluster, events["killed"], signal.SIGKILL)
+            events["sigkill_status"] = kafka.status(cluster)["state"]
+            run.probed = await alert_latency(access, ALERTS, url, probes, spacing_s=0.5, settle_s=30)
+
+        await _phase("sigkill", [url], fleet, 20, run.phases, run.acked, sigkill())
+        restart_began = time.monotonic()
+        await asyncio.to_thread(kafka.start, cluster)
+        events["restart_s"] = time.monotonic() - restart_began
+        rejoin = asyncio.create_task(_phase("rejoin", [url], fleet, 10, run.phases, run.acked))
+        events["in_sync_s"] = await wait_in_sync(access, in_sync_topics, 90)
+        await rejoin
+
+        events["stopped"], events["stopped_led"] = await busiest_leader(access, readings_topics)
+
+        async def sigterm() -> None:
+            events["sigterm_at"] = time.time()
+            await asyncio.to_thread(signal_node, cluster, events["stopped"], signal.SIGTERM)
+
+        await _phase("sigterm", [url], fleet, 15, run.phases, run.acked, sigterm())
+        await asyncio.to_thread(kafka.start, cluster)
+        await wait_in_sync(access, in_sync_topics, 90)
+
+        # Two of three down: one copy left, below min.insync.replicas = 2 (and the controllers below quorum).
+        first, second = [node for node in cluster.kafka_nodes if node != events["killed"]][:2]
+        await asyncio.to_thread(signal_node, cluster, first, signal.SIGTERM)
+        await asyncio.to_thread(signal_node, cluster, second, signal.SIGKILL)
+        run.answers = await _two_down_answers(url, fleet, 6)
+        await asyncio.to_thread(kafka.start, cluster)
+        await _phase("after_two_down", [url], fleet, 10, run.phases, run.acked)
+        run.acked |= {key for status, _, _, keys in run.answers if status == 200 for key in keys}
+    finally:
+        sampler.cancel()
+        await asyncio.gather(sampler, return_exceptions=True)
+    return run
+
+
+@pytest.mark.timeout(600)  # beside the cluster's start: ~130 s on two busy cores
 async def test_broker_failures_under_load_lose_and_duplicate_nothing(cluster, database_url, tmp_path):
     access = admin(cluster)
     uid = uuid.uuid4().hex[:8]
     began, load_average_at_start = time.monotonic(), os.getloadavg()[0]  # the machine may be shared
     await create_topics(access)  # the cluster is this package's alone: the catalogue's own names and ACLs
-    readings_topics = [readings_topic(domain) for domain in Domain]
     services: dict[str, Service] = platform_services(
         bootstrap=access.bootstrap, database_url=database_url, topic_prefix="", run_id=uid,
         logs_dir=tmp_path / "logs", roles=("register", "ingest-http", "ingest-sink"))
@@ -172,69 +247,14 @@ async def test_broker_failures_under_load_lose_and_duplicate_nothing(cluster, da
                                                             "TOPIC_REPLICATION_FACTOR": "3"}
     for service in services.values():
         service.start()
-    timeline = None
-    sampler = None
     try:
-        for service in services.values():
-            await asyncio.to_thread(service.wait_ready, 180)
-        register = RegisterClient(services["register"].url, LOCAL_ADMIN_TOKEN)
         try:
-            fleet = await register_fleet(register, f"chaos{uid}-", SENSORS, Domain.TRAFFIC)
-            probes = await register_fleet(register, f"chaosprobe{uid}-", PROBES, Domain.WASTE, seed=12)
-        finally:
-            await register.close()
-        url = services["ingest-http"].url
-        acked: set[int] = set((await _wait_admitted(url, fleet)).accepted_keys)
-        timeline = Timeline(url)
-        sampler = asyncio.create_task(timeline.run())
-        phases: dict[str, dict] = {}
-        events: dict[str, object] = {}
-        probed = ProbeResult()
-
-        await _phase("steady", [url], fleet, 8, phases, acked)
-
-        killed, led = await busiest_leader(access, readings_topics)
-
-        async def sigkill() -> None:
-            events["sigkill_at"] = time.time()
-            await asyncio.to_thread(signal_node, cluster, killed, signal.SIGKILL)
-            events["sigkill_status"] = kafka.status(cluster)["state"]
-            nonlocal probed
-            probed = await alert_latency(access, ALERTS, url, probes, spacing_s=0.5, settle_s=30)
-
-        await _phase("sigkill", [url], fleet, 20, phases, acked, sigkill())
-        restart_began = time.monotonic()
-        await asyncio.to_thread(kafka.start, cluster)
-        restart_s = time.monotonic() - restart_began
-        rejoin = asyncio.create_task(_phase("rejoin", [url], fleet, 10, phases, acked))
-        in_sync_s = await wait_in_sync(access, readings_topics + ["__consumer_offsets"], 90)
-        await rejoin
-
-        stopped, stopped_led = await busiest_leader(access, readings_topics)
-
-        async def sigterm() -> None:
-            events["sigterm_at"] = time.time()
-            await asyncio.to_thread(signal_node, cluster, stopped, signal.SIGTERM)
-
-        await _phase("sigterm", [url], fleet, 15, phases, acked, sigterm())
-        await asyncio.to_thread(kafka.start, cluster)
-        await wait_in_sync(access, readings_topics + ["__consumer_offsets"], 90)
-
-        # Two of three down: one copy left, below min.insync.replicas = 2 (and the controllers below quorum).
-        first, second = [node for node in cluster.kafka_nodes if node != killed][:2]
-        await asyncio.to_thread(signal_node, cluster, first, signal.SIGTERM)
-        await asyncio.to_thread(signal_node, cluster, second, signal.SIGKILL)
-        answers = await _two_down_answers(url, fleet, 6)
-        await asyncio.to_thread(kafka.start, cluster)
-        await _phase("after_two_down", [url], fleet, 10, phases, acked)
-        acked |= {key for status, _, _, keys in answers if status == 200 for key in keys}
-    finally:
-        if sampler is not None:
-            sampler.cancel()
-        for service in services.values():
-            if service.name != "ingest-sink":
-                await asyncio.to_thread(service.stop)
-    try:
+            run = await _scenario(cluster, access, services, uid)
+        finally:  # the sink drains what was acknowledged; everything else stops now
+            for service in services.values():
+                if service.name != "ingest-sink":
+                    await asyncio.to_thread(service.stop)
+        fleet, probes, probed, acked = run.fleet, run.probes, run.probed, run.acked
         stored, _ = await accounting.drain(database_url, SEQ_BASE, SEQ_BASE + 10**11, len(acked), timeout_s=120)
         books = await accounting.account(database_url, fleet.sensor_ids, SEQ_BASE, SEQ_BASE + 10**11, acked)
         probe_books = await accounting.account(database_url, probes.sensor_ids, 0, 10, probed.accepted_keys)
@@ -242,6 +262,10 @@ async def test_broker_failures_under_load_lose_and_duplicate_nothing(cluster, da
     finally:
         await asyncio.to_thread(services["ingest-sink"].stop)
 
+    phases, events, answers, timeline = run.phases, run.events, run.answers, run.timeline
+    killed, led = events["killed"], events["killed_led"]
+    stopped, stopped_led = events["stopped"], events["stopped_led"]
+    restart_s, in_sync_s = events["restart_s"], events["in_sync_s"]
     kill_at, term_at = events["sigkill_at"], events["sigterm_at"]
     full_per_s = phases["steady"]["acked_per_s"]
     result = {
