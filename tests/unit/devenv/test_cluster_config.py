@@ -186,3 +186,18 @@ def test_citystream_run_replicates_faust_topics_on_a_cluster(tmp_path, monkeypat
     env = run.Platform(settings(tmp_path, kafka_brokers=brokers)).service_env()
     assert env["TOPIC_REPLICATION_FACTOR"] == factor
     assert env["CITYSTREAM_KAFKA_BOOTSTRAP"] == settings(tmp_path, kafka_brokers=brokers).kafka_bootstrap
+
+
+def test_the_offsets_topic_keeps_its_own_settings_when_its_min_isr_is_set():
+    from citystream.devenv import offsets
+
+    class Described:
+        def to_object(self):
+            entries = [("cleanup.policy", "compact", 1), ("segment.bytes", "104857600", 1),
+                       ("min.insync.replicas", "1", 5), ("retention.ms", "604800000", 5)]
+            return {"resources": [{"config_entries": [
+                {"config_names": name, "config_value": value, "config_source": source}
+                for name, value, source in entries]}]}
+
+    # AlterConfigs replaces all of a topic's own settings: the ones it has must be sent back, defaults not.
+    assert offsets._own_settings([Described()]) == {"cleanup.policy": "compact", "segment.bytes": "104857600"}
