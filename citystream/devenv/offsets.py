@@ -1,5 +1,5 @@
-"""The consumer-offsets topic of a local cluster gets the catalogue topics' min.insync.replicas: Kafka creates it on
-the first group request with the broker-wide default (1, kept so for Faust's own topics, see cluster.py), so a
+"""The consumer-offsets topic of a local cluster gets the catalogue topics' min.insync.replicas: Kafka creates it
+on the first group request with the broker-wide default (1, kept so for Faust's own topics, see cluster.py), so a
 committed offset could otherwise be acknowledged by a single copy."""
 
 from __future__ import annotations
