@@ -35,10 +35,14 @@ def _fail(problem: Exception, hint: str = "") -> None:
 
 
 @app.command()
-def up() -> None:
+def up(
+    brokers: Annotated[int | None, typer.Option(
+        "--brokers", min=1, max=5,
+        help="Kafka nodes: 3 runs a replicated cluster (topics with 3 replicas, min ISR 2). Default: what this runtime was formatted for, else 1 (CITYSTREAM_DEV_KAFKA_BROKERS).")] = None,
+) -> None:
     """Install what is missing, then start Kafka and PostgreSQL + TimescaleDB. Idempotent. When a component
     fails to start, what this command started is stopped again (what was already running stays)."""
-    settings = DevSettings()
+    settings = DevSettings() if brokers is None else DevSettings(kafka_brokers=brokers)
     steps = [Step(name, lambda m=module: m.status(settings)["state"] == "up", lambda m=module: m.start(settings),
                   lambda m=module: m.stop(settings))
              for name, module in COMPONENTS.items()]
@@ -98,24 +102,36 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="One JSON object
     else:
         table = Table("component", "state", "version", "port", "license")
         for name, item in report.items():
-            colour = "green" if item["state"] == "up" else "red"
-            table.add_row(name, f"[{colour}]{item['state']}[/{colour}]", str(item.get("version") or "-"),
-                          str(item["port"]), str(item.get("license") or "-"))
+            table.add_row(name, _state(item["state"]), str(item.get("version") or "-"), str(item["port"]),
+                          str(item.get("license") or "-"))
+            brokers = item.get("brokers", [])
+            for broker in brokers if len(brokers) > 1 else ():  # a cluster: one row per node
+                table.add_row(f"  broker {broker['node']}", _state(broker["state"]), f"pid {broker['pid'] or '-'}",
+                              str(broker["port"]), "-")
         Console().print(table)
     if any(item["state"] != "up" for item in report.values()):
         raise typer.Exit(code=3)
+
+
+def _state(state: str) -> str:
+    colour = {"up": "green", "degraded": "yellow"}.get(state, "red")
+    return f"[{colour}]{state}[/{colour}]"
 
 
 @app.command()
 def logs(
     component: Annotated[str, typer.Argument(help="kafka or timescaledb")] = "kafka",
     lines: Annotated[int, typer.Option("-n")] = 50,
+    node: Annotated[int, typer.Option("--node", min=1, help="Which Kafka node of a cluster.")] = 1,
 ) -> None:
     """Print the last lines of a component's log."""
     if component not in COMPONENTS:
         _fail(ValueError(f"unknown component {component!r}; choose from {', '.join(COMPONENTS)}"))
     settings = DevSettings()
-    path = COMPONENTS[component].status(settings)["log"]
+    if component == "kafka" and node not in settings.kafka_nodes:
+        _fail(ValueError(f"this runtime's Kafka has {settings.kafka_brokers} node(s), no node {node}"))
+    report = kafka.node_status(settings, node) if component == "kafka" else COMPONENTS[component].status(settings)
+    path = report["log"]
     from citystream.devenv.process import tail
     from pathlib import Path
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from citystream.devenv import kafka, postgres, principals, process
+from citystream.devenv import cluster, kafka, postgres, principals, process
 from citystream.devenv.config import REPO_ROOT, DevSettings
 from citystream.devenv.process import RuntimeProblem, port_open, spawn_server, stop_pid, tail
 from schemas.access import SERVICE_PRINCIPALS
@@ -123,6 +123,8 @@ class Platform:
         # Local state of the stream processors lives with this runtime's data (a second runtime gets its own).
         env.setdefault("CITYSTREAM_ANOMALY_DATA_DIR", str(settings.state_dir / "anomaly"))
         env.setdefault("CITYSTREAM_INGEST_GATE_DATA_DIR", str(settings.state_dir / "ingest-gate"))
+        # Faust's own topics (changelogs) as replicated as the offsets on a cluster; Faust reads this variable.
+        env.setdefault("TOPIC_REPLICATION_FACTOR", str(cluster.internal_replication(settings)[0]))
         # The simulator finds the register and the ingest where this command put them (ports may be moved).
         by_name = {component.name: component for component in COMPONENTS}
         env.setdefault("CITYSTREAM_REGISTER_URL", f"http://127.0.0.1:{by_name['register'].port_in(env)}")

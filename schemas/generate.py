@@ -60,6 +60,8 @@ def asyncapi() -> dict:
             "bindings": {
                 "kafka": {
                     "partitions": spec.partitions,
+                    # On a cluster of three or more brokers; fewer brokers hold one copy each (fit_replication).
+                    "replicas": spec.replicas,
                     "topicConfiguration": {"cleanup.policy": [spec.cleanup_policy]}
                     | ({"retention.ms": spec.retention_ms} if spec.cleanup_policy == "delete" else {}),
                 }

@@ -17,6 +17,18 @@ from schemas.rejections import RejectedReading
 from schemas.rollups import Rollup
 
 DAY_MS = 24 * 3600 * 1000
+# A replicated cluster: three copies of every partition, a write acked (acks=all) once two hold it, so one broker
+# may die or restart without losing an acked reading or refusing writes.
+REPLICAS = 3
+MIN_IN_SYNC_REPLICAS = 2
+
+
+def fit_replication(replicas: int, min_in_sync: int, brokers: int) -> tuple[int, int]:
+    """(replication factor, min.insync.replicas) of a topic that wants `replicas` copies on a cluster of `brokers`:
+    no more copies than brokers, and min ISR at most copies − 1, so the topic stays writable with one broker down
+    (a single broker: 1 and 1, the local runtime of `make run`)."""
+    fitted = max(1, min(replicas, brokers))
+    return fitted, max(1, min(min_in_sync, fitted - 1))
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,9 @@ class TopicSpec:
     readers: tuple[str, ...] = field(default=())
     # Services that put records they cannot process here (a dead-letter topic), besides its one writer.
     dead_letter_writers: tuple[str, ...] = field(default=())
+    # Durability on a cluster of three or more brokers; a smaller cluster gets what fits (fit_replication).
+    replicas: int = REPLICAS
+    min_in_sync_replicas: int = MIN_IN_SYNC_REPLICAS
 
     @property
     def schema_id(self) -> str:
@@ -42,6 +57,10 @@ class TopicSpec:
         if self.cleanup_policy == "delete":
             settings["retention.ms"] = str(self.retention_ms)
         return settings
+
+    def replication_on(self, brokers: int) -> tuple[int, int]:
+        """(replication factor, min.insync.replicas) of this topic on a cluster of `brokers`."""
+        return fit_replication(self.replicas, self.min_in_sync_replicas, brokers)
 
 
 def readings_topic(domain: Domain | str) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from aiokafka.errors import KafkaError
 from pydantic import SecretStr
 
-from citystream.devenv.config import DevSettings
+from citystream.devenv.config import DevSettings, NodePorts
 from schemas.access import ADMIN_PRINCIPAL, SERVICE_PRINCIPALS, grants
 from services.common.settings import KafkaAccess
 
@@ -100,15 +100,16 @@ def security_properties(broker_password: str, admin_password: str, listener: str
     }
 
 
-def broker_properties(settings: DevSettings) -> list[str]:
-    """server.properties lines: SASL listeners, the StandardAuthorizer and deny-by-default."""
+def broker_properties(settings: DevSettings, ports: NodePorts) -> list[str]:
+    """server.properties lines of the node on `ports`: SASL listeners, the StandardAuthorizer and deny-by-default.
+    The nodes of a cluster share one broker password: they log in to each other and to the controllers with it."""
     known = passwords(settings)
     return [
-        (f"listeners=SASL_PLAINTEXT://127.0.0.1:{settings.kafka_port},"
-         f"ANONYMOUS://127.0.0.1:{settings.kafka_anonymous_port},"
-         f"CONTROLLER://127.0.0.1:{settings.kafka_controller_port}"),
-        (f"advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{settings.kafka_port},"
-         f"ANONYMOUS://127.0.0.1:{settings.kafka_anonymous_port}"),
+        (f"listeners=SASL_PLAINTEXT://127.0.0.1:{ports.client},"
+         f"ANONYMOUS://127.0.0.1:{ports.anonymous},"
+         f"CONTROLLER://127.0.0.1:{ports.controller}"),
+        (f"advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{ports.client},"
+         f"ANONYMOUS://127.0.0.1:{ports.anonymous}"),
         "listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,ANONYMOUS:PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
         *(f"{key}={value}" for key, value in
           security_properties(known[BROKER_PRINCIPAL], known[ADMIN_PRINCIPAL]).items()),

@@ -89,21 +89,22 @@ async def create_topics(
     kafka: KafkaAccess | str, specs: Iterable[TopicSpec] = CATALOGUE, *, prefix: str = "",
     partitions: int | None = None,
 ) -> list[str]:
-    """Create the catalogue's topics that do not exist yet. Returns the names created. Idempotent."""
+    """Create the catalogue's topics that do not exist yet, replicated as the catalogue asks and the cluster's size
+    allows (3 copies and min.insync.replicas 2 on three brokers, 1 and 1 on one). Returns the names created.
+    Idempotent: an existing topic is left as it is."""
     admin = make_admin(kafka, request_timeout_ms=10_000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [
-            NewTopic(
-                name=prefix + spec.name,
-                num_partitions=partitions or spec.partitions,
-                replication_factor=1,
-                topic_configs=spec.config(),
-            )
-            for spec in specs
-            if prefix + spec.name not in existing
-        ]
+        brokers = await broker_count(admin)
+        wanted = []
+        for spec in specs:
+            if prefix + spec.name in existing:
+                continue
+            replicas, min_in_sync = spec.replication_on(brokers)
+            wanted.append(NewTopic(name=prefix + spec.name, num_partitions=partitions or spec.partitions,
+                                   replication_factor=replicas,
+                                   topic_configs=spec.config() | {"min.insync.replicas": str(min_in_sync)}))
         if not wanted:
             return []
         try:
@@ -118,6 +119,13 @@ async def create_topics(
         return created
     finally:
         await admin.close()
+
+
+async def broker_count(admin: AIOKafkaAdminClient) -> int:
+    """Brokers registered in the cluster now (a broker that is down is not counted: topics created while one is
+    down get fewer replicas, as Kafka would refuse more replicas than live brokers anyway)."""
+    # A metadata request for no topic: `describe_cluster` asks for every topic (costly with thousands of them).
+    return len((await admin._get_cluster_metadata(topics=[])).to_object()["brokers"])
 
 
 def topic_outcomes(response: dict) -> tuple[list[str], list[tuple[str, str]]]:

@@ -16,10 +16,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from citystream.k8s.generate import DASHBOARDS_DIR, MIN_IN_SYNC_REPLICAS, REPLICAS, RULES_DIR, drifted
+from citystream.k8s.generate import DASHBOARDS_DIR, RULES_DIR, drifted
 from citystream.k8s.workloads import SERVICES
 from schemas.access import SERVICE_PRINCIPALS, grants
-from schemas.topics import CATALOGUE, RAW_READINGS
+from schemas.topics import CATALOGUE, MIN_IN_SYNC_REPLICAS, RAW_READINGS, REPLICAS
 
 REPO = Path(__file__).resolve().parents[3]
 K8S = REPO / "deploy" / "k8s"
