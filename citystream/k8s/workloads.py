@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.access import SERVICE_PRINCIPALS
+from schemas.topics import REPLICAS
 
 IMAGE = "citystream:0.1.0"
 KAFKA_CLUSTER = "citystream"
@@ -38,6 +39,11 @@ class ServiceSpec:
     token_env: tuple[tuple[str, str], ...] = ()
 
 
+# Faust creates its own topics (changelogs, repartition, leader election) with this replication factor. The Strimzi
+# cluster's broker-wide min.insync.replicas is 2, so with Faust's default of 1 every acks=all write to them would be
+# refused: the Faust services (Kafka-native gate, anomaly worker) replicate them as the catalogue's topics.
+FAUST_TOPICS = (("TOPIC_REPLICATION_FACTOR", str(REPLICAS)),)
+
 SERVICES: tuple[ServiceSpec, ...] = (
     # The register also keeps retention (docs/retention.md): hourly, as the citystream_retention role; one pass runs
     # at a time across replicas (a database lock), so every replica may run the task.
@@ -49,12 +55,12 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("ingest-http", ("python", "-m", "services.ingest", "http"), 8082, "ingest", "http",
                 cpu="500m", cpu_limit="2", memory="384Mi", memory_limit="768Mi"),
     ServiceSpec("ingest-gate", ("python", "-m", "services.ingest", "gate"), 8083, "ingest", "gate",
-                cpu="500m", cpu_limit="2", memory="384Mi", memory_limit="768Mi",
+                env=FAUST_TOPICS, cpu="500m", cpu_limit="2", memory="384Mi", memory_limit="768Mi",
                 data_dir_env="CITYSTREAM_INGEST_GATE_DATA_DIR"),
     ServiceSpec("ingest-sink", ("python", "-m", "services.ingest", "sink"), 8084, "ingest", "sink",
                 database_url_key="app-url", cpu="500m", cpu_limit="2"),
     ServiceSpec("anomaly", ("python", "-m", "services.anomaly", "worker"), 8085, "anomaly", "worker",
-                env=(("CITYSTREAM_ANOMALY_WEB_HOST", "0.0.0.0"),), cpu="500m", cpu_limit="2", memory="512Mi",
+                env=(("CITYSTREAM_ANOMALY_WEB_HOST", "0.0.0.0"), *FAUST_TOPICS), cpu="500m", cpu_limit="2", memory="512Mi",
                 memory_limit="1Gi", data_dir_env="CITYSTREAM_ANOMALY_DATA_DIR"),
     ServiceSpec("api", ("python", "-m", "services.api"), 8080, "api", None,
                 env=(("CITYSTREAM_API_HOST", "0.0.0.0"),), database_url_key="reader-url",

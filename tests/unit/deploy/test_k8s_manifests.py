@@ -253,6 +253,21 @@ def test_production_runs_replicated_kafka_and_database(rendered):
     assert of_kind(objects, "Secret") == {}  # production brings its own
 
 
+@pytest.mark.parametrize("overlay", ["dev", "production"])
+def test_faust_services_replicate_their_own_topics_enough_for_the_brokers_min_isr(rendered, overlay):
+    """Faust creates its changelogs itself, with TOPIC_REPLICATION_FACTOR (default 1); below the brokers'
+    min.insync.replicas every acks=all write to them would be refused."""
+    objects = rendered[overlay]
+    kafka, = of_kind(objects, "Kafka").values()
+    pool, = of_kind(objects, "KafkaNodePool").values()
+    min_isr = kafka["spec"]["kafka"]["config"]["min.insync.replicas"]
+    deployments = of_kind(objects, "Deployment")
+    for name in ("citystream-anomaly", "citystream-ingest-gate"):  # the Faust apps
+        container, = deployments[name]["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert min_isr <= int(env.get("TOPIC_REPLICATION_FACTOR", "1")) <= pool["spec"]["replicas"], name
+
+
 def test_prometheus_rule_and_dashboards_are_the_committed_files(rendered):
     objects = rendered["production"]
     rule, = of_kind(objects, "PrometheusRule").values()
