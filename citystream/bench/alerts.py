@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -27,14 +28,25 @@ class ProbeResult:
     accepted_keys: set[int] = field(default_factory=set)  # (probe, seq) keys acknowledged, for the books
 
 
-async def _post(client: httpx.AsyncClient, fleet: BenchFleet, index: int, seq: int, level: float) -> int:
+UNAVAILABLE_RETRY_S = 30.0  # a probe answered 503 is sent again after its Retry-After, as a sensor would, this long
+
+
+async def _post(client: httpx.AsyncClient, fleet: BenchFleet, index: int, seq: int, level: float,
+                sent: Callable[[], None] = lambda: None) -> int:
+    """Posts one reading; a 503 (Kafka unreachable, min ISR not met) is sent again after its Retry-After for up to
+    UNAVAILABLE_RETRY_S, the same seq each time. `sent()` is called before each attempt (the latency's start)."""
     reading = {"sensor_id": fleet.sensor_ids[index], "seq": seq,
                "observed_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
                "metrics": {**fleet.variants[index][0], "fillingLevel": level}}
-    response = await client.post("/v1/readings", content=orjson.dumps({"readings": [reading]}),
-                                 headers={"Authorization": f"Bearer {fleet.credentials[index]}",
-                                          "Content-Type": "application/json"})
-    return response.status_code
+    deadline = time.monotonic() + UNAVAILABLE_RETRY_S
+    while True:
+        sent()
+        response = await client.post("/v1/readings", content=orjson.dumps({"readings": [reading]}),
+                                     headers={"Authorization": f"Bearer {fleet.credentials[index]}",
+                                              "Content-Type": "application/json"})
+        if response.status_code != 503 or time.monotonic() > deadline:
+            return response.status_code
+        await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
 
 
 async def alert_latency(bootstrap: KafkaAccess | str, alerts_topic: str, ingest_url: str, probes: BenchFleet, *,
@@ -73,8 +85,8 @@ async def alert_latency(bootstrap: KafkaAccess | str, alerts_topic: str, ingest_
                 if await _post(client, probes, index, 1, 0.3) == 200:
                     result.accepted_keys.add(key_of(index, 1))
             for index, sensor in enumerate(probes.sensor_ids):
-                sent_at[sensor] = time.perf_counter()
-                status = await _post(client, probes, index, 2, 0.97)
+                status = await _post(client, probes, index, 2, 0.97,
+                                     sent=lambda sensor=sensor: sent_at.__setitem__(sensor, time.perf_counter()))
                 if status != 200:
                     del sent_at[sensor]
                     result.not_admitted += 1
