@@ -9,10 +9,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import asyncpg
-from aiokafka import TopicPartition
 
 from citystream.bench.fleet import key_of
-from services.common.kafka import make_admin, make_consumer
+from services.common.kafka import make_admin, make_consumer, topic_partitions
 from services.common.settings import KafkaAccess
 
 
@@ -27,9 +26,7 @@ async def wait_group_caught_up(kafka: KafkaAccess, group_id: str, topics: list[s
     await admin.start()
     await consumer.start()
     try:
-        cluster = await consumer._client.fetch_all_metadata()  # a group-less consumer has no metadata yet
-        partitions = [TopicPartition(topic, p) for topic in topics for p in sorted(cluster.partitions_for_topic(topic)
-                                                                                    or ())]
+        partitions = await topic_partitions(consumer, topics)
         deadline = time.monotonic() + timeout_s
         while True:
             ends = await consumer.end_offsets(partitions)

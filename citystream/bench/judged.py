@@ -18,6 +18,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from citystream.bench.load import LoadResult
+from services.common.kafka import topic_partitions
 from services.common.settings import KafkaAccess
 
 JUDGED_COUNTER = "citystream_anomaly_readings_total"
@@ -58,9 +59,7 @@ class JudgedProgress:
         self._consumer = AIOKafkaConsumer(**self.kafka.client_options(), group_id=None, enable_auto_commit=False)
         await self._consumer.start()
         self._client = httpx.AsyncClient(timeout=2.0)
-        cluster = await self._consumer._client.fetch_all_metadata()  # a group-less consumer has no metadata yet
-        self._partitions = [TopicPartition(topic, p) for topic in self.topics
-                            for p in sorted(cluster.partitions_for_topic(topic) or ())]
+        self._partitions = await topic_partitions(self._consumer, self.topics)
         self._base_produced = await self._produced()
         self._base_judged = await self._judged()
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
@@ -53,7 +53,7 @@ from citystream.simulate.settings import SimulateSettings
 from schemas.common import Domain
 from schemas.topics import ALERTS, RAW_READINGS, readings_topic
 from services.common.db import create_database, drop_database
-from services.common.kafka import create_topics, delete_topics_with_prefixes
+from services.common.kafka import create_topics, delete_topics_with_prefixes, topic_partitions
 from services.common.migrate import migrate
 
 log = logging.getLogger(__name__)
@@ -530,9 +530,7 @@ class Bench:
                                     enable_auto_commit=False)
         await consumer.start()
         try:
-            cluster = await consumer._client.fetch_all_metadata()
-            partitions = [TopicPartition(self.topic(readings_topic(d)), p) for d in Domain
-                          for p in sorted(cluster.partitions_for_topic(self.topic(readings_topic(d))) or ())]
+            partitions = await topic_partitions(consumer, [self.topic(readings_topic(d)) for d in Domain])
             consumer.assign(partitions)
             ends = await consumer.end_offsets(partitions)
             await consumer.commit(ends)

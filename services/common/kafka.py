@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
@@ -76,6 +76,13 @@ async def broker_answers(client, topic: str) -> None:
     # aiokafka has no public call for one topic's metadata; `_metadata_update` is what `fetch_all_metadata` uses.
     if not await client._metadata_update(ClusterMetadata(), [topic]):
         raise KafkaConnectionError(f"no broker answered a metadata request for {topic}")
+
+
+async def topic_partitions(consumer, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of `topics`, in order, from a fresh metadata request (a consumer without a group or a
+    subscription has no metadata of its own yet)."""
+    cluster = await consumer._client.fetch_all_metadata()
+    return [TopicPartition(topic, p) for topic in topics for p in sorted(cluster.partitions_for_topic(topic) or ())]
 
 
 def _lz4_available() -> bool:
