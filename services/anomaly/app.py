@@ -43,6 +43,7 @@ from services.anomaly.register_view import RegisterView
 from services.anomaly.sensors import SensorStates
 from services.anomaly.settings import AnomalySettings
 from services.anomaly.table_keys import SENSOR_ID_KEYS, tolerant_keys
+from services.common.collector import settle_when_ready
 from services.common.kafka import faust_credentials, make_consumer, make_producer
 from services.common.metrics import metrics_payload
 from services.common.production import refuse_development_secrets
@@ -345,6 +346,8 @@ async def judge_readings() -> None:
     asyncio task, not a Faust timer: Faust stops its timers before a shutdown waits for the held acks)."""
     flusher = asyncio.get_running_loop().create_task(checkpoint.flush_when_quiet())
     background_tasks.add(flusher)  # the loop keeps only a weak reference
+    settling = asyncio.get_running_loop().create_task(settle_when_ready(None), name="gc-settle")
+    background_tasks.add(settling)
     reader = make_consumer(settings.kafka, None, client_id=f"{settings.app_id}-readings",
                            max_poll_records=settings.batch_max)
     await reader.start()

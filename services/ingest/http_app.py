@@ -37,7 +37,7 @@ from services.ingest.batch import (
     source_limited,
     unauthenticated,
 )
-from services.ingest.collector import settle_when_ready
+from services.common.collector import settle_when_ready
 from services.ingest.credentials import CredentialCheck, PresentedCredential, parse_bearer
 from services.ingest.gate import Admitted, Rejected
 from services.ingest.openapi import (

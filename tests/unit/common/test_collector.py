@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 
-from services.ingest.collector import OLDER_PASS_EVERY, YOUNG_PASS_ALLOCATIONS, settle_when_ready
+from services.common.collector import OLDER_PASS_EVERY, YOUNG_PASS_ALLOCATIONS, settle_when_ready
 
 
 async def test_the_collector_is_settled_only_after_ready():
