@@ -1,5 +1,12 @@
-"""Writes row batches to TimescaleDB: COPY into TEMP staging tables, then INSERT … SELECT … ON CONFLICT DO NOTHING
-into readings, rejections, alert_events and rollups_1m — all in one transaction."""
+"""Writes row batches to TimescaleDB (readings, rejections, alert_events, rollups_1m), every row once, all in one
+transaction.
+
+Each table's rows are first COPied straight into the table, inside a savepoint: the usual case, no row stored
+before, costs one pass. A row already there (a batch read again after a restart, a reading a client sent twice)
+makes that COPY fail as a whole on the table's unique key; the savepoint is rolled back and the rows take the
+absorbing path instead: COPY into a TEMP staging table, then INSERT … SELECT … ON CONFLICT DO NOTHING.
+The direct COPY saves PostgreSQL the staging table's creation, its write and the second pass over every row.
+"""
 
 from __future__ import annotations
 
@@ -49,14 +56,25 @@ async def write_rows(connection: asyncpg.Connection, rows_by_table: Mapping[str,
     inserted: dict[str, int] = {}
     async with connection.transaction():
         for table, rows in rows_by_table.items():
-            if not rows:
-                continue
-            spec, stage = TABLES[table], f"stage_{table}"
-            await connection.execute(spec.staging_ddl(stage))
-            await connection.copy_records_to_table(stage, records=rows, columns=[name for name, _ in spec.columns])
-            status = await connection.execute(spec.insert_sql(table, stage))
-            inserted[table] = int(status.rsplit(" ", 1)[-1])
+            if rows:
+                inserted[table] = await _copy_or_absorb(connection, table, rows)
     return inserted
+
+
+async def _copy_or_absorb(connection: asyncpg.Connection, table: str, rows: Sequence[tuple]) -> int:
+    spec = TABLES[table]
+    columns = [name for name, _ in spec.columns]
+    try:
+        async with connection.transaction():  # a savepoint: a refused COPY leaves the outer transaction usable
+            status = await connection.copy_records_to_table(table, records=rows, columns=columns)
+        return int(status.rsplit(" ", 1)[-1])
+    except asyncpg.UniqueViolationError:
+        pass  # some row is stored already: absorb the duplicates instead
+    stage = f"stage_{table}"
+    await connection.execute(spec.staging_ddl(stage))
+    await connection.copy_records_to_table(stage, records=rows, columns=columns)
+    status = await connection.execute(spec.insert_sql(table, stage))
+    return int(status.rsplit(" ", 1)[-1])
 
 
 def is_data_error(error: BaseException) -> bool:

@@ -12,7 +12,6 @@ so far by more than `SPATIAL_TOLERANCE` of that range scores 1 at once (NAB's Nu
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Any
 
 from schemas.alerts import AlertKind
@@ -90,8 +89,9 @@ class AnomalyScore(Detector):
         v = views.get(self.metric)
         if v is None or v.expected is None:
             return None
-        if self.counts and v.sigma < (floor := counting_noise(v.expected)):
-            v = replace(v, sigma=floor)
+        sigma = v.sigma
+        if self.counts and sigma < (floor := counting_noise(v.expected)):
+            sigma = floor  # a local, not a copy of the view: dataclasses.replace costs ~1.4 µs per reading
         x = v.value
         prev_seq, st["q"] = st.get("q"), obs.seq  # the previous reading's seq: its explanation cites both
         # The reading's place in the series' own long-run distribution of values (slow running mean/variance).
@@ -103,13 +103,13 @@ class AnomalyScore(Detector):
         d = x - mu
         z_level = abs(d) / (math.sqrt(var) + 1e-9) if n_l > 1 else 0.0
         level[0], level[1], level[2] = n_l + 1, mu + alpha * d, (1.0 - alpha) * (var + alpha * d * d)
-        raw = 1.0 - math.exp(-(abs(x - v.expected) / v.sigma) / RAW_SCALE)
+        z = abs(x - v.expected) / sigma
+        raw = 1.0 - math.exp(-z / RAW_SCALE)
         raw_level = 1.0 - math.exp(-z_level / RAW_SCALE)
         if "a" not in st:
             st["a"], st["g"] = [0, 0.0, 0.0, 0.0, 0], [0, 0.0, 0.0, 0.0, 0]
         p1 = _likelihood(st["a"], raw)
         p2 = _likelihood(st["g"], raw_level)
-        z = abs(x - v.expected) / v.sigma
         hi, lo = v.hi, v.lo
         spatial = False
         # Outside the range seen so far, and outside the usual band too: on a noisy series a new extreme a hair
@@ -123,19 +123,19 @@ class AnomalyScore(Detector):
             # No range check yet either: while a series is young almost every new extreme is just a first sight,
             # and a young bucket's spread is not trusted below a tenth of the range seen (a count of 1 to 5
             # vehicles per reading learns a tiny deviation from its first eight readings).
-            young = abs(x - v.expected) / max(v.sigma, FALLBACK_RANGE_SHARE * (hi - lo)) if hi is not None else z
+            young = abs(x - v.expected) / max(sigma, FALLBACK_RANGE_SHARE * (hi - lo)) if hi is not None else z
             score = min(1.0, self.threshold * young / FALLBACK_Z)
-            return score, (v, raw, None, False, z, prev_seq)
+            return score, (v, sigma, raw, None, False, z, prev_seq)
         likelihood = p1 if p1 > p2 else p2
         score = 1.0 if spatial else calibrated(likelihood)
         if score >= self.clear_below and raw < st["a"][1] and raw_level < st["g"][1]:
             # The reading itself is as expected (both raw scores below their usual mean): the short window only
             # remembers an anomaly that has passed, so it neither opens an alert nor keeps one open.
             score = self.clear_below * 0.99
-        return score, (v, raw, likelihood, spatial, z, prev_seq)
+        return score, (v, sigma, raw, likelihood, spatial, z, prev_seq)
 
     def explain(self, obs: Obs, score: float, context: Any) -> Verdict:
-        v, raw, likelihood, spatial, z, prev_seq = context
+        v, sigma, raw, likelihood, spatial, z, prev_seq = context
         metric = self.metric
         if spatial:
             why = f"outside the range seen so far [{v.lo:.4g}, {v.hi:.4g}]"
@@ -143,7 +143,7 @@ class AnomalyScore(Detector):
             why = f"{z:.1f} robust sigmas off (the score's calibration is still learning)"
         else:
             why = f"{z:.1f} robust sigmas off, as unusual for this series as a tail of {1.0 - likelihood:.1e}"
-        band = (v.expected - BAND_SIGMAS * v.sigma, v.expected + BAND_SIGMAS * v.sigma)
+        band = (v.expected - BAND_SIGMAS * sigma, v.expected + BAND_SIGMAS * sigma)
         verdict = self.verdict(
             metric, v.value, v.expected, score,
             f"{metric} {v.value:.4g} against an expected {v.expected:.4g} (usual band {band[0]:.4g} to "
