@@ -6,8 +6,9 @@
 # the committed files (no network at test time).
 #
 # Why two versions: the generator is published only for some Strimzi releases (none from 0.46 to 0.51), so the
-# nearest later one is used with STRIMZI_VERSION's classes; the schemas come from those classes' annotations. It is
-# built for Java 21 or newer: set JAVA to such a `java` if the first one found here is older.
+# nearest later one is used with STRIMZI_VERSION's classes; the schemas come from those classes' annotations. The
+# nearest earlier one (0.45.0) cannot: the Kubernetes model it bundles lacks classes 0.48's model uses
+# (ImageVolumeSource). 1.2.0 is built for Java 21 or newer: set JAVA to such a `java` if none is found here.
 set -euo pipefail
 STRIMZI_VERSION=0.48.0        # the first Strimzi release with Kafka 4.1.0 (base/kafka.yaml) and the oldest supported
 CRD_GENERATOR_VERSION=1.2.0   # io.strimzi:crd-generator is not published for 0.46-0.51
