@@ -10,7 +10,7 @@
 # nearest earlier one (0.45.0) cannot: the Kubernetes model it bundles lacks classes 0.48's model uses
 # (ImageVolumeSource). 1.2.0 is built for Java 21 or newer: set JAVA to such a `java` if none is found here.
 set -euo pipefail
-STRIMZI_VERSION=0.48.0        # the first Strimzi release with Kafka 4.1.0 (base/kafka.yaml) and the oldest supported
+STRIMZI_VERSION=0.48.0        # the first release with Kafka 4.1.0 (base/kafka.yaml): the oldest the manifests support
 CRD_GENERATOR_VERSION=1.2.0   # io.strimzi:crd-generator is not published for 0.46-0.51
 HERE="$(cd "$(dirname "$0")" && pwd)"
 PYTHON="${PYTHON:-$HERE/../../../.venv/bin/python}"
