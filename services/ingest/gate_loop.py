@@ -79,7 +79,7 @@ async def run_gate_loop(runtime: GateRuntime) -> None:
     settings = runtime.settings
     await runtime.wait_ready(timeout_s=600)
     consumer = make_consumer(settings.kafka, f"{settings.gate_app_id}.raw", client_id="ingest-gate",
-                             max_poll_records=TAKE_MAX)
+                             max_poll_records=TAKE_MAX, **settings.consumer_group_timing)
     # Rate limits follow the partitions: when they move, the limiter must not hand out a fresh minute's allowance
     # the previous owner may already have granted (services/ingest/ratelimit.py).
     consumer.subscribe([settings.topic(RAW_READINGS)], listener=LimiterFollowsPartitions(runtime.limiter))

@@ -42,8 +42,21 @@ class IngestSettings(CommonSettings):
     sink_db_probe_timeout_s: float = Field(default=3.0, gt=0,
                                            validation_alias="CITYSTREAM_INGEST_SINK_DB_PROBE_TIMEOUT_S")
     sink_group_id: str = Field(default=SINK_GROUP_ID, validation_alias="CITYSTREAM_INGEST_SINK_GROUP_ID")
+    # The gate's and the sink's consumer groups drop a member that has sent no heartbeat for this long and hand its
+    # partitions to the others: a killed member's partitions stall this long. aiokafka's heartbeats run in the event
+    # loop, so a member whose loop is blocked longer (a long GC pause, a starved core) is dropped too. 10 s is
+    # aiokafka's default; 6 s is the broker's floor (group.min.session.timeout.ms).
+    consumer_session_timeout_s: float = Field(default=10.0, ge=6, le=300,
+                                              validation_alias="CITYSTREAM_INGEST_CONSUMER_SESSION_TIMEOUT_S")
     gate_app_id: str = Field(default=GATE_APP_ID, validation_alias="CITYSTREAM_INGEST_GATE_APP_ID")
     gate_data_dir: str = Field(default="/tmp/citystream-ingest-gate", validation_alias="CITYSTREAM_INGEST_GATE_DATA_DIR")
+
+    @property
+    def consumer_group_timing(self) -> dict[str, int]:
+        """aiokafka options for the gate's and the sink's group consumers: the session timeout, and a heartbeat every
+        3/10 of it (aiokafka's own 3 s of 10 s: three chances before the member is dropped)."""
+        session_ms = round(self.consumer_session_timeout_s * 1000)
+        return {"session_timeout_ms": session_ms, "heartbeat_interval_ms": session_ms * 3 // 10}
 
     @property
     def produced_by(self) -> str:

@@ -66,7 +66,8 @@ class SinkWorker:
         settings = self.settings
         consumer = make_consumer(settings.kafka, settings.topic_prefix + settings.sink_group_id,
                                  max_poll_records=settings.sink_batch_max, client_id="ingest-sink",
-                                 max_partition_fetch_bytes=4 << 20)  # one fetch can fill a batch
+                                 max_partition_fetch_bytes=4 << 20,  # one fetch can fill a batch
+                                 **settings.consumer_group_timing)
         self._membership = _Membership()
         consumer.subscribe(list(self._topics), listener=self._membership)
         self.consumer = consumer

@@ -3,6 +3,7 @@
 # directory from the operators' own Go API types, with controller-gen (the tool both projects generate their CRDs
 # with), through Go's configured module proxy. Descriptions are left out (maxDescLen=0); `status` is dropped.
 # Run it when moving to a new operator version; the unit tests read the committed files (no network at test time).
+# Strimzi's schemas come from generate-strimzi-schemas.sh (Java model classes, through Maven).
 set -euo pipefail
 CNPG_VERSION=v1.27.1
 PROMETHEUS_OPERATOR_VERSION=v0.95.2

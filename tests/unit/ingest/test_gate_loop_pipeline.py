@@ -58,7 +58,8 @@ async def test_next_batch_is_gated_while_the_previous_waits_and_commits_stay_in_
 
     async def ready(timeout_s: float) -> None: ...
 
-    runtime = SimpleNamespace(settings=SimpleNamespace(kafka="x", gate_app_id="g", topic=lambda n: n),
+    runtime = SimpleNamespace(settings=SimpleNamespace(kafka="x", gate_app_id="g", topic=lambda n: n,
+                                                    consumer_group_timing={}),
                               publisher=publisher, wait_ready=ready, limiter=RateLimiter())
     monkeypatch.setattr(gate_loop, "make_consumer", lambda *a, **k: consumer)
 
