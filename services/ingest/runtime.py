@@ -1,7 +1,8 @@
 """What a gate process holds while it runs: the register view, the producer (inside a Publisher, which renews it)
-and the rate limiter (local buckets, or with a shared quota leased tokens and the store they come from). Ready = register view caught up, producer started and the broker answering a metadata
-request within `kafka_check_timeout_s` (asked every `kafka_check_s` by the shared KafkaReachability, whose last
-answer the hot path reads: a batch is refused at once while Kafka is known down)."""
+and the rate limiter (its own buckets, or with a shared quota leased tokens and the store they come from).
+Ready = register view caught up, producer started and the broker answering a metadata request within
+`kafka_check_timeout_s` (asked every `kafka_check_s` by the shared KafkaReachability, whose last answer the hot path
+reads: a batch is refused at once while Kafka is known down)."""
 
 from __future__ import annotations
 
