@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import asyncpg
 
 from services.common.db import close_pool, create_pool
 from services.common.errors import DependencyUnavailable
+from services.ingest import metrics
 from services.ingest.leases import Demand, Grants
 
 log = logging.getLogger(__name__)
@@ -49,14 +51,18 @@ class SharedBuckets:
 
     async def lease(self, demand: Demand) -> Grants:
         sensor_ids = sorted(demand)
+        started = time.perf_counter()
         try:
             pool = await self._pool_ready()
             async with pool.acquire(timeout=self.timeout_s) as connection:
                 rows = await connection.fetch(LEASE_SQL, sensor_ids, [demand[s][0] for s in sensor_ids],
                                               [demand[s][1] for s in sensor_ids], timeout=self.timeout_s)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as problem:
+            metrics.QUOTA_LEASES.labels("unavailable").inc()
             log.warning("rate-limit lease for %d sensors failed: %r", len(sensor_ids), problem)
             raise DependencyUnavailable(f"shared rate-limit store not reachable ({type(problem).__name__})") from None
+        metrics.QUOTA_LEASES.labels("ok").inc()
+        metrics.QUOTA_LEASE_LATENCY.observe(time.perf_counter() - started)
         return {row["sensor_id"]: (row["granted"], row["tokens"]) for row in rows}
 
     async def close(self) -> None:

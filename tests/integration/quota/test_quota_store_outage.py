@@ -7,6 +7,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import httpx
+from prometheus_client import REGISTRY
 
 from services.common.readiness import CheckResult
 from services.common.roles import APP_ROLE, with_role
@@ -22,6 +23,10 @@ from tests.support.ingest_factories import new_credential, reading, registration
 from tests.support.tcp_proxy import TcpProxy
 from tests.unit.ingest.test_http_unavailable import StubView
 from tests.unit.ingest.test_publisher import FakeProducer
+
+
+def leases_unavailable() -> float:
+    return REGISTRY.get_sample_value("citystream_ingest_quota_leases_total", {"outcome": "unavailable"}) or 0.0
 
 
 def through(proxy: TcpProxy, database_url: str) -> str:
@@ -58,6 +63,7 @@ async def test_database_down_gives_503_with_retry_after_then_recovers(fresh_data
             # Readings covered by the lease already held are still metered, so still admitted.
             assert (await post(100, 590)).status_code == 200
             sent_before = producer.sent
+            unavailable_before = leases_unavailable()
             # The lease is spent: the next readings need the database, and get 503, not an admission.
             for attempt in range(3):
                 down = await post(1000 + attempt, 1)
@@ -65,6 +71,7 @@ async def test_database_down_gives_503_with_retry_after_then_recovers(fresh_data
                 assert down.headers["Retry-After"] == "3"
                 assert down.json()["reason"] == "UNAVAILABLE"
             assert producer.sent == sent_before  # nothing of those batches was published
+            assert leases_unavailable() == unavailable_before + 3
             await proxy.start()  # back on the same port, as a restarted database
             back = await post(2000, 5)
             assert back.status_code == 200, back.text
