@@ -10,6 +10,7 @@ import asyncio
 import http.client
 import json
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,9 +23,7 @@ from citystream.bench.processes import Service, platform_services
 from citystream.simulate.clients import RegisterClient
 from citystream.simulate.settings import SimulateSettings
 from schemas.common import Domain
-from services.common.db import create_database, drop_database
 from services.common.kafka import create_topics
-from services.common.migrate import migrate
 from services.common.roles import APP_ROLE, with_role
 from services.ingest.leases import lease_size
 from tests.conftest import BROKERS_USED, HANDED_OUT_PREFIXES
@@ -61,28 +60,20 @@ class TwoOnOnePort:
             await register.close()
 
 
-async def _database(admin_url: str) -> str:
-    url = await create_database(admin_url, "cs_test_")
-    await migrate(url)
-    return url
-
-
-@pytest.fixture(scope="module")
-def two_on_one_port(infrastructure, tmp_path_factory) -> Iterator[TwoOnOnePort]:
+@pytest.fixture
+def two_on_one_port(infrastructure, fresh_database_url, tmp_path) -> Iterator[TwoOnOnePort]:
     kafka = infrastructure.kafka
     BROKERS_USED.add(kafka)
-    database_url = asyncio.run(_database(infrastructure.admin_database_url))
-    run_id = f"q{int(time.time() * 1000) % 10**9}"
+    run_id = f"q{uuid.uuid4().hex[:8]}"
     prefix = f"test.{run_id}."
     HANDED_OUT_PREFIXES.add(prefix)
-    services = platform_services(bootstrap=kafka.bootstrap, database_url=database_url, topic_prefix=prefix,
-                                 run_id=run_id, logs_dir=tmp_path_factory.mktemp("quota-logs"),
-                                 roles=("register", "ingest-http"), instances={"ingest-http": MEMBERS},
-                                 shared_http_port=True)
+    services = platform_services(bootstrap=kafka.bootstrap, database_url=fresh_database_url, topic_prefix=prefix,
+                                 run_id=run_id, logs_dir=tmp_path / "logs", roles=("register", "ingest-http"),
+                                 instances={"ingest-http": MEMBERS}, shared_http_port=True)
     for service in services.values():
         service.env.update(kafka.environment())
         if service.role == "ingest-http":  # as deployed: the application role, under migration 0800's grants
-            service.env["CITYSTREAM_DATABASE_URL"] = with_role(database_url, APP_ROLE)
+            service.env["CITYSTREAM_DATABASE_URL"] = with_role(fresh_database_url, APP_ROLE)
             service.env["CITYSTREAM_INGEST_HTTP_SHARED_QUOTA"] = "true"
     platform = TwoOnOnePort(services, services["register"].url)
     try:
@@ -96,7 +87,6 @@ def two_on_one_port(infrastructure, tmp_path_factory) -> Iterator[TwoOnOnePort]:
     finally:
         for service in services.values():
             service.stop()
-        asyncio.run(drop_database(infrastructure.admin_database_url, database_url))
 
 
 def wait_all_know(members: list[Service], sensors: int, timeout_s: float = 60) -> None:
