@@ -60,11 +60,10 @@ class GateRuntime:
         publisher = Publisher(producer, settings.topic, settings.ack_timeout_s, path, renew)
         kafka = KafkaReachability(settings.topic(REGISTER_SENSORS), settings.kafka_check_s,
                                   settings.kafka_check_timeout_s)
-        if path == "http" and settings.http_shared_quota:
-            return cls(settings, RegisterView.for_settings(settings), producer, publisher, limits,
-                       LeasedRateLimiter(), kafka=kafka,
-                       shared_quota=SharedBuckets(settings.database_url, settings.quota_lease_timeout_s))
-        return cls(settings, RegisterView.for_settings(settings), producer, publisher, limits, kafka=kafka)
+        shared = path == "http" and settings.http_shared_quota
+        buckets = SharedBuckets(settings.database_url, settings.quota_lease_timeout_s) if shared else None
+        return cls(settings, RegisterView.for_settings(settings), producer, publisher, limits,
+                   LeasedRateLimiter() if shared else RateLimiter(), kafka=kafka, shared_quota=buckets)
 
     def start(self) -> None:
         """Start in the background: a process comes up (and says not ready) even while Kafka is down."""
