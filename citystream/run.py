@@ -62,7 +62,8 @@ class Component:
 
 COMPONENTS = (
     Component("register", "services.register", (), 8081, "/map", APP_ROLE, "CITYSTREAM_REGISTER_PORT"),
-    Component("ingest-http", "services.ingest", ("http",), 8082, "/docs", None, "CITYSTREAM_INGEST_HTTP_PORT"),
+    # ingest-http reaches the database only with a shared quota (several members): as the application role.
+    Component("ingest-http", "services.ingest", ("http",), 8082, "/docs", APP_ROLE, "CITYSTREAM_INGEST_HTTP_PORT"),
     Component("ingest-gate", "services.ingest", ("gate",), 8083, "/metrics", None, "CITYSTREAM_INGEST_GATE_PORT"),
     Component("ingest-sink", "services.ingest", ("sink",), 8084, "/metrics", APP_ROLE, "CITYSTREAM_INGEST_SINK_PORT"),
     Component("anomaly", "services.anomaly", ("worker",), 8085, "/metrics", None, "CITYSTREAM_ANOMALY_WEB_PORT"),
@@ -210,11 +211,13 @@ class Platform:
 
 def members_of(component: Component, members: int, env: dict[str, str]) -> list[tuple[Component, dict[str, str]]]:
     """The processes to start for a component, each with its env: one, or `members` of a scalable stage. ingest-http
-    members share the port (SO_REUSEPORT); the others get the port + 100 × n and a data directory of their own."""
+    members share the port (SO_REUSEPORT) and one quota per sensor (leased from PostgreSQL); the others get the port
+    + 100 × n and a data directory of their own."""
     if component.name not in SCALABLE or members <= 1:
         return [(component, env)]
     base_port = component.port_in(env)
-    shared = {"CITYSTREAM_INGEST_HTTP_REUSE_PORT": "true"} if component.name == "ingest-http" else {}
+    shared = ({"CITYSTREAM_INGEST_HTTP_REUSE_PORT": "true", "CITYSTREAM_INGEST_HTTP_SHARED_QUOTA": "true"}
+              if component.name == "ingest-http" else {})
     started = [(component, env | shared)]
     for index in range(1, members):
         port = base_port if shared else base_port + MEMBER_PORT_STEP * index

@@ -86,7 +86,8 @@ class SourceLimited(BaseModel):
 
 
 class IngestUnavailable(BaseModel):
-    """503: Kafka did not acknowledge in time, or the register view is not caught up. Retry after `Retry-After`."""
+    """503: Kafka did not acknowledge in time, the register view is not caught up, or no rate-limit lease could be
+    had from PostgreSQL (shared quota). Retry after `Retry-After`."""
 
     reason: Literal["UNAVAILABLE"]
     detail: str

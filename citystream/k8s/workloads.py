@@ -52,7 +52,10 @@ SERVICES: tuple[ServiceSpec, ...] = (
                 database_url_key="app-url",
                 database_extra_env=(("CITYSTREAM_REGISTER_RETENTION_DATABASE_URL", "retention-url"),),
                 token_env=(("CITYSTREAM_REGISTER_ADMIN_TOKEN", "register-admin-token"),)),
+    # The HPA scales ingest-http over pods: their per-sensor rate limits lease from one bucket per sensor in
+    # PostgreSQL (services/ingest/leases.py), as the application role, so a sensor keeps one quota across pods.
     ServiceSpec("ingest-http", ("python", "-m", "services.ingest", "http"), 8082, "ingest", "http",
+                env=(("CITYSTREAM_INGEST_HTTP_SHARED_QUOTA", "true"),), database_url_key="app-url",
                 cpu="500m", cpu_limit="2", memory="384Mi", memory_limit="768Mi"),
     ServiceSpec("ingest-gate", ("python", "-m", "services.ingest", "gate"), 8083, "ingest", "gate",
                 env=FAUST_TOPICS, cpu="500m", cpu_limit="2", memory="384Mi", memory_limit="768Mi",

@@ -17,8 +17,9 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"usage: python -m services.ingest {{{'|'.join(ROLES)}}}\n")
         return 2
     settings = IngestSettings()
-    # Only the sink talks to the database; the gates never read CITYSTREAM_DATABASE_URL.
-    refuse_development_secrets(settings, unused=() if role == "sink" else {"database_url"})
+    # Only the sink, and ingest-http with a shared quota, talk to the database; the others never read its URL.
+    uses_database = role == "sink" or (role == "http" and settings.http_shared_quota)
+    refuse_development_secrets(settings, unused=() if uses_database else {"database_url"})
     configure_logging(settings.log_level)
     if role == "gate":
         import faust

@@ -12,7 +12,6 @@ from schemas.common import Domain
 from schemas.register import SensorStatus
 from schemas.rejections import RejectionReason as Reason
 from services.ingest.credentials import CredentialCheck, PresentedCredential
-from services.ingest.ratelimit import RateLimiter
 from services.ingest.reading_shape import (
     MAX_SEQ,
     SURROGATE_DETAIL,
@@ -29,6 +28,13 @@ class RegisterLookup(Protocol):
     def get(self, sensor_id: str) -> SensorEntry | None: ...
 
     def sensors_for_key(self, key_id: str) -> Sequence[SensorEntry]: ...
+
+
+class TokenSource(Protocol):
+    """Where a reading's rate token comes from: the process's own buckets (ratelimit.RateLimiter) or tokens leased
+    from the shared ones (leases.LeasedRateLimiter). 0.0 when taken, else the seconds to wait."""
+
+    def try_acquire(self, sensor_id: str, rate_per_minute: int, now_s: float) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +88,7 @@ def _claimed(raw: Any, key: str) -> Any:
 
 
 def admit(raw: Any, credential: PresentedCredential | CredentialCheck | None, register: RegisterLookup,
-          now: datetime, limits: GateLimits, limiter: RateLimiter, *,
+          now: datetime, limits: GateLimits, limiter: TokenSource, *,
           sensor_hint: str | None = None, lenient_json: bool = False,
           sent_at_s: float | None = None) -> Admitted | Rejected:
     """Decide one reading. `sensor_hint` is the Kafka record key on the raw topic; `now` must be timezone-aware.
@@ -102,7 +108,7 @@ def admit(raw: Any, credential: PresentedCredential | CredentialCheck | None, re
 
 
 def admit_at(raw: Any, credential: CredentialCheck | None, register: RegisterLookup, clock: GateClock,
-             limits: GateLimits, limiter: RateLimiter, *, sensor_hint: str | None = None,
+             limits: GateLimits, limiter: TokenSource, *, sensor_hint: str | None = None,
              lenient_json: bool = False, sent_at_s: float | None = None) -> Admitted | Rejected:
     """`admit` with the batch's clock computed once (`GateClock.of(now, limits)`): same answers."""
     now = clock.now

@@ -40,6 +40,7 @@ from services.ingest.batch import (
 from services.common.collector import settle_when_ready
 from services.ingest.credentials import CredentialCheck, PresentedCredential, parse_bearer
 from services.ingest.gate import Admitted, Rejected
+from services.ingest.leases import gate_batch_leased
 from services.ingest.openapi import (
     METRICS_RESPONSES,
     READINGS_OPENAPI_EXTRA,
@@ -189,8 +190,15 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
             return _unavailable("register view not caught up, or Kafka not reachable")
         metrics.BATCH_SIZE.labels("http").observe(len(readings))
         now = datetime.now(UTC)
-        outcomes = gate_batch(readings, credential, runtime.view.state, now, runtime.limits, runtime.limiter,
-                              lenient_json=lenient)
+        if runtime.shared_quota is None:  # one process: its own buckets, no database trip on the hot path
+            outcomes = gate_batch(readings, credential, runtime.view.state, now, runtime.limits, runtime.limiter,
+                                  lenient_json=lenient)
+        else:
+            try:
+                outcomes = await gate_batch_leased(readings, credential, runtime.view.state, now, runtime.limits,
+                                                   runtime.limiter, runtime.shared_quota.lease, lenient_json=lenient)
+            except DependencyUnavailable as problem:  # no token can be leased: nothing is admitted unmetered
+                return _unavailable(str(problem))
         records = [admitted_record(outcome, settings.produced_by) if isinstance(outcome, Admitted)
                    else rejected_record(outcome, raw, "http", now, settings.produced_by)
                    for outcome, raw in zip(outcomes, readings)]

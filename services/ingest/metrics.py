@@ -21,6 +21,11 @@ KAFKA_UNAVAILABLE = Counter("citystream_ingest_kafka_unavailable_total", "Batche
 GATE_REBALANCED_AT = Gauge("citystream_ingest_gate_rebalanced_at_seconds",
                            "When the Kafka gate's raw partitions last changed (unix time): for a minute after, new "
                            "rate-limit buckets start with one token.")
+QUOTA_LEASES = Counter("citystream_ingest_quota_leases_total",
+                       "Shared-quota lease statements of ingest-http (one per batch lacking tokens), by outcome "
+                       "(ok, unavailable: answered 503).", ["outcome"])
+QUOTA_LEASE_LATENCY = Histogram("citystream_ingest_quota_lease_seconds", "One shared-quota lease statement.",
+                                buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1))
 REGISTER_SENSORS = Gauge("citystream_ingest_register_sensors", "Sensors in the in-memory register view.")
 SINK_ROWS = Counter("citystream_ingest_sink_rows_total", "Rows offered to the database by the sink.",
                     ["table"])

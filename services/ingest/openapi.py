@@ -46,7 +46,8 @@ READINGS_RESPONSES: dict[int | str, dict[str, Any]] = {
           "description": f"Every reading rejected: {_reasons(429)} (BatchResult); or this address sent too many "
                          "requests with a failing credential (SourceLimited). Retry after `Retry-After` seconds."},
     503: {"model": IngestUnavailable, "headers": _RETRY_AFTER,
-          "description": "Kafka did not acknowledge in time or the register view is not caught up."},
+          "description": "Kafka did not acknowledge in time, the register view is not caught up, or (several "
+                         "processes sharing each sensor's quota) no rate-limit lease could be had from PostgreSQL."},
 }
 
 # The handler reads the raw body itself (size limit, lenient parsing), so the body is declared, not parsed.

@@ -1,7 +1,8 @@
 """What a gate process holds while it runs: the register view, the producer (inside a Publisher, which renews it)
-and the rate limiter. Ready = register view caught up, producer started and the broker answering a metadata
-request within `kafka_check_timeout_s` (asked every `kafka_check_s` by the shared KafkaReachability, whose last
-answer the hot path reads: a batch is refused at once while Kafka is known down)."""
+and the rate limiter (its own buckets, or with a shared quota leased tokens and the store they come from).
+Ready = register view caught up, producer started and the broker answering a metadata request within
+`kafka_check_timeout_s` (asked every `kafka_check_s` by the shared KafkaReachability, whose last answer the hot path
+reads: a batch is refused at once while Kafka is known down)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from schemas.topics import REGISTER_SENSORS
 from services.common.kafka import make_producer
 from services.common.readiness import CheckResult, KafkaReachability, check
 from services.ingest.gate import GateLimits
+from services.ingest.leases import LeasedRateLimiter
 from services.ingest.publisher import Publisher
+from services.ingest.quota_store import SharedBuckets
 from services.ingest.ratelimit import RateLimiter
 from services.ingest.register_view import RegisterView
 from services.ingest.settings import IngestSettings
@@ -29,7 +32,9 @@ class GateRuntime:
     producer: object
     publisher: Publisher
     limits: GateLimits
-    limiter: RateLimiter = field(default_factory=RateLimiter)
+    limiter: RateLimiter | LeasedRateLimiter = field(default_factory=RateLimiter)
+    # Set with CITYSTREAM_INGEST_HTTP_SHARED_QUOTA on the HTTP path: `limiter` is then a LeasedRateLimiter.
+    shared_quota: SharedBuckets | None = None
     # Whether a broker answers; build() gives it the deployed register topic and the configured timings.
     kafka: KafkaReachability = field(default_factory=lambda: KafkaReachability(REGISTER_SENSORS))
     producer_started: asyncio.Event = field(default_factory=asyncio.Event)
@@ -55,7 +60,10 @@ class GateRuntime:
         publisher = Publisher(producer, settings.topic, settings.ack_timeout_s, path, renew)
         kafka = KafkaReachability(settings.topic(REGISTER_SENSORS), settings.kafka_check_s,
                                   settings.kafka_check_timeout_s)
-        return cls(settings, RegisterView.for_settings(settings), producer, publisher, limits, kafka=kafka)
+        shared = path == "http" and settings.http_shared_quota
+        buckets = SharedBuckets(settings.database_url, settings.quota_lease_timeout_s) if shared else None
+        return cls(settings, RegisterView.for_settings(settings), producer, publisher, limits,
+                   LeasedRateLimiter() if shared else RateLimiter(), kafka=kafka, shared_quota=buckets)
 
     def start(self) -> None:
         """Start in the background: a process comes up (and says not ready) even while Kafka is down."""
@@ -86,6 +94,8 @@ class GateRuntime:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.view.stop()
+        if self.shared_quota is not None:
+            await self.shared_quota.close()
         if self.producer_started.is_set():
             await self.publisher.close()  # the producer it holds now (it may have replaced the first one)
 

@@ -20,6 +20,12 @@ class IngestSettings(CommonSettings):
     sink_port: int = Field(default=8084, validation_alias="CITYSTREAM_INGEST_SINK_PORT")
     # Scale-out on one host: every ingest-http process started with this binds the same port (SO_REUSEPORT).
     http_reuse_port: bool = Field(default=False, validation_alias="CITYSTREAM_INGEST_HTTP_REUSE_PORT")
+    # Several ingest-http processes (or pods) serving the same sensors: their per-sensor rate limits lease tokens from
+    # one bucket per sensor in PostgreSQL (CITYSTREAM_DATABASE_URL), so a sensor gets one quota, not one per process
+    # (services/ingest/leases.py). Off for a single process: its own buckets are exact and cost no database trip.
+    http_shared_quota: bool = Field(default=False, validation_alias="CITYSTREAM_INGEST_HTTP_SHARED_QUOTA")
+    # A lease not answered within this is a 503 with Retry-After for the batch that needed it, never an admission.
+    quota_lease_timeout_s: float = Field(default=1.0, gt=0, validation_alias="CITYSTREAM_INGEST_QUOTA_LEASE_TIMEOUT_S")
     max_batch_readings: int = Field(default=10_000, ge=1, validation_alias="CITYSTREAM_INGEST_MAX_BATCH_READINGS")
     # 10,000 readings of ~200 bytes each fit with room to spare; anything bigger is refused while streaming.
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, validation_alias="CITYSTREAM_INGEST_MAX_BODY_BYTES")

@@ -61,6 +61,8 @@ class ScaleOutPlatform:
                                      shared_http_port=True)
         for service in services.values():  # the test session's broker credentials (its admin)
             service.env.update(kafka.environment())
+            if service.role == "ingest-http":  # as `citystream run --members 2` runs them: one quota per sensor
+                service.env["CITYSTREAM_INGEST_HTTP_SHARED_QUOTA"] = "true"
         return cls(kafka, database_url, prefix, run_id, services)
 
     def start(self) -> None:

@@ -138,13 +138,17 @@ def test_values_that_only_look_alike_are_not_refused():
     (["services.register"], {}, ["CITYSTREAM_DATABASE_URL", "CITYSTREAM_REGISTER_ADMIN_TOKEN"]),
     (["services.api"], {"CITYSTREAM_API_DATABASE_URL": REAL_READER_DSN}, ["CITYSTREAM_API_TOKENS"]),
     (["services.ingest", "sink"], {}, ["CITYSTREAM_DATABASE_URL"]),
+    # ingest-http reads the database only to share rate limits between processes, and then checks its URL too.
+    (["services.ingest", "http"],
+     {"CITYSTREAM_INGEST_HTTP_SHARED_QUOTA": "true", "CITYSTREAM_INGEST_HTTP_PORT": "8195"},
+     ["CITYSTREAM_DATABASE_URL"]),
     # The Faust workers read no database, so a `citystream-dev-` value elsewhere shows their entrypoints check too
     # (the local runtime spells its Kafka passwords so).
     (["services.ingest", "gate"], {"CITYSTREAM_INGEST_GATE_APP_ID": "citystream-dev-gate"},
      ["CITYSTREAM_INGEST_GATE_APP_ID"]),
     (["services.anomaly", "worker"], {"CITYSTREAM_ANOMALY_APP_ID": "citystream-dev-anomaly"},
      ["CITYSTREAM_ANOMALY_APP_ID"]),
-], ids=["register", "api", "ingest-sink", "ingest-gate", "anomaly"])
+], ids=["register", "api", "ingest-sink", "ingest-http-shared-quota", "ingest-gate", "anomaly"])
 def test_a_service_started_in_production_on_development_secrets_exits_with_one_line(module, env, names, tmp_path):
     """The real entrypoint, as a deployment starts it: it must fail before opening a socket or a connection
     (Kafka points at a closed port: a process that got further would hang until the timeout fails the test)."""

@@ -267,6 +267,12 @@ def test_every_service_has_probes_resources_budget_and_scrape_config(rendered, o
             ("CITYSTREAM_DATABASE_URL", "citystream-database")} <= secrets_used
     autoscaler, = of_kind(objects, "HorizontalPodAutoscaler").values()
     assert autoscaler["spec"]["scaleTargetRef"]["name"] == "citystream-ingest-http"
+    # The pods the autoscaler adds share each sensor's quota through PostgreSQL, as the application role.
+    http_env = {env["name"]: env for env in
+                deployments["citystream-ingest-http"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert http_env["CITYSTREAM_INGEST_HTTP_SHARED_QUOTA"]["value"] == "true"
+    assert http_env["CITYSTREAM_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "citystream-database",
+                                                                                "key": "app-url"}
     assert "citystream-migrate" in of_kind(objects, "Job")
 
 

@@ -74,6 +74,9 @@ def test_members_share_the_http_port_and_get_ports_and_state_of_their_own():
     http = run.members_of(by_name["ingest-http"], 2, env)
     assert [(c.name, c.port_in(e), e["CITYSTREAM_INGEST_HTTP_REUSE_PORT"]) for c, e in http] == [
         ("ingest-http", 8082, "true"), ("ingest-http#2", 8082, "true")]
+    # Several members hold one quota per sensor between them; a single process keeps its own exact buckets.
+    assert [e["CITYSTREAM_INGEST_HTTP_SHARED_QUOTA"] for _, e in http] == ["true", "true"]
+    assert "CITYSTREAM_INGEST_HTTP_SHARED_QUOTA" not in run.members_of(by_name["ingest-http"], 1, env)[0][1]
     gates = run.members_of(by_name["ingest-gate"], 3, env)
     assert [(c.name, c.role, c.port_in(e), e["CITYSTREAM_INGEST_GATE_DATA_DIR"]) for c, e in gates] == [
         ("ingest-gate", "ingest-gate", 8083, "/state/gate"), ("ingest-gate#2", "ingest-gate", 8183, "/state/gate-2"),
