@@ -7,7 +7,8 @@ import uuid
 CONTENT_TYPE = "content-type"
 SCHEMA = "schema"
 PRODUCED_BY = "produced-by"
-# Unique per record: a UUID by default; the ingest gate writes `<sensor_id>:<seq>` on readings topics.
+# Unique per record: a UUID by default; the ingest gate writes `<sensor_id>:<seq>` on readings topics, the anomaly
+# worker `<sensor_id>:<metric>:<window start, epoch s>` on rollups (a republished window keeps its id).
 EVENT_ID = "event-id"
 # On the raw topic only: `<key_id>.<secret>` of a sensor or gateway credential.
 CREDENTIAL = "credential"

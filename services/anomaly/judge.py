@@ -124,5 +124,6 @@ class BatchJudge:
             outbox.add(outputs.alerts, key, wire.dumps(event),
                        wire.headers(ALERTS, event.event_id, outputs.settings, event))
         for rollup in outcome.rollups:
-            outbox.add(outputs.rollups, key, wire.dumps(rollup), wire.headers(ROLLUPS_1M, None, outputs.settings))
+            outbox.add(outputs.rollups, key, wire.dumps(rollup),
+                       wire.headers(ROLLUPS_1M, wire.rollup_event_id(rollup), outputs.settings))
         tally.rollups += len(outcome.rollups)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 
 from schemas.headers import make_headers
 from schemas.rejections import RejectedReading, RejectionReason
+from schemas.rollups import Rollup
 from services.common import jsonwire
 from services.common.settings import CommonSettings
 
@@ -21,6 +22,12 @@ def dumps(model: BaseModel) -> bytes:
 
 def headers(schema: str, event_id: str | None, settings: CommonSettings, _model: BaseModel | None = None):
     return make_headers(schema, settings.instance_id or PRODUCER, event_id)
+
+
+def rollup_event_id(rollup: Rollup) -> str:
+    """`<sensor_id>:<metric>:<window start, epoch s>`: the window's identity, as rollups_1m's key. A window published
+    again (a redelivery after a restart, a late reading reopening it) carries the same id and is stored once."""
+    return f"{rollup.sensor_id}:{rollup.metric}:{int(rollup.window_start.timestamp())}"
 
 
 NAMESPACE = uuid.UUID("2b6c1f0e-6a57-5c1e-8d0b-4f1f3a9c7e21")

@@ -32,6 +32,7 @@ class FakeProducer:
         self.failures = failures or {}
         self.sent: list[tuple[str, int, bytes | None, bytes | None]] = []
         self.acked: list[tuple[str, int, bytes | None, bytes | None]] = []
+        self.headers: list[dict[str, bytes]] = []  # the headers of each record in `sent`, same order
         self.batch_records = batch_records
         self.log = log if log is not None else []
         self.partitions = partitions
@@ -46,6 +47,7 @@ class FakeProducer:
     async def send_batch(self, batch: FakeBatch, topic: str, partition: int) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()
         self.sent += [(topic, partition, key, value) for key, value, _ in batch.records]
+        self.headers += [dict(headers or ()) for _, _, headers in batch.records]
         for key, _, _ in batch.records:
             queued = self.failures.get((topic, key))
             if queued:

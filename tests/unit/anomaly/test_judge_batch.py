@@ -13,6 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.alerts import AlertKind
+from schemas.headers import EVENT_ID
 from services.anomaly import app as worker
 from services.anomaly import decode, metrics, wire
 from services.anomaly.detectors import Detector
@@ -114,6 +115,18 @@ def test_rejection_ids_derive_from_the_record_position():
 
     assert at(7).event_id == at(7).event_id and at(7).received_at == at(7).received_at
     assert len({at(7).event_id, at(8).event_id, at(7, partition=1).event_id}) == 3
+
+
+def test_a_rollup_is_identified_by_its_window_so_a_republished_window_keeps_its_event_id(memory_worker):
+    # A reading every 300 s: each one closes the window of the one before it.
+    records = [Record("readings.energy", 0, seq, b"meter-r", energy("meter-r", seq, 20.0)) for seq in range(3)]
+    judge(memory_worker, "energy", records)
+    sent = memory_worker.producer
+    rollups = [(orjson.loads(value), headers[EVENT_ID].decode())
+               for (topic, _, _, value), headers in zip(sent.sent, sent.headers, strict=True) if topic == "rollups"]
+    assert [event_id for _, event_id in rollups] == \
+        [f"meter-r:activePower:{1_767_600_000 - 1_767_600_000 % 60 + seq * 300}" for seq in range(2)]
+    assert all(r["metric"] == "activePower" and r["count"] == 1 for r, _ in rollups)
 
 
 def reading(**changes) -> dict:
