@@ -43,7 +43,7 @@ class CredentialService:
 
     async def issue_gateway(self, principal: Principal, sensor_ids: list[str]) -> IssuedCredential:
         """One credential that may publish for each of the declared sensors (each record lists it)."""
-        sensor_ids = sorted(set(sensor_ids))  # fixed lock order: no deadlock between concurrent requests
+        sensor_ids = sorted(set(sensor_ids))  # the lock order of repo.LOCK_IN_SENSOR_ORDER
         fresh = new_secret("gw")
         async with self.pool.acquire() as conn, conn.transaction():
             locked = [await lock_sensor(conn, principal, sensor_id) for sensor_id in sensor_ids]

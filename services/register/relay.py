@@ -44,7 +44,7 @@ class OutboxRelay:
             stale = await conn.fetch(
                 "SELECT sensor_id FROM register_sensors s WHERE published_version < version AND NOT EXISTS"
                 " (SELECT 1 FROM register_outbox o WHERE o.sensor_id = s.sensor_id AND o.published_at IS NULL"
-                "  AND o.version >= s.version) FOR UPDATE")
+                f"  AND o.version >= s.version) {repo.LOCK_IN_SENSOR_ORDER}")
             for item in stale:
                 row = await repo.fetch_sensor(conn, item["sensor_id"])
                 record = records.registration(row, await repo.sensor_credentials(conn, row["sensor_id"]))
@@ -70,6 +70,11 @@ class OutboxRelay:
             if rows:
                 await conn.execute("UPDATE register_outbox SET published_at = now() WHERE outbox_id = ANY($1)",
                                    [row["outbox_id"] for row in rows])
+                # Lock the rows in sensor order first, as every multi-sensor change does: an UPDATE ... FROM
+                # locks them in join order, which deadlocked against a gateway credential being issued.
+                sensor_ids = sorted({row["sensor_id"] for row in rows})
+                await conn.execute(f"SELECT 1 FROM register_sensors WHERE sensor_id = ANY($1::text[])"
+                                   f" {repo.LOCK_IN_SENSOR_ORDER}", sensor_ids)
                 # One row per sensor: with several joined rows UPDATE ... FROM applies an arbitrary one of them.
                 await conn.execute(
                     "UPDATE register_sensors s SET published_version = GREATEST(s.published_version, v.version)"

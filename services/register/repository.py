@@ -16,6 +16,9 @@ SENSOR_COLUMNS = (
 _SELECT = f"SELECT {', '.join(SENSOR_COLUMNS)} FROM register_sensors"
 
 Row = dict[str, Any]
+# The one lock order of the register: a transaction that locks several sensor rows locks them by sensor id in
+# code-point order (Python's `sorted`, PostgreSQL's "C" collation), so two of them never wait on each other in a cycle.
+LOCK_IN_SENSOR_ORDER = 'ORDER BY sensor_id COLLATE "C" FOR UPDATE'
 
 
 async def fetch_sensor(conn: asyncpg.Connection, sensor_id: str, *, for_update: bool = False) -> Row | None:
