@@ -71,11 +71,12 @@ class Round:
     labels: list[dict] = field(default_factory=list)  # labels that start in this round
 
 
-def stream_name(sensor_id: str, prefix: str) -> str:
-    """The name a sensor's random stream is drawn under: its id with the run's prefix read as the default "sim-".
-    `--prefix` only names the sensors; the seed alone decides what the city reports, so a run under another prefix
-    (a test, a second simulator beside `make run`) replays the same city as the offline tools."""
-    return f"sim-{sensor_id.removeprefix(prefix)}" if sensor_id.startswith(prefix) else sensor_id
+def sensor_stream(seed: int, sensor_id: str, prefix: str) -> random.Random:
+    """A sensor's random stream, drawn under its id with the run's prefix read as the default "sim-". `--prefix`
+    only names the sensors; the seed alone decides what the city reports, so a run under another prefix (a test, a
+    second simulator beside `make run`) replays the same city as the offline tools."""
+    name = f"sim-{sensor_id.removeprefix(prefix)}" if sensor_id.startswith(prefix) else sensor_id
+    return random.Random(f"{seed}/{name}")
 
 
 class CityModel:
@@ -85,11 +86,8 @@ class CityModel:
         self.config = config
         self.fleet: list[SensorSpec] = fleet or build_fleet(config.seed, config.sensors, config.prefix)
         self.bad_actors: list[BadActor] = build_bad_actors(config.prefix) if config.bad_traffic else []
-        self._rngs = {spec.sensor_id: random.Random(f"{config.seed}/{stream_name(spec.sensor_id, config.prefix)}")
-                      for spec in self.fleet}
-        for actor in self.bad_actors:
-            self._rngs[actor.spec.sensor_id] = random.Random(
-                f"{config.seed}/{stream_name(actor.spec.sensor_id, config.prefix)}")
+        self._rngs = {spec.sensor_id: sensor_stream(config.seed, spec.sensor_id, config.prefix)
+                      for spec in (*self.fleet, *(actor.spec for actor in self.bad_actors))}
         self._meter_kwh = {s.sensor_id: s.params.get("meter_start_kwh", 0.0) for s in self.fleet}
         by_domain: dict[Domain, list[str]] = {}
         for spec in self.fleet:

@@ -1,6 +1,6 @@
 """The register's transactions that lock many sensor rows lock them in one order (repository.LOCK_IN_SENSOR_ORDER),
-so they wait for each other instead of deadlocking. A gateway credential issued while the outbox relay stamped the
-same sensors once failed with HTTP 500: PostgreSQL had picked it as a deadlock victim.
+so they wait for each other instead of deadlocking. Before, the outbox relay stamped sensors in join order, and a
+gateway credential issued for the same sensors meanwhile could be PostgreSQL's deadlock victim: an HTTP 500.
 
 The test arranges the interleaving that deadlocked, on the real database and broker: an outside transaction holds the
 middle sensor, the gateway request locks the sensors before it and waits, the relay pass starts stamping all of them
