@@ -46,14 +46,17 @@ ReadingOutcome = Annotated[AcceptedOutcome | RejectedOutcome, Field(discriminato
 
 
 class BatchResult(BaseModel):
-    """The answer to a gated batch: one outcome per reading, in batch order.
+    """The answer to a gated batch: one outcome per reading, in batch order (with `Prefer: return=minimal`, only
+    the rejected readings' outcomes, each with its index; the counts and the status are the same).
 
     200: all accepted. 207: some rejected. Every reading rejected for one reason: that reason's status
     (`schemas.rejections.HTTP_STATUS`) and `reason` set; for several reasons: 422 without `reason`."""
 
     accepted: int = Field(ge=0)
     rejected: int = Field(ge=0)
-    outcomes: list[ReadingOutcome]
+    outcomes: list[ReadingOutcome] = Field(
+        description="One per reading in batch order; only the rejected ones when the request sent "
+        "`Prefer: return=minimal` (the answer then carries `Preference-Applied: return=minimal`).")
     reason: RejectionReason | None = Field(
         default=None, description="Present only when every reading was rejected for this one reason.")
 

@@ -12,6 +12,10 @@ Status rule:
   429 RATE_LIMITED with Retry-After when the client address sent too many such requests (nothing stored);
   400 MALFORMED (not JSON, no `readings` list, empty), 413 PAYLOAD_TOO_LARGE / BATCH_TOO_LARGE,
   503 with Retry-After when Kafka did not acknowledge in time or the register view is not ready.
+
+`Prefer: return=minimal` (RFC 7240) keeps the status and the counts and lists only the rejected readings in
+`outcomes` (each with its index): a gateway posting 1000-reading batches then reads a few lines instead of one
+outcome per reading. The answer says so in `Preference-Applied`.
 """
 
 from __future__ import annotations
@@ -30,11 +34,27 @@ from services.ingest.ratelimit import RateLimiter
 Outcome = Admitted | Rejected
 
 
+MINIMAL = "return=minimal"
+
+
 @dataclass(frozen=True, slots=True)
 class BatchAnswer:
     status: int
     retry_after_s: int | None
     body: dict[str, Any]
+    preference_applied: str | None = None  # the `Preference-Applied` header, when a preference shaped the body
+
+
+def prefers_minimal(prefer: str | None) -> bool:
+    """Whether a `Prefer` header (RFC 7240: comma-separated preferences, optional `;` parameters, names
+    case-insensitive, values optionally quoted) asks for `return=minimal`."""
+    if not prefer:
+        return False
+    for preference in prefer.split(","):
+        name, _, value = preference.split(";", 1)[0].partition("=")
+        if name.strip().lower() == "return" and value.strip().strip('"').lower() == "minimal":
+            return True
+    return False
 
 
 def gate_batch(readings: list[Any], credential: PresentedCredential | None, register: RegisterLookup,
@@ -70,24 +90,30 @@ def source_limited(retry_after_s: float) -> BatchAnswer:
         "detail": "too many requests with a failing credential from this address"})
 
 
-def answer(outcomes: list[Outcome]) -> BatchAnswer:
-    """Status, Retry-After and body for a gated batch whose admitted readings Kafka acknowledged."""
-    items = [_item(index, outcome) for index, outcome in enumerate(outcomes)]
+def answer(outcomes: list[Outcome], *, minimal: bool = False) -> BatchAnswer:
+    """Status, Retry-After and body for a gated batch whose admitted readings Kafka acknowledged; `minimal`: the
+    outcomes list only the rejected readings (`Prefer: return=minimal`), the status is the same."""
+    if minimal:
+        items = [_rejected_item(index, outcome) for index, outcome in enumerate(outcomes)
+                 if isinstance(outcome, Rejected)]
+    else:
+        items = [_item(index, outcome) for index, outcome in enumerate(outcomes)]
     rejected = [outcome for outcome in outcomes if isinstance(outcome, Rejected)]
     body = {"accepted": len(outcomes) - len(rejected), "rejected": len(rejected), "outcomes": items}
+    applied = MINIMAL if minimal else None
     if not rejected:
-        return BatchAnswer(200, None, body)
+        return BatchAnswer(200, None, body, applied)
     if len(rejected) < len(outcomes):
-        return BatchAnswer(207, None, body)
+        return BatchAnswer(207, None, body, applied)
     reasons = Counter(outcome.reason for outcome in rejected)
     if len(reasons) > 1:
-        return BatchAnswer(422, None, body)
+        return BatchAnswer(422, None, body, applied)
     reason = rejected[0].reason
     body["reason"] = reason.value
     retry_after = None
     if reason is RejectionReason.RATE_LIMITED:
         retry_after = max(1, math.ceil(max(outcome.retry_after_s or 1.0 for outcome in rejected)))
-    return BatchAnswer(HTTP_STATUS[reason], retry_after, body)
+    return BatchAnswer(HTTP_STATUS[reason], retry_after, body, applied)
 
 
 def request_error(reason: RejectionReason, detail: str, field: str | None = None) -> BatchAnswer:
@@ -98,5 +124,9 @@ def request_error(reason: RejectionReason, detail: str, field: str | None = None
 def _item(index: int, outcome: Outcome) -> dict[str, Any]:
     if isinstance(outcome, Admitted):
         return {"index": index, "status": "accepted", "sensor_id": outcome.sensor_id, "seq": outcome.seq}
+    return _rejected_item(index, outcome)
+
+
+def _rejected_item(index: int, outcome: Rejected) -> dict[str, Any]:
     return {"index": index, "status": "rejected", "reason": outcome.reason.value, "field": outcome.field,
             "detail": outcome.detail, "sensor_id": outcome.sensor_id, "seq": outcome.seq}

@@ -33,6 +33,7 @@ from services.ingest.batch import (
     answer,
     authenticates,
     gate_batch,
+    prefers_minimal,
     request_error,
     source_limited,
     unauthenticated,
@@ -119,7 +120,9 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
         result, letter = await _handle(request)
         if letter is not None:
             await _dead_letter(result, letter)
-        headers = {"Retry-After": str(result.retry_after_s)} if result.retry_after_s else None
+        headers = {"Retry-After": str(result.retry_after_s)} if result.retry_after_s else {}
+        if result.preference_applied:
+            headers["Preference-Applied"] = result.preference_applied
         try:
             content = orjson.dumps(result.body)
         except TypeError:  # text that is not UTF-8 (lone surrogates) echoed back: escape it, never a 500
@@ -149,7 +152,8 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
         if len(readings) > settings.max_batch_readings:
             return request_error(Reason.BATCH_TOO_LARGE, f"{len(readings)} readings > "
                                  f"{settings.max_batch_readings} per batch", "readings"), DeadLetter.excerpt(body)
-        return await _gate(credential, runtime, readings, lenient), None
+        minimal = prefers_minimal(request.headers.get("prefer"))
+        return await _gate(credential, runtime, readings, lenient, minimal), None
 
     def _authenticated(credential: PresentedCredential | None, runtime: GateRuntime) -> bool:
         check = CredentialCheck(credential, datetime.now(UTC)) if credential is not None else None
@@ -185,7 +189,7 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
         return len(readings), sensor_id if named else None
 
     async def _gate(credential: PresentedCredential | None, runtime: GateRuntime, readings: list,
-                    lenient: bool) -> BatchAnswer:
+                    lenient: bool, minimal: bool) -> BatchAnswer:
         if not runtime.ready:  # Kafka known down: answer 503 at once rather than after the ack deadline
             return _unavailable("register view not caught up, or Kafka not reachable")
         metrics.BATCH_SIZE.labels("http").observe(len(readings))
@@ -207,7 +211,7 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
         except DependencyUnavailable as problem:
             return _unavailable(str(problem))
         _count(outcomes, runtime.view.state)
-        return answer(outcomes)
+        return answer(outcomes, minimal=minimal)
 
     async def _dead_letter(refused: BatchAnswer, letter: DeadLetter) -> None:
         """A refused request is never silently dropped: one rejection (reason, detail, the body's first bytes as

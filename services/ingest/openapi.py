@@ -21,6 +21,9 @@ from services.common.readiness import Readiness
 
 SECURITY_SCHEME = "sensorCredential"
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}}
+_PREFERENCE_APPLIED = {"Preference-Applied": {
+    "description": "`return=minimal` when the request asked for it: `outcomes` lists only the rejected readings.",
+    "schema": {"type": "string", "enum": ["return=minimal"]}}}
 
 
 def _reasons(status: int) -> str:
@@ -28,8 +31,10 @@ def _reasons(status: int) -> str:
 
 
 READINGS_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"model": BatchResult, "description": "Every reading admitted (acknowledged by Kafka)."},
-    207: {"model": BatchResult, "description": "Some readings admitted, some rejected: see `outcomes`."},
+    200: {"model": BatchResult, "headers": _PREFERENCE_APPLIED,
+          "description": "Every reading admitted (acknowledged by Kafka)."},
+    207: {"model": BatchResult, "headers": _PREFERENCE_APPLIED,
+          "description": "Some readings admitted, some rejected: see `outcomes`."},
     400: {"model": RequestRefused | BatchResult,
           "description": "`MALFORMED`: the body is not JSON or not `{\"readings\": [...]}` (RequestRefused), or "
                          "every reading was malformed (BatchResult)."},
@@ -60,6 +65,11 @@ READINGS_OPENAPI_EXTRA: dict[str, Any] = {
     "requestBody": {"required": True, "content": {"application/json": {
         "schema": {"$ref": f"#/components/schemas/{ReadingBatch.__name__}"}}}},
     "security": [{SECURITY_SCHEME: []}],
+    "parameters": [{
+        "name": "Prefer", "in": "header", "required": False, "schema": {"type": "string"},
+        "example": "return=minimal",
+        "description": "RFC 7240. `return=minimal`: the answer's `outcomes` list only the rejected readings (each "
+                       "with its `index`); status and counts are unchanged. Without it, one outcome per reading."}],
 }
 
 

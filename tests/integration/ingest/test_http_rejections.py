@@ -181,3 +181,28 @@ async def test_lone_surrogate_escapes_are_malformed_with_their_field_never_a_500
     rejected = [jsonwire.loads(record.value) for record in await drain(settings, REJECTED_READINGS)]
     assert sorted((r["seq"], r["reason"], r["field"]) for r in rejected) == [
         (2, "MALFORMED", "observed_at"), (2, "MALFORMED", "observed_at"), (3, "MALFORMED", "metrics.int\\udfffensity")]
+
+
+async def test_prefer_return_minimal_lists_only_the_rejected_readings_with_the_same_status_and_counts(settings, uid):
+    key, key_hash = new_credential()
+    sensor = f"traffic-{uid}-minimal"
+    await publish_register(settings, registration(sensor, key_hash))
+    mixed = [reading(1), reading(2, voltage=230.0), reading(3)]
+    async with http_ingest(ingest_settings(settings)) as (client, _):
+        full = await client.post("/v1/readings", json={"readings": mixed}, headers=bearer(key))
+        minimal = await client.post("/v1/readings", json={"readings": [reading(4), reading(5, voltage=1.0),
+                                                                       reading(6)]},
+                                    headers=bearer(key) | {"Prefer": "handling=lenient, return=minimal"})
+        clean = await client.post("/v1/readings", json={"readings": [reading(7)]},
+                                  headers=bearer(key) | {"Prefer": 'return="minimal"'})
+    assert (full.status_code, "preference-applied" in full.headers) == (207, False)
+    assert [o["status"] for o in full.json()["outcomes"]] == ["accepted", "rejected", "accepted"]
+    assert (minimal.status_code, minimal.headers["preference-applied"]) == (207, "return=minimal")
+    body = minimal.json()
+    assert (body["accepted"], body["rejected"]) == (2, 1)
+    assert [(o["index"], o["status"], o["reason"], o["field"], o["seq"]) for o in body["outcomes"]] == [
+        (1, "rejected", "UNDECLARED_METRIC", "metrics.voltage", 5)]
+    assert (clean.status_code, clean.json(), clean.headers["preference-applied"]) == (
+        200, {"accepted": 1, "rejected": 0, "outcomes": []}, "return=minimal")
+    stored = sorted(jsonwire.loads(record.value)["seq"] for record in await drain(settings, *READINGS_TOPICS))
+    assert stored == [1, 3, 4, 6, 7]
