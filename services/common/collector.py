@@ -25,7 +25,12 @@ async def settle_when_ready(ready: asyncio.Event | None) -> None:
     """Freeze what the process holds once `ready` is set (at once without one), and space out the passes."""
     if ready is not None:
         await ready.wait()
+    settle()
+    log.info("garbage collector: %d objects frozen, thresholds %s", gc.get_freeze_count(), gc.get_threshold())
+
+
+def settle() -> None:
+    """Collect once, freeze what is left, space out the passes (what `settle_when_ready` does once ready)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_PASS_ALLOCATIONS, OLDER_PASS_EVERY, OLDER_PASS_EVERY)
-    log.info("garbage collector: %d objects frozen, thresholds %s", gc.get_freeze_count(), gc.get_threshold())

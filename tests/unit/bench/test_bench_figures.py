@@ -15,7 +15,7 @@ import pytest
 
 from citystream.bench.accounting import Accounting, compare
 from citystream.bench.fleet import BAD_KINDS, BenchFleet, domain_fleet, key_of
-from citystream.bench.load import LoadResult, percentile
+from citystream.bench.load import LoadResult, percentile, tally_answer
 from citystream.bench.runner import phase_books, summary
 from citystream.bench.usage import ProcessTree, process_table, runtime_processes
 from schemas.common import Domain
@@ -167,3 +167,22 @@ def test_a_missing_or_stale_pid_file_is_not_a_process(tmp_path, content):
     (tmp_path / "kafka").mkdir()
     (tmp_path / "kafka" / "kafka.pid").write_text(content)
     assert runtime_processes(tmp_path)["kafka"] is None
+
+
+@pytest.mark.parametrize("minimal", [True, False])
+def test_a_batch_answer_is_tallied_alike_whether_it_lists_every_reading_or_only_the_rejected(minimal):
+    keys, bad = [10, 11, 12, 13], frozenset({1, 3})
+    listed = [{"index": 0, "status": "accepted"}, {"index": 1, "status": "rejected", "reason": "OUT_OF_RANGE"},
+              {"index": 2, "status": "rejected", "reason": "UNKNOWN_SENSOR"},
+              {"index": 3, "status": "accepted"}]
+    result = LoadResult()
+    tally_answer(result, {"outcomes": [o for o in listed if not minimal or o["status"] == "rejected"]}, keys, bad)
+    assert result.accepted_keys == {10, 13}
+    assert result.rejected == {"OUT_OF_RANGE": 1, "UNKNOWN_SENSOR": 1}
+    assert result.bad_accepted == 1  # position 3 was meant to be refused and was not
+
+
+def test_a_batch_refused_whole_counts_every_reading_under_its_reason():
+    result = LoadResult()
+    tally_answer(result, {"reason": "BAD_CREDENTIALS", "accepted": 0, "rejected": 3}, [1, 2, 3], frozenset())
+    assert (result.accepted_keys, result.rejected) == (set(), {"BAD_CREDENTIALS": 3})
