@@ -16,6 +16,7 @@ from schemas.rollups import Rollup
 from schemas.topics import ALERTS, REJECTED_READINGS, ROLLUPS_1M, readings_topic
 
 READINGS_TOPICS = tuple(readings_topic(domain) for domain in Domain)
+DOMAIN_VALUES = frozenset(domain.value for domain in Domain)  # a set lookup per row, not an Enum() call
 SINK_TOPICS = (*READINGS_TOPICS, REJECTED_READINGS, ALERTS, ROLLUPS_1M)
 TABLE_BY_TOPIC = {**{topic: "readings" for topic in READINGS_TOPICS}, REJECTED_READINGS: "rejections",
                   ALERTS: "alert_events", ROLLUPS_1M: "rollups_1m"}
@@ -40,10 +41,12 @@ def reading_row(value: dict) -> tuple:
         raise Poison("sensor_id, seq or register_version has the wrong type")
     if not (0 <= seq < 2**63 and 0 <= version < 2**31):  # the bigint and integer columns
         raise Poison("seq or register_version is out of range")
-    metrics = value["metrics"]
+    metrics, domain = value["metrics"], value["domain"]
     if not isinstance(metrics, dict):
         raise Poison("metrics is not an object")
-    return (_aware(value["observed_at"], "observed_at"), sensor_id, seq, Domain(value["domain"]).value,
+    if not isinstance(domain, str) or domain not in DOMAIN_VALUES:
+        raise Poison(f"domain {domain!r} is not one of {sorted(DOMAIN_VALUES)}")
+    return (_aware(value["observed_at"], "observed_at"), sensor_id, seq, domain,
             _aware(value["received_at"], "received_at"), version, orjson.dumps(metrics).decode())
 
 
