@@ -51,11 +51,13 @@ class GateClock(NamedTuple):
     now_s: float  # now.timestamp(), the rate limiter's clock
     latest_us: int  # observed_at beyond this is TIMESTAMP_IN_FUTURE (now + clock_skew)
     earliest_us: int  # observed_at before this is TIMESTAMP_TOO_OLD (now - max_age)
+    now_text: str  # now.isoformat(): every admitted reading's received_at
 
     @classmethod
     def of(cls, now: datetime, limits: GateLimits) -> GateClock:
         now_us = epoch_us(now)
-        return cls(now, now.timestamp(), now_us + limits.clock_skew // _ONE_US, now_us - limits.max_age // _ONE_US)
+        return cls(now, now.timestamp(), now_us + limits.clock_skew // _ONE_US, now_us - limits.max_age // _ONE_US,
+                   now.isoformat())
 
 
 _ONE_US = timedelta(microseconds=1)
@@ -71,6 +73,10 @@ class Admitted(NamedTuple):
     domain: Domain
     register_version: int
     metrics: dict[str, float]
+    # The two instants as the admitted record writes them, formatted once per timestamp text and once per batch
+    # rather than once per reading.
+    observed_text: str
+    received_text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +175,8 @@ def admit_at(raw: Any, credential: CredentialCheck | None, register: RegisterLoo
     if wait_s > 0:
         return Rejected(Reason.RATE_LIMITED, f"over {record.rate_limit_per_minute} readings per minute",
                         None, sensor_id, seq, retry_after_s=wait_s)
-    return Admitted(sensor_id, shape.seq, shape.observed_at, now, record.domain, record.version, shape.metrics)
+    return Admitted(sensor_id, shape.seq, shape.observed_at, now, record.domain, record.version, shape.metrics,
+                    shape.observed_text, clock.now_text)
 
 
 def _resolve_sensor(claimed: str | None, credential: CredentialCheck | None,

@@ -12,7 +12,6 @@ import json
 import logging
 import re
 import time
-from collections import Counter
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -210,7 +209,7 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
             await runtime.publisher.publish(records)
         except DependencyUnavailable as problem:
             return _unavailable(str(problem))
-        _count(outcomes, runtime.view.state)
+        metrics.count_outcomes("http", outcomes, runtime.view.state)
         return answer(outcomes, minimal=minimal)
 
     async def _dead_letter(refused: BatchAnswer, letter: DeadLetter) -> None:
@@ -266,7 +265,3 @@ class DeadLetter:
         text = body[:EXCERPT_BYTES].decode("utf-8", errors="replace").replace("\x00", "\\u0000")
         return cls(text, None, f" (payload: its first {EXCERPT_BYTES} bytes at most)")
 
-
-def _count(outcomes: list, register) -> None:
-    for (outcome, reason, domain), count in Counter(metrics.outcome_labels(o, register) for o in outcomes).items():
-        metrics.READINGS.labels("http", outcome, reason, domain).inc(count)

@@ -46,3 +46,20 @@ def outcome_labels(outcome: Admitted | Rejected, register: RegisterLookup) -> tu
         return "admitted", "", outcome.domain.value
     entry = register.get(outcome.sensor_id) if outcome.sensor_id else None
     return "rejected", outcome.reason.value, entry.record.domain.value if entry is not None else ""
+
+
+def count_outcomes(path: str, outcomes: list[Admitted | Rejected], register: RegisterLookup) -> None:
+    """READINGS for one batch: the admitted readings per domain in one pass (a quarter of labelling each one, which
+    was ~0.25 µs per reading of ingest-http), the rejections (few) each labelled by `outcome_labels`."""
+    admitted: dict = {}
+    rejected: dict[tuple[str, str, str], int] = {}
+    for outcome in outcomes:
+        if type(outcome) is Admitted:
+            admitted[outcome.domain] = admitted.get(outcome.domain, 0) + 1
+        else:
+            labels = outcome_labels(outcome, register)
+            rejected[labels] = rejected.get(labels, 0) + 1
+    for domain, count in admitted.items():
+        READINGS.labels(path, "admitted", "", domain.value).inc(count)
+    for (outcome, reason, domain), count in rejected.items():
+        READINGS.labels(path, outcome, reason, domain).inc(count)

@@ -23,6 +23,7 @@ class ReadingShape(NamedTuple):
     observed_at: datetime
     metrics: dict[str, float]
     observed_us: int  # observed_at in whole microseconds since the epoch (what the gate's window compares)
+    observed_text: str  # observed_at.isoformat(): what the admitted record carries
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -51,16 +52,16 @@ _NOT_RFC3339, _NOT_A_DATE = "not RFC 3339", "not a date"
 
 
 @lru_cache(maxsize=4096)
-def _parse_timestamp(text: str) -> tuple[datetime, int] | str:
-    """RFC 3339 text → (aware datetime, its epoch_us), or why not. Memoised: readings of one batch or one
-    reporting round share timestamps, and the answer depends on the text alone."""
+def _parse_timestamp(text: str) -> tuple[datetime, int, str] | str:
+    """RFC 3339 text → (aware datetime, its epoch_us, its isoformat), or why not. Memoised: readings of one batch
+    or one reporting round share timestamps, and the answer depends on the text alone."""
     if not _TIMESTAMP.match(text):
         return _NOT_RFC3339
     try:
         moment = datetime.fromisoformat(text.upper().replace(" ", "T"))
     except ValueError:
         return _NOT_A_DATE
-    return moment, epoch_us(moment)
+    return moment, epoch_us(moment), moment.isoformat()
 
 
 @lru_cache(maxsize=65_536)
@@ -100,7 +101,7 @@ def check_shape(raw: Any) -> ReadingShape:
             values[name] = _to_float(value)
         else:
             raise Malformed(f"metrics.{name}", f"metric {name!r} must be a JSON number")
-    return ReadingShape(sensor_id, seq, observed[0], values, observed[1])
+    return ReadingShape(sensor_id, seq, observed[0], values, *observed[1:])
 
 
 def _to_float(value: int | float) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -38,8 +38,8 @@ def admitted_record(reading: Admitted, produced_by: str) -> OutRecord:
     value = orjson.dumps({
         "sensor_id": sensor_id,
         "seq": reading.seq,
-        "observed_at": _isoformat(reading.observed_at),
-        "received_at": _isoformat(reading.received_at),
+        "observed_at": reading.observed_text,
+        "received_at": reading.received_text,
         "register_version": reading.register_version,
         "domain": reading.domain,  # a str enum: orjson writes its value
         "metrics": reading.metrics,
@@ -55,17 +55,6 @@ def _admitted_fixed(domain: Domain, produced_by: str) -> tuple[str, tuple[tuple[
     fixed = tuple(pair for pair in headers.make_headers(topic, produced_by, event_id="-")
                   if pair[0] != headers.EVENT_ID)
     return topic, fixed
-
-
-def _isoformat(moment: datetime) -> str:
-    # Readings of a batch share received_at and often observed_at: format each instant once. Keyed with the
-    # offset too: 12:00+00:00 and 14:00+02:00 are equal datetimes, and each reading keeps the offset it was sent in.
-    return _isoformat_in(moment, moment.utcoffset())
-
-
-@lru_cache(maxsize=1024)
-def _isoformat_in(moment: datetime, _offset: timedelta | None) -> str:
-    return moment.isoformat()
 
 
 def rejected_record(rejection: Rejected, payload: Any, source: str, received_at: datetime,

@@ -75,7 +75,8 @@ def records(first_seq: int, count: int, sensors: int, produced_by: str) -> list:
     now = datetime.now(UTC)
     observed = now - timedelta(seconds=2)
     return [admitted_record(Admitted(f"traffic-probe-{seq % sensors:05d}", seq, observed, now, Domain.TRAFFIC, 1,
-                                     {"intensity": float(seq % 900), "averageVehicleSpeed": 42.5}), produced_by)
+                                     {"intensity": float(seq % 900), "averageVehicleSpeed": 42.5},
+                                     observed.isoformat(), now.isoformat()), produced_by)
             for seq in range(first_seq, first_seq + count)]
 
 

@@ -16,7 +16,8 @@ NOW = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
 
 
 def _admitted(seq: int) -> Admitted:
-    return Admitted("traffic-1", seq, NOW, NOW, Domain.TRAFFIC, 1, {"intensity": 3.0})
+    return Admitted("traffic-1", seq, NOW, NOW, Domain.TRAFFIC, 1, {"intensity": 3.0}, NOW.isoformat(),
+                    NOW.isoformat())
 
 
 def _rejected(seq: int, reason: RejectionReason = RejectionReason.OUT_OF_RANGE) -> Rejected:

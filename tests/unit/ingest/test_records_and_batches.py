@@ -72,3 +72,18 @@ def test_the_batch_credential_check_answers_as_matches_for_every_stored_hash():
     for stored in (right, expired, still_valid, wrong_hash, other_key, right, wrong_hash, expired):
         assert check.accepts(stored) is matches(presented, stored, NOW)
     assert [check.accepts(s) for s in (right, expired, wrong_hash)] == [True, False, False]
+
+
+def test_admitted_records_write_each_instant_in_its_own_offset_whatever_rfc_3339_form_it_came_in():
+    state = RegisterState()
+    key, key_hash = new_credential()
+    state.put(registration("traffic-rec-iso", key_hash))
+    sent = ["2026-03-10T13:00:00.5+02:00", "2026-03-10t11:00:00Z", "2026-03-10 11:00:00.25z", "2026-03-10T11:00:00Z"]
+    readings = [reading(seq, intensity=1.0) | {"observed_at": text} for seq, text in enumerate(sent, 1)]
+    now = datetime(2026, 3, 10, 11, 0, 1, 125000, tzinfo=UTC)
+    outcomes = gate_batch(readings, parse_credential(key), state, now, GateLimits(), RateLimiter())
+    written = [jsonwire.loads(admitted_record(outcome, "ingest").value) for outcome in outcomes]
+    assert [w["observed_at"] for w in written] == [
+        "2026-03-10T13:00:00.500000+02:00", "2026-03-10T11:00:00+00:00", "2026-03-10T11:00:00.250000+00:00",
+        "2026-03-10T11:00:00+00:00"]
+    assert {w["received_at"] for w in written} == {"2026-03-10T11:00:01.125000+00:00"}
