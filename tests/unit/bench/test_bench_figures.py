@@ -186,3 +186,19 @@ def test_a_batch_refused_whole_counts_every_reading_under_its_reason():
     result = LoadResult()
     tally_answer(result, {"reason": "BAD_CREDENTIALS", "accepted": 0, "rejected": 3}, [1, 2, 3], frozenset())
     assert (result.accepted_keys, result.rejected) == (set(), {"BAD_CREDENTIALS": 3})
+
+
+def test_the_proc_table_names_each_process_parent_as_psutil_does():
+    from citystream.bench.usage import _proc_table
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        table = _proc_table()
+        assert child.pid in table[os.getpid()]
+        by_psutil = {p.pid: p.info["ppid"] for p in psutil.process_iter(["ppid"])}
+        ours = {pid: ppid for ppid, pids in table.items() for pid in pids}
+        both = by_psutil.keys() & ours.keys()  # processes may come and go between the two passes
+        assert len(both) > 10 and all(ours[pid] == by_psutil[pid] for pid in both)
+    finally:
+        child.kill()
+        child.wait()
