@@ -16,7 +16,6 @@ import orjson
 from citystream.bench.fleet import BenchFleet, key_of
 from schemas import headers as wire_headers
 from schemas.topics import RAW_READINGS
-from services.common.collector import settle
 from services.common.kafka import make_producer
 from services.common.settings import KafkaAccess
 from services.ingest.kafka_batches import send_batched
@@ -46,13 +45,6 @@ class LoadResult:
         return len(self.accepted_keys) / self.seconds
 
 
-# Every load starts by settling the garbage collector (services/common/collector.py) as the services do: the
-# benchmark process holds the acknowledged keys of every phase so far (millions of ints in sets), and the collector's
-# full passes over them, started by the payloads each batch allocates, tripled the cost of building a batch (1.5 µs
-# per reading instead of 0.5 in a microbench with 3 million keys held): CPU the load generator takes from the
-# platform it measures on the same two cores.
-
-
 def percentile(values: list[float], q: float, missing: int = 0) -> float | None:
     """The q-th percentile of `values` plus `missing` samples known only to be larger than all of them (a probe
     whose alert never came, a request that never got an answer). None when there are no samples or when the
@@ -75,7 +67,6 @@ async def http_load(url: str | list[str], fleet: BenchFleet, *, batch: int, conn
     ingest URLs (several ingest-http processes) the connections are spread over them; `admit(n)`, when given, is
     awaited before each batch of n readings is sent (the detected phase's lag gate)."""
     urls = [url] if isinstance(url, str) else list(url)
-    settle()
     result = LoadResult(started=time.time())
     deadline = time.monotonic() + duration_s
     per_url = -(-connections // len(urls))
@@ -161,7 +152,6 @@ async def kafka_load(bootstrap: KafkaAccess | str, topic: str, fleet: BenchFleet
     counts once its chunk is acknowledged.
     Every `bad_every`-th reading is a bad one: acknowledged by Kafka but never expected in `readings` (the gate
     refuses it to the rejected topic), so its key is not among `accepted_keys`."""
-    settle()
     result = LoadResult(started=time.time())
     producer = make_producer(bootstrap, "bench-raw", linger_ms=20)
     await producer.start()

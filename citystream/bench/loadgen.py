@@ -27,6 +27,7 @@ from citystream.simulate.clients import RegisterClient, wait_until_ready
 from citystream.simulate.settings import SimulateSettings
 from schemas.common import Domain
 from schemas.topics import RAW_READINGS
+from services.common.collector import settle
 
 app = typer.Typer(help="Load generator against a running platform (HTTP batches and/or the raw Kafka topic).",
                   invoke_without_command=True)
@@ -70,6 +71,7 @@ async def drive(settings: SimulateSettings, path: LoadPath, *, duration_s: float
     seq_base = time.time_ns() // 1_000_000
     if path is not LoadPath.KAFKA:
         await _wait_admitted(settings.ingest_url, fleet, seq_base)
+    settle()  # the collector as the services settle it once ready (services/common/collector.py)
     sent = {"http": 0, "kafka": 0}
     runs: dict[str, Any] = {}
     if path in (LoadPath.HTTP, LoadPath.BOTH):

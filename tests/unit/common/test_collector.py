@@ -10,6 +10,7 @@ from services.common.collector import OLDER_PASS_EVERY, YOUNG_PASS_ALLOCATIONS, 
 
 async def test_the_collector_is_settled_only_after_ready():
     saved = gc.get_threshold()
+    gc.unfreeze()  # whatever an earlier test in this process froze: this one starts from a collector not yet settled
     ready = asyncio.Event()
     settling = asyncio.create_task(settle_when_ready(ready))
     try:
