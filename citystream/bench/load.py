@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import aiohttp
 import orjson
@@ -45,6 +46,17 @@ class LoadResult:
         return len(self.accepted_keys) / self.seconds
 
 
+class Admission(Protocol):
+    """Paces a load by what is downstream of the ingest (the detected phase's lag gate, citystream/bench/judged.py)."""
+
+    async def room(self, readings: int) -> None:
+        """Returns once `readings` more may be sent; counts them as sent."""
+
+    def not_admitted(self, readings: int) -> None:
+        """Of the readings sent, these never reach the readings topics: refused by the ingest, or their request
+        got no answer."""
+
+
 def percentile(values: list[float], q: float, missing: int = 0) -> float | None:
     """The q-th percentile of `values` plus `missing` samples known only to be larger than all of them (a probe
     whose alert never came, a request that never got an answer). None when there are no samples or when the
@@ -61,11 +73,11 @@ def percentile(values: list[float], q: float, missing: int = 0) -> float | None:
 async def http_load(url: str | list[str], fleet: BenchFleet, *, batch: int, connections: int, duration_s: float,
                     seq_base: int, rate: float | None = None, bad_every: int = 0,
                     progress: Callable[[int], None] = lambda n: None,
-                    admit: Callable[[int], Awaitable[None]] | None = None) -> LoadResult:
+                    admit: Admission | None = None) -> LoadResult:
     """`connections` workers post batches for `duration_s`; `rate` (readings/s) caps the total when given; every
     `bad_every`-th reading is a bad one (fleet.BAD_KINDS), counted by the reason the ingest answers. With several
-    ingest URLs (several ingest-http processes) the connections are spread over them; `admit(n)`, when given, is
-    awaited before each batch of n readings is sent (the detected phase's lag gate)."""
+    ingest URLs (several ingest-http processes) the connections are spread over them; `admit.room(n)`, when given,
+    is awaited before each batch of n readings is sent, and told which of them the ingest did not admit."""
     urls = [url] if isinstance(url, str) else list(url)
     result = LoadResult(started=time.time())
     deadline = time.monotonic() + duration_s
@@ -91,7 +103,7 @@ async def http_load(url: str | list[str], fleet: BenchFleet, *, batch: int, conn
                         break
                 if admit is not None:
                     try:  # held back by the gate until the phase ends: the phase ends on time all the same
-                        await asyncio.wait_for(admit(batch), max(0.0, deadline - time.monotonic()))
+                        await asyncio.wait_for(admit.room(batch), max(0.0, deadline - time.monotonic()))
                     except TimeoutError:
                         break
                     if time.monotonic() >= deadline:
@@ -109,16 +121,22 @@ async def http_load(url: str | list[str], fleet: BenchFleet, *, batch: int, conn
                 except (aiohttp.ClientError, TimeoutError) as problem:
                     result.errors[type(problem).__name__] += 1
                     result.failed_requests += 1
+                    if admit is not None:  # admitted or not, unknown: the lag at the end is read from the broker
+                        admit.not_admitted(len(payloads))
                     continue
                 result.latencies_ms.append((time.perf_counter() - began) * 1000)
                 if status == 200:
                     result.accepted_keys.update(keys)
                     result.bad_accepted += len(bad)
                     result.acked_at.append((time.time(), len(keys)))
+                    refused = 0
                 elif status in (207, 400, 401, 403, 404, 413, 422, 429):
-                    tally_answer(result, orjson.loads(content), keys, bad)
+                    refused = tally_answer(result, orjson.loads(content), keys, bad)
                 else:
                     result.errors[f"HTTP {status}"] += 1
+                    refused = len(payloads)
+                if refused and admit is not None:
+                    admit.not_admitted(refused)
                 progress(len(payloads))
 
         await asyncio.gather(*(worker(clients[i % len(clients)]) for i in range(connections)))
@@ -129,18 +147,19 @@ async def http_load(url: str | list[str], fleet: BenchFleet, *, batch: int, conn
     return result
 
 
-def tally_answer(result: LoadResult, body: dict, keys: list[int], bad: frozenset[int]) -> None:
-    """Counts a non-200 answer to a batch of `keys` (`bad`: positions of the deliberately bad readings). With
-    `Prefer: return=minimal` only the rejected readings are listed (each with its index); a full answer lists the
-    accepted ones too; a request refused whole lists none."""
+def tally_answer(result: LoadResult, body: dict, keys: list[int], bad: frozenset[int]) -> int:
+    """Counts a non-200 answer to a batch of `keys` (`bad`: positions of the deliberately bad readings); returns
+    how many readings it refused. With `Prefer: return=minimal` only the rejected readings are listed (each with its
+    index); a full answer lists the accepted ones too; a request refused whole lists none."""
     outcomes = body.get("outcomes")
     if outcomes is None:
         result.rejected[body.get("reason")] += len(keys)
-        return
+        return len(keys)
     refused = {outcome["index"]: outcome.get("reason") for outcome in outcomes if outcome["status"] == "rejected"}
     result.rejected.update(refused.values())
     result.accepted_keys.update(key for position, key in enumerate(keys) if position not in refused)
     result.bad_accepted += len(bad - refused.keys())
+    return len(refused)
 
 
 async def kafka_load(bootstrap: KafkaAccess | str, topic: str, fleet: BenchFleet, *, duration_s: float, seq_base: int,
@@ -199,4 +218,4 @@ async def _settle(in_flight: list, result: LoadResult) -> None:
     in_flight.clear()
 
 
-__all__ = ["LoadResult", "http_load", "kafka_load", "key_of", "percentile"]
+__all__ = ["Admission", "LoadResult", "http_load", "kafka_load", "key_of", "percentile"]

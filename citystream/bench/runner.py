@@ -475,7 +475,7 @@ class Bench:
                     f"HTTP with {len(self.workers)} anomaly worker(s) judging", seq_low,
                     lambda seq, tick: http_load(ingest_urls, fleet, batch=o.batch, connections=o.connections,
                                                 duration_s=o.detected_phase_s, seq_base=seq, bad_every=o.bad_every,
-                                                progress=tick, admit=gate.room), o.detected_phase_s)
+                                                progress=tick, admit=gate), o.detected_phase_s)
             finally:
                 sampler.cancel()
             at_end = await judged.sample()

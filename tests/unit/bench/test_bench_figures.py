@@ -176,7 +176,9 @@ def test_a_batch_answer_is_tallied_alike_whether_it_lists_every_reading_or_only_
               {"index": 2, "status": "rejected", "reason": "UNKNOWN_SENSOR"},
               {"index": 3, "status": "accepted"}]
     result = LoadResult()
-    tally_answer(result, {"outcomes": [o for o in listed if not minimal or o["status"] == "rejected"]}, keys, bad)
+    refused = tally_answer(result, {"outcomes": [o for o in listed if not minimal or o["status"] == "rejected"]},
+                           keys, bad)
+    assert refused == 2
     assert result.accepted_keys == {10, 13}
     assert result.rejected == {"OUT_OF_RANGE": 1, "UNKNOWN_SENSOR": 1}
     assert result.bad_accepted == 1  # position 3 was meant to be refused and was not
@@ -184,7 +186,8 @@ def test_a_batch_answer_is_tallied_alike_whether_it_lists_every_reading_or_only_
 
 def test_a_batch_refused_whole_counts_every_reading_under_its_reason():
     result = LoadResult()
-    tally_answer(result, {"reason": "BAD_CREDENTIALS", "accepted": 0, "rejected": 3}, [1, 2, 3], frozenset())
+    assert tally_answer(result, {"reason": "BAD_CREDENTIALS", "accepted": 0, "rejected": 3}, [1, 2, 3],
+                        frozenset()) == 3
     assert (result.accepted_keys, result.rejected) == (set(), {"BAD_CREDENTIALS": 3})
 
 

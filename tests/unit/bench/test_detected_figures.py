@@ -149,6 +149,23 @@ async def test_the_lag_gate_holds_batches_beyond_the_budget_and_lets_them_go_as_
         sampler.cancel()
 
 
+async def test_readings_the_ingest_refused_are_not_waiting_to_be_judged():
+    """The load's bad readings never reach a worker: counted as waiting, they would fill the budget for good."""
+    progress = _FakeProgress()
+    gate = LagGate(progress, max_lag_s=1.0, min_budget=2000, initial_budget=2000, interval_s=0.02)
+    for _ in range(2):
+        await gate.room(1000)
+        gate.not_admitted(10)  # 1 % of each batch refused by the ingest
+    progress.judged, progress.at = 1980.0, 1.0  # every admitted reading judged
+    sampler = asyncio.create_task(gate.run())
+    try:
+        await asyncio.sleep(0.05)
+        await asyncio.wait_for(gate.room(2000), 0.5)  # nothing waits: the whole budget is free again
+        assert gate.sent == 3980
+    finally:
+        sampler.cancel()
+
+
 def test_several_processes_of_a_role_are_named_and_summed_by_role(tmp_path: Path):
     assert [instance_name("ingest-http", i) for i in range(3)] == ["ingest-http", "ingest-http#2", "ingest-http#3"]
     services = platform_services(bootstrap="b:1", database_url="postgresql://x/y", topic_prefix="p.", run_id="r",
