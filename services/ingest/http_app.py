@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request, Response
 
 from schemas.common import SENSOR_ID_PATTERN
 from schemas.rejections import RejectionReason as Reason
+from services.common.collector import settle_when_ready
 from services.common.errors import DependencyUnavailable
 from services.common.metrics import metrics_payload
 from services.common.readiness import readiness
@@ -37,7 +38,6 @@ from services.ingest.batch import (
     source_limited,
     unauthenticated,
 )
-from services.common.collector import settle_when_ready
 from services.ingest.credentials import CredentialCheck, PresentedCredential, parse_bearer
 from services.ingest.gate import Admitted, Rejected
 from services.ingest.leases import gate_batch_leased
@@ -202,8 +202,9 @@ def create_app(settings: IngestSettings, runtime: GateRuntime | None = None) -> 
                                                    runtime.limiter, runtime.shared_quota.lease, lenient_json=lenient)
             except DependencyUnavailable as problem:  # no token can be leased: nothing is admitted unmetered
                 return _unavailable(str(problem))
-        records = [admitted_record(outcome, settings.produced_by) if isinstance(outcome, Admitted)
-                   else rejected_record(outcome, raw, "http", now, settings.produced_by)
+        produced_by = settings.produced_by  # a property: read once per batch, not per reading
+        records = [admitted_record(outcome, produced_by) if isinstance(outcome, Admitted)
+                   else rejected_record(outcome, raw, "http", now, produced_by)
                    for outcome, raw in zip(outcomes, readings)]
         try:
             await runtime.publisher.publish(records)

@@ -18,13 +18,15 @@ async def send_batched(producer, records: Sequence[OutRecord], topic_of: Callabl
     """Append every record to its partition's batch and hand the batches to the producer (idempotence and acks
     apply per batch as for `send`). Each batch's future is added to `futures` as soon as it exists (so the caller
     sees them even when this is cancelled half-way); the caller awaits them."""
-    partitions_by_topic: dict[str, list[int]] = {}
+    # catalogue topic → (deployed topic, its partitions), looked up once per call rather than once per record
+    destinations: dict[str, tuple[str, list[int]]] = {}
     building: dict[tuple[str, int], object] = {}
     for record in records:
-        topic = topic_of(record.topic)
-        partitions = partitions_by_topic.get(topic)
-        if partitions is None:
-            partitions = partitions_by_topic[topic] = sorted(await producer.partitions_for(topic))
+        found = destinations.get(record.topic)
+        if found is None:
+            deployed = topic_of(record.topic)
+            found = destinations[record.topic] = deployed, sorted(await producer.partitions_for(deployed))
+        topic, partitions = found
         partition = partition_of(record.key, partitions)
         batch = building.get((topic, partition))
         if batch is None:

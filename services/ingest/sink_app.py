@@ -8,9 +8,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
 
+from services.common.collector import settle_when_ready
 from services.common.metrics import metrics_payload
 from services.common.readiness import Readiness, check
-from services.common.collector import settle_when_ready
 from services.ingest.settings import IngestSettings
 from services.ingest.sink_worker import SinkWorker
 
