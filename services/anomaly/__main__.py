@@ -6,7 +6,6 @@ import sys
 
 from services.common.logs import configure_logging
 
-
 # Faust's command line knows only these spellings; logging's WARNING and CRITICAL would make it exit at start.
 FAUST_LOGLEVELS = {"CRITICAL": "crit", "ERROR": "error", "WARNING": "warn", "WARN": "warn", "INFO": "info",
                    "DEBUG": "debug"}
@@ -22,17 +21,15 @@ def faust_loglevel(level: str) -> str:
 def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] != "worker":
         raise SystemExit("usage: python -m services.anomaly worker")
+    from services.anomaly.settings import AnomalySettings
+    from services.common.event_loop import use_event_loop
+
+    # Before the app is imported: importing it creates the loop (services/common/event_loop.py). Tests that import
+    # the app keep asyncio's.
+    use_event_loop(AnomalySettings().loop())
     from services.anomaly.app import app, settings
 
     configure_logging(settings.log_level)
-    if settings.loop() == "uvloop":
-        # Only here, in the entrypoint: the loop Faust creates below is then a uvloop one (tests importing the
-        # app keep asyncio's). `faust -L uvloop` does the same, but only when given before faust is imported.
-        import asyncio
-
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     sys.argv = [sys.argv[0], "worker", "--loglevel", faust_loglevel(settings.log_level), "--web-port",
                 str(settings.web_port)]
     app.main()

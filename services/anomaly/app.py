@@ -344,6 +344,7 @@ loop_holder: dict[str, ReadingsLoop] = {}
 async def judge_readings() -> None:
     """The readings hot path (readings_loop), with the flusher that writes states when no batch comes (a plain
     asyncio task, not a Faust timer: Faust stops its timers before a shutdown waits for the held acks)."""
+    log.info("judging readings on event loop %s", type(asyncio.get_running_loop()).__module__)
     flusher = asyncio.get_running_loop().create_task(checkpoint.flush_when_quiet())
     background_tasks.add(flusher)  # the loop keeps only a weak reference
     settling = asyncio.get_running_loop().create_task(settle_when_ready(None), name="gc-settle")

@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from schemas.access import ANOMALY_APP_ID
+from services.common.event_loop import uvloop_installed
 from services.common.settings import CommonSettings
 
 
@@ -65,7 +66,7 @@ class AnomalySettings(CommonSettings):
                     "Faust's per-message path is mostly event-loop work (a task pair per message).")
 
     def loop(self) -> str:
-        return self.event_loop or ("uvloop" if _imports("uvloop") else "asyncio")
+        return self.event_loop or ("uvloop" if uvloop_installed() else "asyncio")
 
     def table_store(self) -> str:
         return self.store or ("rocksdb://" if _imports("rocksdict") else "memory://")

@@ -24,6 +24,9 @@ def main(argv: list[str]) -> int:
     if role == "gate":
         import faust
 
+        from services.common.event_loop import use_event_loop, uvloop_installed
+
+        use_event_loop("uvloop" if uvloop_installed() else "asyncio")  # before the app exists: it creates the loop
         from services.ingest.gate_app import build_app
 
         app = build_app(settings)
