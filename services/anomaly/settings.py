@@ -10,7 +10,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from schemas.access import ANOMALY_APP_ID
-from services.common.event_loop import uvloop_installed
+from services.common.event_loop import default_event_loop
 from services.common.settings import CommonSettings
 
 
@@ -66,7 +66,7 @@ class AnomalySettings(CommonSettings):
                     "Faust's per-message path is mostly event-loop work (a task pair per message).")
 
     def loop(self) -> str:
-        return self.event_loop or ("uvloop" if uvloop_installed() else "asyncio")
+        return self.event_loop or default_event_loop()
 
     def table_store(self) -> str:
         return self.store or ("rocksdb://" if _imports("rocksdict") else "memory://")

@@ -12,12 +12,13 @@ import asyncio
 import importlib
 
 
-def uvloop_installed() -> bool:
+def default_event_loop() -> str:
+    """`uvloop` when it imports, else `asyncio` (what uvicorn's "auto" picks)."""
     try:
         importlib.import_module("uvloop")
     except ImportError:
-        return False
-    return True
+        return "asyncio"
+    return "uvloop"
 
 
 def use_event_loop(name: str) -> None:

@@ -24,9 +24,9 @@ def main(argv: list[str]) -> int:
     if role == "gate":
         import faust
 
-        from services.common.event_loop import use_event_loop, uvloop_installed
+        from services.common.event_loop import default_event_loop, use_event_loop
 
-        use_event_loop("uvloop" if uvloop_installed() else "asyncio")  # before the app exists: it creates the loop
+        use_event_loop(default_event_loop())  # before the app exists: it creates the loop
         from services.ingest.gate_app import build_app
 
         app = build_app(settings)
