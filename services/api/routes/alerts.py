@@ -23,7 +23,13 @@ from services.api.alert_store import AlertFilter
 from services.api.auth import SECURED, Role, policy
 from services.api.errors import ERROR_RESPONSES, ApiError, ErrorBody
 from services.api.models import (
-    EXAMPLE_ALERT, AlertActionAccepted, AlertActionRequest, AlertDetail, Page, ReadingPublic, example_page,
+    EXAMPLE_ALERT,
+    AlertActionAccepted,
+    AlertActionRequest,
+    AlertDetail,
+    Page,
+    ReadingPublic,
+    example_page,
     example_response,
 )
 from services.api.params import MAX_PAGE, next_offset, parse_bbox, parse_list

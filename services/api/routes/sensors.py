@@ -15,7 +15,14 @@ from services.api import alert_store, series
 from services.api.auth import SECURED, Role, policy
 from services.api.errors import ERROR_RESPONSES, ApiError
 from services.api.models import (
-    EXAMPLE_READING, EXAMPLE_SENSOR, Page, ReadingPublic, SensorPublic, SeriesPoint, SeriesResponse, example_page,
+    EXAMPLE_READING,
+    EXAMPLE_SENSOR,
+    Page,
+    ReadingPublic,
+    SensorPublic,
+    SeriesPoint,
+    SeriesResponse,
+    example_page,
     example_response,
 )
 from services.api.params import MAX_PAGE, next_offset, parse_bbox, time_range
