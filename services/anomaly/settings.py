@@ -3,14 +3,13 @@ entrypoint."""
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from schemas.access import ANOMALY_APP_ID
-from services.common.event_loop import default_event_loop
+from services.common.event_loop import default_event_loop, imports
 from services.common.settings import CommonSettings
 
 
@@ -69,17 +68,9 @@ class AnomalySettings(CommonSettings):
         return self.event_loop or default_event_loop()
 
     def table_store(self) -> str:
-        return self.store or ("rocksdb://" if _imports("rocksdict") else "memory://")
+        return self.store or ("rocksdb://" if imports("rocksdict") else "memory://")
 
     @property
     def datadir(self) -> Path:
         return self.data_dir / f"{self.app_id}-data"
 
-
-def _imports(module: str) -> bool:
-    """Whether an optional speed-up (uvloop, rocksdict) is installed and imports."""
-    try:
-        importlib.import_module(module)
-    except ImportError:
-        return False
-    return True

@@ -12,13 +12,18 @@ import asyncio
 import importlib
 
 
+def imports(module: str) -> bool:
+    """Whether an optional speed-up (uvloop, rocksdict) is installed and imports."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
 def default_event_loop() -> str:
     """`uvloop` when it imports, else `asyncio` (what uvicorn's "auto" picks)."""
-    try:
-        importlib.import_module("uvloop")
-    except ImportError:
-        return "asyncio"
-    return "uvloop"
+    return "uvloop" if imports("uvloop") else "asyncio"
 
 
 def use_event_loop(name: str) -> None:

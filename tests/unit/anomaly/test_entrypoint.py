@@ -32,3 +32,14 @@ def test_the_event_loop_is_uvloop_when_it_imports_unless_asyncio_is_asked_for(mo
     assert AnomalySettings(event_loop="").loop() == "asyncio"
     with pytest.raises(ValidationError):
         AnomalySettings(event_loop="trio")
+
+
+def test_tables_are_kept_in_rocksdb_when_rocksdict_imports_unless_a_store_is_asked_for(monkeypatch):
+    import sys
+
+    from services.anomaly.settings import AnomalySettings
+
+    assert AnomalySettings(store="").table_store() == "rocksdb://"  # installed with the project (requirements.lock)
+    assert AnomalySettings(store="memory://").table_store() == "memory://"
+    monkeypatch.setitem(sys.modules, "rocksdict", None)  # as if it were not installed: tables in memory
+    assert AnomalySettings(store="").table_store() == "memory://"
